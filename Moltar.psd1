@@ -1,0 +1,27 @@
+@{
+    RootModule           = 'Moltar.psm1'
+    ModuleVersion        = '0.1.0'
+    CompatiblePSEditions = @('Core')
+    PowerShellVersion    = '7.4'
+    GUID                 = '6f0e8d3c-2b7a-4f5e-9c41-8a3d2e7b9f10'
+    Author               = 'Moltar maintainers'
+    CompanyName          = 'Moltar'
+    Copyright            = '(c) Moltar maintainers. MIT License.'
+    Description          = 'Find AWS EC2 instances by their tags, then run commands, copy files, open ssh and deploy Debian packages on them over SSH, in parallel.'
+    FormatsToProcess     = @('Moltar.format.ps1xml')
+    CmdletsToExport      = @(
+        'Get-MoltarContext'
+        'Get-MoltarInstance'
+    )
+    FunctionsToExport    = @()
+    AliasesToExport      = @()
+    VariablesToExport    = @()
+    PrivateData          = @{
+        PSData = @{
+            Tags         = @('AWS', 'EC2', 'SSH', 'Deploy', 'Apt', 'Debian', 'Parallel', 'DevOps', 'PSEdition_Core', 'Linux', 'Windows')
+            LicenseUri   = 'https://opensource.org/licenses/MIT'
+            ProjectUri   = 'https://github.com/moltar-tools/moltar'
+            ReleaseNotes = 'See CHANGELOG.md'
+        }
+    }
+}

@@ -1,0 +1,26 @@
+# Runs the Pester suite in its own process and writes the counts for build.ps1 to add up.
+param(
+    [Parameter(Mandatory)] [string] $PesterPath,
+    [string] $TestFilter,
+    [Parameter(Mandatory)] [string] $SummaryPath,
+    [Parameter(Mandatory)] [string] $ResultPath
+)
+$ErrorActionPreference = 'Stop'
+Import-Module $PesterPath -Force
+$configuration = New-PesterConfiguration
+$paths = Get-ChildItem $PSScriptRoot -Filter *.Tests.ps1 -File
+if ($TestFilter) { $paths = $paths | Where-Object Name -Like "*$TestFilter*" }
+$configuration.Run.Path = @($paths.FullName)
+$configuration.Run.PassThru = $true
+$configuration.Output.Verbosity = 'Detailed'
+$configuration.TestResult.Enabled = $true
+$configuration.TestResult.OutputPath = $ResultPath
+$configuration.TestResult.OutputFormat = 'NUnitXml'
+$result = Invoke-Pester -Configuration $configuration
+# A container that failed to run (BeforeAll threw) counts as one failure, never as silence.
+$failedBlocks = @($result.Failed).Count -eq 0 -and @($result.FailedContainers).Count -gt 0
+@{
+    Passed  = $result.PassedCount
+    Failed  = $result.FailedCount + $result.FailedBlocksCount + @($result.FailedContainers).Count * [int]$failedBlocks
+    Skipped = $result.SkippedCount
+} | ConvertTo-Json | Set-Content -Path $SummaryPath

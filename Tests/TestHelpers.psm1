@@ -1,0 +1,58 @@
+# Shared by the Pester files: where the built module is, a clean AWS environment, and the sandbox.
+$script:SandboxModule = Join-Path $PSScriptRoot 'Sandbox/Sandbox.psm1'
+
+function Get-TestModulePath {
+    if ($env:MOLTAR_TEST_MODULE) { return $env:MOLTAR_TEST_MODULE }
+    $built = Get-ChildItem (Join-Path $PSScriptRoot '../out/Moltar') -Filter Moltar.psd1 -Recurse -ErrorAction Ignore | Select-Object -First 1
+    if (-not $built) { throw 'The module is not built: run ./build.ps1 -Task Build (tests import the built folder, never sources).' }
+    $built.FullName
+}
+
+function Get-SandboxSkipReason {
+    # Empty when the sandbox fleet can run here; otherwise why not (build.ps1 fails instead when CI=true).
+    "$env:MOLTAR_TEST_SKIP_REASON"
+}
+
+function Set-TestAwsEnvironment {
+    <# Points every AWS setting at a scratch folder so a developer's real ~/.aws is never read or used. #>
+    param([Parameter(Mandatory)] [string] $Directory)
+    New-Item -ItemType Directory -Force -Path $Directory | Out-Null
+    foreach ($name in 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_PROFILE', 'AWS_DEFAULT_PROFILE',
+                      'AWS_REGION', 'AWS_DEFAULT_REGION', 'AWS_ENDPOINT_URL', 'AWS_ENDPOINT_URL_EC2',
+                      'MOLTAR_PROJECT', 'MOLTAR_PROFILE', 'MOLTAR_REGION', 'MOLTAR_ENDPOINT_URL', 'MOLTAR_PACKAGES',
+                      'MOLTAR_USER', 'MOLTAR_PORT', 'MOLTAR_ADDRESS_TYPE', 'MOLTAR_JUMP_HOST', 'MOLTAR_THROTTLE_LIMIT',
+                      'MOLTAR_KEY_FILE', 'MOLTAR_KNOWN_HOSTS', 'MOLTAR_STRICT_HOST_KEY_CHECKING', 'MOLTAR_PROFILE_LOCATION') {
+        Remove-Item "env:$name" -ErrorAction Ignore
+    }
+    $env:AWS_SHARED_CREDENTIALS_FILE = Join-Path $Directory 'credentials'
+    $env:AWS_CONFIG_FILE = Join-Path $Directory 'config'
+    $env:AWS_EC2_METADATA_DISABLED = 'true'
+    Set-Content -Path $env:AWS_SHARED_CREDENTIALS_FILE -Value ''
+    Set-Content -Path $env:AWS_CONFIG_FILE -Value ''
+}
+
+function Add-TestAwsProfile {
+    param([Parameter(Mandatory)] [string] $Name, [string] $Region, [string] $AccessKey = 'AKIDTEST', [string] $SecretKey = 'test-secret-key')
+    Add-Content -Path $env:AWS_SHARED_CREDENTIALS_FILE -Value "[$Name]`naws_access_key_id = $AccessKey`naws_secret_access_key = $SecretKey`n"
+    if ($Region) {
+        $section = if ($Name -eq 'default') { 'default' } else { "profile $Name" }
+        Add-Content -Path $env:AWS_CONFIG_FILE -Value "[$section]`nregion = $Region`n"
+    }
+}
+
+function Start-TestSandbox {
+    <# Starts the sandbox for one test file; call Stop-TestSandbox in AfterAll. #>
+    param([int] $Hosts = 0, [int] $Synthetic = 0, [string] $FleetFile, [hashtable] $Options = @{})
+    Import-Module $script:SandboxModule -Force -Global
+    $arguments = @{ Hosts = $Hosts; Synthetic = $Synthetic } + $Options
+    if ($FleetFile) { $arguments.FleetFile = $FleetFile }
+    if ($env:MOLTAR_TEST_SANDBOX) { $arguments.SandboxPath = $env:MOLTAR_TEST_SANDBOX }
+    Start-MoltarSandbox @arguments
+}
+
+function Stop-TestSandbox {
+    param($Sandbox)
+    if ($Sandbox) { Stop-MoltarSandbox $Sandbox }
+}
+
+Export-ModuleMember -Function *

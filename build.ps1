@@ -1,0 +1,214 @@
+#!/usr/bin/env pwsh
+<#
+.SYNOPSIS
+    One entry point for people and CI: Build, Test, Demo, Bench, Package.
+.EXAMPLE
+    dotnet tool restore && dotnet pwsh ./build.ps1 -Task Test
+#>
+[CmdletBinding()]
+param(
+    [ValidateSet('Build', 'Test', 'Demo', 'Bench', 'Package')]
+    [string] $Task = 'Build',
+    [ValidateSet('Debug', 'Release')]
+    [string] $Configuration = 'Release',
+    # Test: only Pester files whose name matches (e.g. 'Get-MoltarInstance'); xunit runs unless -SkipUnit.
+    [string] $TestFilter,
+    [switch] $SkipUnit,
+    [switch] $SkipPester,
+    # Bench: fleet sizes.
+    [int[]] $Hosts = @(10, 50, 100)
+)
+
+$ErrorActionPreference = 'Stop'
+Set-StrictMode -Version 3.0
+$root = $PSScriptRoot
+$out = Join-Path $root 'out'
+$manifestSource = Join-Path $root 'Moltar.psd1'
+$version = (Import-PowerShellDataFile $manifestSource).ModuleVersion
+$moduleDir = Join-Path $out "Moltar/$version"
+$isCI = $env:CI -eq 'true'
+
+function Write-Step([string] $message) {
+    Write-Host "==> $message" -ForegroundColor Cyan
+}
+
+function Invoke-Native {
+    param([Parameter(Mandatory)] [string] $FilePath, [string[]] $ArgumentList = @(), [switch] $Quiet)
+    if ($Quiet) {
+        $output = & $FilePath @ArgumentList 2>&1
+        if ($LASTEXITCODE -ne 0) { $output | Out-Host; throw "$FilePath $($ArgumentList -join ' ') failed with exit code $LASTEXITCODE" }
+    }
+    else {
+        & $FilePath @ArgumentList
+        if ($LASTEXITCODE -ne 0) { throw "$FilePath $($ArgumentList -join ' ') failed with exit code $LASTEXITCODE" }
+    }
+}
+
+function Invoke-Build {
+    Write-Step "Building Moltar $version ($Configuration) into $moduleDir"
+    $publish = Join-Path $out 'publish'
+    Remove-Item -Recurse -Force $publish, $moduleDir -ErrorAction Ignore
+    $common = @('-c', $Configuration, "-p:Version=$version", '--nologo', '-v:q')
+    Invoke-Native dotnet (@('publish', (Join-Path $root 'src/Moltar/Moltar.csproj'), '-o', (Join-Path $publish 'module')) + $common)
+    Invoke-Native dotnet (@('publish', (Join-Path $root 'src/Moltar.Engine/Moltar.Engine.csproj'), '-o', (Join-Path $publish 'deps')) + $common)
+
+    New-Item -ItemType Directory -Force -Path (Join-Path $moduleDir 'deps') | Out-Null
+    foreach ($file in 'Moltar.psd1', 'Moltar.psm1', 'Moltar.format.ps1xml') {
+        Copy-Item (Join-Path $root $file) $moduleDir
+    }
+    # The cmdlets and the model load in the default context; everything else from deps/.
+    foreach ($file in 'Moltar.Cmdlets.dll', 'Moltar.Model.dll') {
+        Copy-Item (Join-Path $publish "module/$file") $moduleDir
+    }
+    Get-ChildItem (Join-Path $publish 'deps') -File |
+        Where-Object { $_.Name -notin 'Moltar.Model.dll', 'Moltar.Model.pdb' -and $_.Extension -in '.dll', '.json' } |
+        Copy-Item -Destination (Join-Path $moduleDir 'deps')
+
+    $shipped = Get-ChildItem $moduleDir -Recurse -File
+    if ($shipped.Name -contains 'System.Management.Automation.dll') { throw 'The build ships System.Management.Automation.dll; it must not.' }
+    $null = Test-ModuleManifest (Join-Path $moduleDir 'Moltar.psd1')
+    Write-Step "Built $(Join-Path $moduleDir 'Moltar.psd1')"
+}
+
+function Build-Sandbox {
+    Write-Step 'Building the sandbox (local EC2 endpoint + sshd fleet)'
+    Invoke-Native dotnet @('build', (Join-Path $root 'Tests/Sandbox/Moltar.Sandbox/Moltar.Sandbox.csproj'), '-c', 'Release', '--nologo', '-v:q')
+    Join-Path $root 'Tests/Sandbox/Moltar.Sandbox/bin/Release/net10.0/Moltar.Sandbox.dll'
+}
+
+function Get-MissingPrerequisite {
+    $needed = [ordered]@{
+        sshd               = @{ Path = '/usr/sbin/sshd'; Package = 'openssh-server' }
+        ssh                = @{ Path = 'ssh'; Package = 'openssh-client' }
+        'ssh-keygen'       = @{ Path = 'ssh-keygen'; Package = 'openssh-client' }
+        'ssh-agent'        = @{ Path = 'ssh-agent'; Package = 'openssh-client' }
+        unshare            = @{ Path = 'unshare'; Package = 'util-linux' }
+        sudo               = @{ Path = 'sudo'; Package = 'sudo' }
+        'dpkg-scanpackages' = @{ Path = 'dpkg-scanpackages'; Package = 'dpkg-dev' }
+        tmux               = @{ Path = 'tmux'; Package = 'tmux' }
+        ip                 = @{ Path = 'ip'; Package = 'iproute2' }
+    }
+    foreach ($name in $needed.Keys) {
+        if (-not (Get-Command $needed[$name].Path -ErrorAction Ignore)) {
+            [pscustomobject]@{ Command = $name; Package = $needed[$name].Package }
+        }
+    }
+}
+
+function Initialize-TestPrerequisite {
+    if (-not $IsLinux) {
+        return 'the sandbox fleet needs Linux (sshd in mount namespaces)'
+    }
+    $isRoot = (id -u) -eq '0'
+    $missing = @(Get-MissingPrerequisite)
+    if ($missing.Count -gt 0 -and $isRoot -and (Get-Command apt-get -ErrorAction Ignore)) {
+        $packages = $missing.Package | Sort-Object -Unique
+        Write-Step "Installing test prerequisites with apt-get: $($packages -join ' ')"
+        $env:DEBIAN_FRONTEND = 'noninteractive'
+        Invoke-Native apt-get @('update', '-qq') -Quiet
+        Invoke-Native apt-get (@('install', '-y', '-qq', '--no-install-recommends') + $packages) -Quiet
+        $missing = @(Get-MissingPrerequisite)
+    }
+    $reasons = @()
+    if ($missing.Count -gt 0) {
+        $reasons += "missing $($missing.Command -join ', ') (apt-get install $(($missing.Package | Sort-Object -Unique) -join ' '))"
+    }
+    if (-not $isRoot) {
+        $reasons += 'not root (hosts with their own root filesystem need mount namespaces)'
+    }
+    if ($reasons.Count -eq 0) { return $null }
+    $reason = $reasons -join '; '
+    if ($isCI) { throw "CI=true and the sandbox cannot run: $reason" }
+    Write-Warning "Sandbox tests will be skipped: $reason"
+    $reason
+}
+
+function Get-PesterModulePath {
+    Invoke-Native dotnet @('restore', (Join-Path $root 'build/tools.proj'), '--nologo', '-v:q') -Quiet
+    $packages = if ($env:NUGET_PACKAGES) { $env:NUGET_PACKAGES } else { Join-Path ([Environment]::GetFolderPath('UserProfile')) '.nuget/packages' }
+    $path = Join-Path $packages 'pester/5.9.1/tools/Pester.psd1'
+    if (-not (Test-Path $path)) { throw "Pester was restored but $path is missing." }
+    $path
+}
+
+function Read-TrxCount([string] $directory) {
+    $passed = 0; $failed = 0; $skipped = 0
+    foreach ($trx in Get-ChildItem $directory -Filter *.trx -Recurse -ErrorAction Ignore) {
+        [xml] $doc = Get-Content -Raw $trx.FullName
+        $counters = $doc.TestRun.ResultSummary.Counters
+        $passed += [int] $counters.passed
+        $failed += [int] $counters.failed + [int] $counters.error + [int] $counters.timeout + [int] $counters.aborted
+        $skipped += [int] $counters.notExecuted
+    }
+    @{ Passed = $passed; Failed = $failed; Skipped = $skipped }
+}
+
+function Invoke-Test {
+    Invoke-Build
+    $sandboxDll = Build-Sandbox
+    $skipReason = Initialize-TestPrerequisite
+    $results = Join-Path $out 'test-results'
+    Remove-Item -Recurse -Force $results -ErrorAction Ignore
+    New-Item -ItemType Directory -Force -Path $results | Out-Null
+
+    $env:MOLTAR_TEST_MODULE = Join-Path $moduleDir 'Moltar.psd1'
+    $env:MOLTAR_TEST_SANDBOX = $sandboxDll
+    $env:MOLTAR_TEST_SKIP_REASON = $skipReason
+    $total = @{ Passed = 0; Failed = 0; Skipped = 0 }
+
+    if (-not $SkipUnit) {
+        foreach ($project in 'Tests/Moltar.Engine.Tests/Moltar.Engine.Tests.csproj', 'Tests/Sandbox/Moltar.Sandbox.Tests/Moltar.Sandbox.Tests.csproj') {
+            $name = [IO.Path]::GetFileNameWithoutExtension($project)
+            Write-Step "xunit: $name"
+            & dotnet test (Join-Path $root $project) -c $Configuration --nologo -v:q `
+                --logger "trx;LogFileName=$name.trx" --logger 'console;verbosity=minimal' --results-directory $results
+            $count = Read-TrxCount (Join-Path $results "$name.trx")
+            if ($LASTEXITCODE -ne 0 -and $count.Failed -eq 0) { $count.Failed = 1; Write-Warning "$name did not run cleanly (exit $LASTEXITCODE)." }
+            foreach ($key in 'Passed', 'Failed', 'Skipped') { $total[$key] += $count[$key] }
+        }
+    }
+
+    if (-not $SkipPester) {
+        $pester = Get-PesterModulePath
+        Write-Step "Pester $((Split-Path (Split-Path $pester)) | Split-Path -Leaf) against $env:MOLTAR_TEST_MODULE"
+        $summary = Join-Path $results 'pester-summary.json'
+        $runner = Join-Path $root 'Tests/Invoke-PesterRun.ps1'
+        $pwsh = (Get-Process -Id $PID).Path
+        & $pwsh -NoProfile -NonInteractive -File $runner -PesterPath $pester -TestFilter "$TestFilter" -SummaryPath $summary -ResultPath (Join-Path $results 'pester.xml')
+        if (Test-Path $summary) {
+            $count = Get-Content -Raw $summary | ConvertFrom-Json
+            $total.Passed += $count.Passed; $total.Failed += $count.Failed; $total.Skipped += $count.Skipped
+        }
+        else {
+            Write-Warning "Pester did not finish (exit $LASTEXITCODE)."
+            $total.Failed += 1
+        }
+    }
+
+    $line = "Tests: $($total.Passed) passed, $($total.Failed) failed"
+    if ($total.Skipped -gt 0) { $line += ", $($total.Skipped) skipped" }
+    Write-Output $line
+    if ($total.Failed -gt 0) { exit 1 }
+    if ($isCI -and $total.Skipped -gt 0) {
+        Write-Output 'CI=true: skipped tests count as failures (every prerequisite must be present in CI).'
+        exit 1
+    }
+}
+
+function Invoke-Demo {
+    Invoke-Build
+    $sandboxDll = Build-Sandbox
+    $skipReason = Initialize-TestPrerequisite
+    if ($skipReason) { throw "The demo needs the sandbox fleet: $skipReason" }
+    $pwsh = (Get-Process -Id $PID).Path
+    & $pwsh -NoProfile -File (Join-Path $root 'Tests/Sandbox/Demo.ps1') -ModulePath (Join-Path $moduleDir 'Moltar.psd1') -SandboxPath $sandboxDll
+    if ($LASTEXITCODE -ne 0) { throw "The demo failed (exit $LASTEXITCODE)." }
+}
+
+switch ($Task) {
+    'Build' { Invoke-Build }
+    'Test' { Invoke-Test }
+    'Demo' { Invoke-Demo }
+    'Bench' { throw 'The Bench task is not built yet (issue: Performance).' }
+    'Package' { throw 'The Package task is not built yet (issue: Help, packaging).' }
+}

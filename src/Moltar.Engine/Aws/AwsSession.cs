@@ -1,0 +1,187 @@
+using Amazon;
+using Amazon.EC2;
+using Amazon.Runtime;
+using Amazon.Runtime.CredentialManagement;
+using Moltar.Engine.Context;
+
+namespace Moltar.Engine.Aws;
+
+/// <summary>Explicit credentials given as parameters (-AccessKey/-SecretKey/-SessionToken).</summary>
+public sealed record ExplicitCredentials(string AccessKey, string SecretKey, string? SessionToken);
+
+/// <summary>
+/// The account and region a call runs against: credentials resolved the way AWS tooling resolves them,
+/// with the project's profile in front of the default, and never a silent fall-through to another account.
+/// </summary>
+public sealed class AwsSession
+{
+    public AWSCredentials Credentials { get; }
+    public RegionEndpoint Region { get; }
+    public string RegionName => Region.SystemName;
+    public string? EndpointUrl { get; }
+    /// <summary>Where the credentials came from, for -Verbose and error messages (never the secret itself).</summary>
+    public string CredentialSource { get; }
+    public string RegionSource { get; }
+
+    private AwsSession(AWSCredentials credentials, string credentialSource, RegionEndpoint region, string regionSource, string? endpointUrl)
+    {
+        Credentials = credentials;
+        CredentialSource = credentialSource;
+        Region = region;
+        RegionSource = regionSource;
+        EndpointUrl = endpointUrl;
+    }
+
+    /// <param name="mfaCode">Asked for an MFA code (argument: the MFA device serial); null when nobody can answer.</param>
+    public static AwsSession Create(MoltarContext context, ExplicitCredentials? explicitCredentials,
+                                    Func<string, string?>? environment = null, Func<string, string>? mfaCode = null)
+    {
+        environment ??= System.Environment.GetEnvironmentVariable;
+        var store = new CredentialProfileStoreChain(context.ProfileLocation);
+        var (credentials, credentialSource, profile) = ResolveCredentials(context, explicitCredentials, environment, store);
+
+        if (credentials is AssumeRoleAWSCredentials assumeRole && !string.IsNullOrEmpty(assumeRole.Options?.MfaSerialNumber))
+        {
+            string serial = assumeRole.Options.MfaSerialNumber;
+            assumeRole.Options.MfaTokenCodeCallback = mfaCode is null
+                ? () => throw new MoltarException("MfaRequired", "AuthenticationError",
+                    $"The profile '{profile?.Name}' assumes a role that needs an MFA code ({serial}), and this session cannot ask for one. " +
+                    "Run the command interactively once, or use credentials that need no MFA for scheduled tasks.")
+                : () => mfaCode(serial);
+        }
+
+        var (region, regionSource) = ResolveRegion(context, environment, profile);
+        string? endpoint = context.EndpointUrl
+            ?? NonEmpty(environment("AWS_ENDPOINT_URL_EC2"))
+            ?? NonEmpty(environment("AWS_ENDPOINT_URL"));
+        return new AwsSession(credentials, credentialSource, region, regionSource, endpoint);
+    }
+
+    /// <summary>Obtains the credentials now (SSO, assume-role, MFA prompt), so failures surface before any request.</summary>
+    public void EnsureCredentials()
+    {
+        try
+        {
+            Credentials.GetCredentials();
+        }
+        catch (Exception e) when (e is AmazonClientException or AmazonServiceException)
+        {
+            throw new MoltarException("CredentialsUnavailable", "AuthenticationError",
+                $"AWS credentials from {CredentialSource} could not be obtained: {e.Message}", e);
+        }
+    }
+
+    public AmazonEC2Client CreateEc2Client()
+    {
+        var config = new AmazonEC2Config { RegionEndpoint = Region };
+        if (EndpointUrl is not null)
+        {
+            config.ServiceURL = EndpointUrl;
+            config.AuthenticationRegion = Region.SystemName;
+        }
+        return new AmazonEC2Client(Credentials, config);
+    }
+
+    private static (AWSCredentials, string, CredentialProfile?) ResolveCredentials(
+        MoltarContext context, ExplicitCredentials? explicitCredentials, Func<string, string?> environment, CredentialProfileStoreChain store)
+    {
+        if (explicitCredentials is not null)
+        {
+            AWSCredentials keys = string.IsNullOrEmpty(explicitCredentials.SessionToken)
+                ? new BasicAWSCredentials(explicitCredentials.AccessKey, explicitCredentials.SecretKey)
+                : new SessionAWSCredentials(explicitCredentials.AccessKey, explicitCredentials.SecretKey, explicitCredentials.SessionToken);
+            return (keys, "Parameter -AccessKey", null);
+        }
+
+        var profileSetting = context.Settings.FirstOrDefault(s => s.Name == "ProfileName");
+        if (context.ProfileName is not null)
+            return FromProfile(store, context, new[] { context.ProfileName }, $"profile '{context.ProfileName}' ({profileSetting?.Source})");
+
+        string? accessKey = NonEmpty(environment("AWS_ACCESS_KEY_ID"));
+        string? secretKey = NonEmpty(environment("AWS_SECRET_ACCESS_KEY"));
+        if (accessKey is not null && secretKey is not null)
+        {
+            string? token = NonEmpty(environment("AWS_SESSION_TOKEN"));
+            AWSCredentials keys = token is null
+                ? new BasicAWSCredentials(accessKey, secretKey)
+                : new SessionAWSCredentials(accessKey, secretKey, token);
+            return (keys, "Environment AWS_ACCESS_KEY_ID", null);
+        }
+
+        string? awsProfile = NonEmpty(environment("AWS_PROFILE"));
+        if (awsProfile is not null)
+            return FromProfile(store, context, new[] { awsProfile }, $"profile '{awsProfile}' (Environment AWS_PROFILE)");
+
+        if (!string.IsNullOrWhiteSpace(context.Project))
+            return FromProfile(store, context, ProfileCandidates(context.Project!), $"the profile of project '{context.Project}'");
+
+        if (store.TryGetProfile("default", out var fallback))
+            return (fallback.GetAWSCredentials(store), "profile 'default'", fallback);
+        throw new MoltarException("CredentialsNotFound", "AuthenticationError",
+            "No AWS credentials were found: no -ProfileName or -AccessKey, no AWS_ACCESS_KEY_ID or AWS_PROFILE, no project, " +
+            $"and no 'default' profile in {ProfileFiles(context)}. Run 'aws configure' or give -ProfileName.");
+    }
+
+    /// <summary>A project name picks its profile: as written, then lower-case with '-' or '_' for spaces.</summary>
+    public static IReadOnlyList<string> ProfileCandidates(string project)
+    {
+        string lower = project.Trim().ToLowerInvariant();
+        return new[] { project.Trim(), lower.Replace(' ', '-'), lower.Replace(' ', '_') }.Distinct().ToArray();
+    }
+
+    private static (AWSCredentials, string, CredentialProfile) FromProfile(
+        CredentialProfileStoreChain store, MoltarContext context, IReadOnlyList<string> names, string description)
+    {
+        foreach (var name in names)
+        {
+            if (!store.TryGetProfile(name, out var profile))
+                continue;
+            try
+            {
+                return (profile.GetAWSCredentials(store), $"profile '{profile.Name}'", profile);
+            }
+            catch (Exception e) when (e is not MoltarException)
+            {
+                throw new MoltarException("ProfileInvalid", "InvalidData",
+                    $"The AWS profile '{profile.Name}' in {ProfileFiles(context)} cannot give credentials: {e.Message}", e);
+            }
+        }
+        string tried = string.Join("', '", names);
+        throw new MoltarException("ProfileNotFound", "ObjectNotFound",
+            $"No AWS profile named '{tried}' for {description} was found in {ProfileFiles(context)}. " +
+            $"Add it (aws configure --profile {names[names.Count > 1 ? 1 : 0]}), or name another with -ProfileName or MOLTAR_PROFILE.");
+    }
+
+    private static (RegionEndpoint, string) ResolveRegion(MoltarContext context, Func<string, string?> environment, CredentialProfile? profile)
+    {
+        var setting = context.Settings.FirstOrDefault(s => s.Name == "Region");
+        bool explicitRegion = setting is not null && (setting.Source == "Parameter" || setting.Source.StartsWith("Environment", StringComparison.Ordinal));
+        if (explicitRegion)
+            return (RegionEndpoint.GetBySystemName(context.Region!), setting!.Source);
+        foreach (var variable in new[] { "AWS_REGION", "AWS_DEFAULT_REGION" })
+        {
+            string? value = NonEmpty(environment(variable));
+            if (value is not null)
+                return (RegionEndpoint.GetBySystemName(value), $"Environment {variable}");
+        }
+        if (context.Region is not null)
+            return (RegionEndpoint.GetBySystemName(context.Region), setting!.Source);
+        if (profile?.Region is not null)
+            return (profile.Region, $"profile '{profile.Name}'");
+        throw new MoltarException("RegionNotFound", "InvalidArgument",
+            "No AWS region is set. Give -Region, set AWS_REGION (or MOLTAR_REGION), put Region = 'eu-west-1' in .moltar.psd1, " +
+            $"or add region = ... to the profile in {ProfileFiles(context)}.");
+    }
+
+    private static string ProfileFiles(MoltarContext context)
+    {
+        if (context.ProfileLocation is not null)
+            return context.ProfileLocation;
+        string home = System.Environment.GetFolderPath(System.Environment.SpecialFolder.UserProfile);
+        string credentials = NonEmpty(System.Environment.GetEnvironmentVariable("AWS_SHARED_CREDENTIALS_FILE")) ?? Path.Combine(home, ".aws", "credentials");
+        string config = NonEmpty(System.Environment.GetEnvironmentVariable("AWS_CONFIG_FILE")) ?? Path.Combine(home, ".aws", "config");
+        return $"{credentials} and {config}";
+    }
+
+    private static string? NonEmpty(string? value) => string.IsNullOrWhiteSpace(value) ? null : value.Trim();
+}

@@ -1,0 +1,141 @@
+using System.Globalization;
+
+namespace Moltar.Engine.Context;
+
+/// <summary>
+/// Resolves every setting as parameter &gt; environment variable &gt; project file &gt; default,
+/// and remembers where each value came from.
+/// </summary>
+public sealed class ContextResolver
+{
+    public static readonly string[] AddressTypes = { "Auto", "Public", "Private" };
+    public static readonly string[] HostKeyPolicies = { "Yes", "AcceptNew", "No" };
+
+    private readonly Func<string, string?> _environment;
+
+    public ContextResolver(Func<string, string?>? environment = null)
+    {
+        _environment = environment ?? System.Environment.GetEnvironmentVariable;
+    }
+
+    public MoltarContext Resolve(ContextRequest request)
+    {
+        var project = ProjectFile.Find(request.WorkingDirectory);
+        var settings = new List<MoltarSetting>();
+        string projectSource = project is null ? "" : $"ProjectFile {string.Join(", ", project.Paths)}";
+
+        T? Pick<T>(string name, T? parameter, string variable, Func<string, string, T> parseVariable,
+                   Func<object?, string, T>? fromFile, T? fallback, string fallbackSource = "Default")
+        {
+            if (parameter is not null)
+                return Record(name, parameter, "Parameter");
+            string? raw = _environment(variable);
+            if (!string.IsNullOrWhiteSpace(raw))
+                return Record(name, parseVariable(raw.Trim(), variable), $"Environment {variable}");
+            if (project is not null && fromFile is not null && project.Values.TryGetValue(name, out var value) && value is not null)
+                return Record(name, fromFile(value, projectSource), projectSource);
+            return fallback is null ? default : Record(name, fallback, fallbackSource);
+        }
+
+        T Record<T>(string name, T value, string source)
+        {
+            settings.Add(new MoltarSetting { Name = name, Value = value, Source = source });
+            return value;
+        }
+
+        string AsString(object? value, string source) => value switch
+        {
+            string s => s,
+            int or double => Convert.ToString(value, CultureInfo.InvariantCulture)!,
+            _ => throw new FormatException($"{source}: expected a string, got {Describe(value)}."),
+        };
+        string Text(string raw, string _) => raw;
+
+        string? name = Pick("Project", request.Project, "MOLTAR_PROJECT", Text, AsString, null);
+        string? profile = Pick("ProfileName", request.ProfileName, "MOLTAR_PROFILE", Text, AsString, null);
+        string? profileLocation = Pick("ProfileLocation", request.ProfileLocation, "MOLTAR_PROFILE_LOCATION", Text, null, null);
+        string? region = Pick("Region", request.Region, "MOLTAR_REGION", Text, AsString, null);
+        string? endpoint = Pick("EndpointUrl", request.EndpointUrl, "MOLTAR_ENDPOINT_URL", Text, AsString, null);
+        string[] packages = Pick("Packages", request.Packages, "MOLTAR_PACKAGES",
+            (raw, _) => raw.Split(new[] { ' ', ',', '\t' }, StringSplitOptions.RemoveEmptyEntries),
+            (value, source) => AsStrings(value, source), null) ?? Array.Empty<string>();
+        string? user = Pick("User", request.User, "MOLTAR_USER", Text, AsString, null);
+        int? port = Pick<int?>("Port", request.Port, "MOLTAR_PORT", (raw, v) => ParsePort(raw, v),
+            (value, source) => ParsePort(AsString(value, source), source), null);
+        string addressType = Pick("AddressType", request.AddressType, "MOLTAR_ADDRESS_TYPE",
+            (raw, v) => OneOf(raw, AddressTypes, v), (value, source) => OneOf(AsString(value, source), AddressTypes, source), "Auto")!;
+        string? jumpHost = Pick("JumpHost", request.JumpHost, "MOLTAR_JUMP_HOST", Text, AsString, null);
+        int throttle = Pick<int?>("ThrottleLimit", request.ThrottleLimit, "MOLTAR_THROTTLE_LIMIT", (raw, v) => ParsePositive(raw, v),
+            (value, source) => ParsePositive(AsString(value, source), source), 32) ?? 32;
+        string? keyFile = Pick("KeyFile", request.KeyFile, "MOLTAR_KEY_FILE", Text,
+            (value, source) => RelativeTo(project, AsString(value, source)), null);
+        string? knownHosts = Pick("KnownHostsPath", request.KnownHostsPath, "MOLTAR_KNOWN_HOSTS", Text,
+            (value, source) => RelativeTo(project, AsString(value, source)), null);
+        string hostKeyPolicy = Pick("StrictHostKeyChecking", request.StrictHostKeyChecking, "MOLTAR_STRICT_HOST_KEY_CHECKING",
+            (raw, v) => OneOf(raw, HostKeyPolicies, v), (value, source) => OneOf(AsString(value, source), HostKeyPolicies, source), "AcceptNew")!;
+
+        var tagNames = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        foreach (var role in ProjectFile.TagRoles)
+            tagNames[role] = role;
+        if (project is not null && project.Values.TryGetValue("TagNames", out var renamed) && renamed is Dictionary<string, object?> table)
+        {
+            foreach (var (role, key) in table)
+                tagNames[role] = AsString(key, projectSource);
+            settings.Add(new MoltarSetting { Name = "TagNames", Value = string.Join(", ", table.Select(t => $"{t.Key}={t.Value}")), Source = projectSource });
+        }
+
+        return new MoltarContext
+        {
+            Project = name,
+            ProfileName = profile,
+            ProfileLocation = profileLocation,
+            Region = region,
+            EndpointUrl = endpoint,
+            Packages = packages,
+            User = user,
+            Port = port,
+            AddressType = addressType,
+            JumpHost = jumpHost,
+            ThrottleLimit = throttle,
+            KeyFile = keyFile,
+            KnownHostsPath = knownHosts,
+            StrictHostKeyChecking = hostKeyPolicy,
+            TagNames = tagNames,
+            ProjectFile = project?.Paths.FirstOrDefault(),
+            ProjectDirectory = project?.Directory,
+            Settings = settings,
+        };
+    }
+
+    private static string RelativeTo(ProjectFile? project, string path) =>
+        project is null || Path.IsPathRooted(path) || path.StartsWith('~') ? path : Path.GetFullPath(Path.Combine(project.Directory, path));
+
+    private static string[] AsStrings(object? value, string source) => value switch
+    {
+        string s => s.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries),
+        object?[] items => items.Select(i => i as string ?? throw new FormatException($"{source}: Packages must be strings, got {Describe(i)}.")).ToArray(),
+        _ => throw new FormatException($"{source}: Packages must be a string or an array of strings, got {Describe(value)}."),
+    };
+
+    private static int ParsePort(string raw, string source) =>
+        int.TryParse(raw, NumberStyles.None, CultureInfo.InvariantCulture, out int port) && port is > 0 and < 65536
+            ? port
+            : throw new FormatException($"{source}: '{raw}' is not a TCP port (1-65535).");
+
+    private static int ParsePositive(string raw, string source) =>
+        int.TryParse(raw, NumberStyles.None, CultureInfo.InvariantCulture, out int value) && value > 0
+            ? value
+            : throw new FormatException($"{source}: '{raw}' is not a positive whole number.");
+
+    private static string OneOf(string raw, string[] allowed, string source) =>
+        allowed.FirstOrDefault(a => string.Equals(a, raw.Replace("-", ""), StringComparison.OrdinalIgnoreCase))
+        ?? throw new FormatException($"{source}: '{raw}' is not one of {string.Join(", ", allowed)}.");
+
+    private static string Describe(object? value) => value switch
+    {
+        null => "$null",
+        object?[] => "an array",
+        Dictionary<string, object?> => "a hashtable",
+        _ => $"'{value}'",
+    };
+}

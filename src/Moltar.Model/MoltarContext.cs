@@ -1,0 +1,39 @@
+namespace Moltar;
+
+/// <summary>One resolved setting and where its value came from.</summary>
+public sealed class MoltarSetting
+{
+    public string Name { get; init; } = "";
+    public object? Value { get; init; }
+    /// <summary>Parameter, Environment (with the variable), ProjectFile (with the path), AwsProfile, Default.</summary>
+    public string Source { get; init; } = "";
+
+    public override string ToString() => $"{Name}={Value} ({Source})";
+}
+
+/// <summary>The project, account, region, tag names and SSH defaults a call runs with.</summary>
+public sealed class MoltarContext
+{
+    public string? Project { get; init; }
+    public string? ProfileName { get; init; }
+    public string? ProfileLocation { get; init; }
+    public string? Region { get; init; }
+    public string? EndpointUrl { get; init; }
+    public string[] Packages { get; init; } = Array.Empty<string>();
+    public string? User { get; init; }
+    public int? Port { get; init; }
+    public string AddressType { get; init; } = "Auto";
+    public string? JumpHost { get; init; }
+    public int ThrottleLimit { get; init; } = 32;
+    public string? KeyFile { get; init; }
+    public string? KnownHostsPath { get; init; }
+    public string StrictHostKeyChecking { get; init; } = "AcceptNew";
+    public IReadOnlyDictionary<string, string> TagNames { get; init; } = new Dictionary<string, string>();
+    /// <summary>The project file that was read, if any.</summary>
+    public string? ProjectFile { get; init; }
+    public string? ProjectDirectory { get; init; }
+    public IReadOnlyList<MoltarSetting> Settings { get; init; } = Array.Empty<MoltarSetting>();
+
+    /// <summary>The tag key that plays a role (Project, Environment, Cluster, Name, Packages) in this account.</summary>
+    public string TagName(string role) => TagNames.TryGetValue(role, out var name) ? name : role;
+}

@@ -1,0 +1,65 @@
+using System.Collections;
+using System.Management.Automation;
+using Moltar.Engine;
+using Moltar.Engine.Discovery;
+using Moltar.Infrastructure;
+
+namespace Moltar.Cmdlets;
+
+/// <summary>Lists the project's EC2 instances by their tags.</summary>
+[Cmdlet(VerbsCommon.Get, "MoltarInstance")]
+[OutputType(typeof(MoltarInstance))]
+public sealed class GetMoltarInstanceCommand : MoltarAwsCmdlet
+{
+    internal static readonly string[] StateNames = { "pending", "running", "shutting-down", "terminated", "stopping", "stopped", "All" };
+
+    [Parameter(Position = 0)] [ValidateNotNullOrEmpty] public string? Environment { get; set; }
+    [Parameter(Position = 1)] [ValidateNotNullOrEmpty] public string? Cluster { get; set; }
+    [Parameter(Position = 2)] [ValidateNotNullOrEmpty] public string? Name { get; set; }
+    [Parameter] [ValidateNotNullOrEmpty] public string[]? Package { get; set; }
+    [Parameter] [ValidateNotNullOrEmpty] public Hashtable? Tag { get; set; }
+    [Parameter] [ValidateSet("pending", "running", "shutting-down", "terminated", "stopping", "stopped", "All", IgnoreCase = true)]
+    public string[]? State { get; set; }
+    [Parameter] [ValidateSet("Auto", "Public", "Private", IgnoreCase = true)] public string? AddressType { get; set; }
+    [Parameter] public SwitchParameter First { get; set; }
+
+    protected override Engine.Context.ContextRequest AddToRequest(Engine.Context.ContextRequest request) =>
+        request with { AddressType = AddressType };
+
+    protected override void EndProcessing()
+    {
+        var context = ResolveContext();
+        InstanceSelection selection;
+        try
+        {
+            selection = Selection.From(context, Environment, Cluster, Name, Package, Tag, State, First);
+        }
+        catch (ArgumentException e)
+        {
+            ThrowInvalidArgument("InvalidTagFilter", e.Message);
+            return;
+        }
+        var session = CreateAwsSession(context);
+        var discovery = new InstanceDiscovery(session, context, PostVerbose);
+        IReadOnlyList<MoltarInstance> instances;
+        try
+        {
+            instances = RunOnPipeline(ct => discovery.FindAsync(selection, ct));
+        }
+        catch (MoltarException e)
+        {
+            ThrowFailure(e);
+            return;
+        }
+        if (instances.Count == 0)
+        {
+            WriteError(new ErrorRecord(
+                new ItemNotFoundException($"No instance matches {selection.Describe()} in region {session.RegionName} " +
+                                          $"(credentials from {session.CredentialSource}{(session.EndpointUrl is null ? "" : $", endpoint {session.EndpointUrl}")})."),
+                "InstanceNotFound", ErrorCategory.ObjectNotFound, selection.Describe()));
+            return;
+        }
+        foreach (var instance in instances)
+            WriteObject(instance);
+    }
+}

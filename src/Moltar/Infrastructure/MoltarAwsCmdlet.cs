@@ -1,0 +1,82 @@
+using System.Management.Automation;
+using System.Security;
+using Moltar.Engine;
+using Moltar.Engine.Aws;
+using Moltar.Engine.Context;
+
+namespace Moltar.Infrastructure;
+
+/// <summary>The AWS common parameters, named as AWS Tools for PowerShell names them, and context resolution.</summary>
+public abstract class MoltarAwsCmdlet : MoltarCmdlet
+{
+    [Parameter] [ValidateNotNullOrEmpty] public string? Project { get; set; }
+    [Parameter] [ValidateNotNullOrEmpty] [Alias("StoredCredentials", "AWSProfileName")] public string? ProfileName { get; set; }
+    [Parameter] [ValidateNotNullOrEmpty] [Alias("AWSProfilesLocation", "ProfilesLocation")] public string? ProfileLocation { get; set; }
+    [Parameter] [ValidateNotNullOrEmpty] public string? Region { get; set; }
+    [Parameter] [ValidateNotNullOrEmpty] public string? EndpointUrl { get; set; }
+    [Parameter] [ValidateNotNullOrEmpty] public string? AccessKey { get; set; }
+    [Parameter] [ValidateNotNullOrEmpty] public string? SecretKey { get; set; }
+    [Parameter] [ValidateNotNullOrEmpty] public string? SessionToken { get; set; }
+
+    /// <summary>Settings the derived cmdlet contributes (SSH user, port, packages...).</summary>
+    protected virtual ContextRequest AddToRequest(ContextRequest request) => request;
+
+    protected MoltarContext ResolveContext()
+    {
+        var request = AddToRequest(new ContextRequest
+        {
+            Project = Project,
+            ProfileName = ProfileName,
+            ProfileLocation = ProfileLocation is null ? null : GetUnresolvedProviderPathFromPSPath(ProfileLocation),
+            Region = Region,
+            EndpointUrl = EndpointUrl,
+            WorkingDirectory = SessionState.Path.CurrentFileSystemLocation.ProviderPath,
+        });
+        try
+        {
+            var context = new ContextResolver().Resolve(request);
+            WriteVerbose("Context: " + string.Join("; ", context.Settings.Select(s => $"{s.Name}={Display(s)} from {s.Source}")));
+            return context;
+        }
+        catch (FormatException e)
+        {
+            ThrowTerminatingError(new ErrorRecord(e, "InvalidProjectSetting", ErrorCategory.InvalidData, null));
+            throw; // not reached
+        }
+    }
+
+    private static object? Display(Moltar.MoltarSetting setting) =>
+        setting.Value is string[] values ? string.Join(",", values) : setting.Value;
+
+    protected AwsSession CreateAwsSession(MoltarContext context)
+    {
+        if ((AccessKey is null) != (SecretKey is null))
+            ThrowInvalidArgument("IncompleteCredentials",
+                "-AccessKey and -SecretKey go together: give both (and -SessionToken for temporary credentials), or neither.");
+        try
+        {
+            var explicitCredentials = AccessKey is null ? null : new ExplicitCredentials(AccessKey, SecretKey!, SessionToken);
+            var session = AwsSession.Create(context, explicitCredentials, mfaCode: CanPrompt() ? PromptForMfaCode : null);
+            WriteVerbose($"AWS: credentials from {session.CredentialSource}; region {session.RegionName} from {session.RegionSource}" +
+                         (session.EndpointUrl is null ? "" : $"; endpoint {session.EndpointUrl}"));
+            // Fetched here, on the pipeline thread, so an MFA prompt reaches the console.
+            session.EnsureCredentials();
+            return session;
+        }
+        catch (MoltarException e)
+        {
+            ThrowFailure(e);
+            throw;
+        }
+    }
+
+    private bool CanPrompt() =>
+        Host?.UI?.RawUI is not null
+        && !System.Environment.GetCommandLineArgs().Any(a => a.Equals("-NonInteractive", StringComparison.OrdinalIgnoreCase) || a.Equals("-noni", StringComparison.OrdinalIgnoreCase));
+
+    private string PromptForMfaCode(string serial)
+    {
+        Host.UI.Write($"MFA code for {serial}: ");
+        return Host.UI.ReadLine()?.Trim() ?? "";
+    }
+}

@@ -1,0 +1,66 @@
+using System.Collections.Concurrent;
+using System.Management.Automation;
+using Moltar.Engine;
+
+namespace Moltar.Infrastructure;
+
+/// <summary>
+/// What every Moltar cmdlet shares: cancellation on Ctrl+C, and running engine work off the pipeline
+/// thread while only the pipeline thread writes to PowerShell's streams.
+/// </summary>
+public abstract class MoltarCmdlet : PSCmdlet, IDisposable
+{
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly BlockingCollection<Action> _pipelineWork = new();
+
+    protected CancellationToken StopToken => _stopping.Token;
+
+    protected override void StopProcessing() => _stopping.Cancel();
+
+    /// <summary>Queues a write to run on the pipeline thread; safe from any thread.</summary>
+    protected void Post(Action write)
+    {
+        try { _pipelineWork.Add(write); }
+        catch (InvalidOperationException) { /* the cmdlet has finished; late messages are dropped */ }
+    }
+
+    protected void PostVerbose(string message) => Post(() => WriteVerbose(message));
+    protected void PostWarning(string message) => Post(() => WriteWarning(message));
+
+    /// <summary>Runs engine work and drains what it posts until it completes; returns its result on this thread.</summary>
+    protected T RunOnPipeline<T>(Func<CancellationToken, Task<T>> work)
+    {
+        var task = Task.Run(() => work(StopToken));
+        while (!task.IsCompleted)
+        {
+            if (_pipelineWork.TryTake(out var write, 50))
+                write();
+        }
+        while (_pipelineWork.TryTake(out var remaining))
+            remaining();
+        if (task.IsCanceled || (task.IsFaulted && StopToken.IsCancellationRequested && task.Exception!.InnerException is OperationCanceledException))
+            throw new PipelineStoppedException();
+        return task.GetAwaiter().GetResult();
+    }
+
+    /// <summary>Turns an engine failure into a terminating error with its stable id.</summary>
+    protected void ThrowFailure(MoltarException failure, object? target = null) =>
+        ThrowTerminatingError(ToErrorRecord(failure, target));
+
+    protected static ErrorRecord ToErrorRecord(MoltarException failure, object? target) =>
+        new(failure, failure.ErrorId, ParseCategory(failure.Category), target);
+
+    protected static ErrorCategory ParseCategory(string category) =>
+        Enum.TryParse<ErrorCategory>(category, out var parsed) ? parsed : ErrorCategory.NotSpecified;
+
+    /// <summary>A terminating error for bad input: which parameter, what was wrong, what to do.</summary>
+    protected void ThrowInvalidArgument(string errorId, string message, object? target = null) =>
+        ThrowTerminatingError(new ErrorRecord(new ArgumentException(message), errorId, ErrorCategory.InvalidArgument, target));
+
+    public void Dispose()
+    {
+        _stopping.Dispose();
+        _pipelineWork.Dispose();
+        GC.SuppressFinalize(this);
+    }
+}

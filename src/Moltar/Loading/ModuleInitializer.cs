@@ -1,0 +1,35 @@
+using System.Management.Automation;
+using System.Reflection;
+using System.Runtime.Loader;
+
+namespace Moltar.Loading;
+
+/// <summary>Hooks the default context so that Moltar.Engine, and everything it needs, comes from deps/.</summary>
+public sealed class ModuleInitializer : IModuleAssemblyInitializer, IModuleAssemblyCleanup
+{
+    private const string EngineAssemblyName = "Moltar.Engine";
+    private static readonly object Gate = new();
+    // Kept for the process: an assembly cannot leave a non-collectible context, so re-imports reuse it.
+    private static ModuleLoadContext? s_context;
+
+    internal static string DependencyDirectory =>
+        Path.Combine(Path.GetDirectoryName(typeof(ModuleInitializer).Assembly.Location)!, "deps");
+
+    public void OnImport()
+    {
+        lock (Gate)
+        {
+            s_context ??= new ModuleLoadContext(DependencyDirectory);
+            AssemblyLoadContext.Default.Resolving -= ResolveEngine;
+            AssemblyLoadContext.Default.Resolving += ResolveEngine;
+        }
+    }
+
+    public void OnRemove(PSModuleInfo psModuleInfo)
+    {
+        AssemblyLoadContext.Default.Resolving -= ResolveEngine;
+    }
+
+    private static Assembly? ResolveEngine(AssemblyLoadContext context, AssemblyName name) =>
+        name.Name == EngineAssemblyName ? s_context?.LoadFromAssemblyName(name) : null;
+}
