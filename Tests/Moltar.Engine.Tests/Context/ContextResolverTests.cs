@@ -1,0 +1,131 @@
+using Moltar.Engine.Context;
+using Xunit;
+
+namespace Moltar.Engine.Tests.Context;
+
+public sealed class ContextResolverTests : IDisposable
+{
+    private readonly string _root = Directory.CreateTempSubdirectory("moltar-context-").FullName;
+    private readonly Dictionary<string, string> _environment = new();
+
+    public void Dispose() => Directory.Delete(_root, recursive: true);
+
+    private MoltarContext Resolve(ContextRequest? request = null, string? from = null) =>
+        new ContextResolver(name => _environment.GetValueOrDefault(name))
+            .Resolve((request ?? new ContextRequest()) with { WorkingDirectory = from ?? _root });
+
+    private string Sub(string relative)
+    {
+        string path = Path.Combine(_root, relative);
+        Directory.CreateDirectory(path);
+        return path;
+    }
+
+    [Fact]
+    public void FindsTheProjectFileFromASubdirectory()
+    {
+        File.WriteAllText(Path.Combine(_root, ".moltar.psd1"), "@{ Project = 'shop'; Region = 'eu-west-1'; User = 'deploy' }");
+        var context = Resolve(from: Sub("src/deep/er"));
+        Assert.Equal("shop", context.Project);
+        Assert.Equal("deploy", context.User);
+        Assert.Equal(_root, context.ProjectDirectory);
+        Assert.Contains(context.Settings, s => s.Name == "Project" && s.Source.StartsWith("ProjectFile"));
+    }
+
+    [Fact]
+    public void ParameterBeatsEnvironmentBeatsProjectFileBeatsDefault()
+    {
+        File.WriteAllText(Path.Combine(_root, ".moltar.psd1"), "@{ Project = 'from-file'; Region = 'file-region'; User = 'file-user'; ThrottleLimit = 4 }");
+        _environment["MOLTAR_PROJECT"] = "from-env";
+        _environment["MOLTAR_REGION"] = "env-region";
+        var context = Resolve(new ContextRequest { Project = "from-parameter" });
+
+        Assert.Equal("from-parameter", context.Project);
+        Assert.Equal("env-region", context.Region);
+        Assert.Equal("file-user", context.User);
+        Assert.Equal(4, context.ThrottleLimit);
+        Assert.Equal("AcceptNew", context.StrictHostKeyChecking);
+        Assert.Equal("Parameter", context.Settings.Single(s => s.Name == "Project").Source);
+        Assert.Equal("Environment MOLTAR_REGION", context.Settings.Single(s => s.Name == "Region").Source);
+        Assert.Equal("Default", context.Settings.Single(s => s.Name == "StrictHostKeyChecking").Source);
+    }
+
+    [Fact]
+    public void DotfilesOfTheOriginalToolWork()
+    {
+        File.WriteAllText(Path.Combine(_root, ".project-name"), "legacy-shop\n");
+        File.WriteAllText(Path.Combine(_root, ".package-names"), "app-web  app-worker\n");
+        var context = Resolve(from: Sub("a"));
+        Assert.Equal("legacy-shop", context.Project);
+        Assert.Equal(new[] { "app-web", "app-worker" }, context.Packages);
+    }
+
+    [Fact]
+    public void TheDataFileWinsOverDotfilesInTheSameFolder()
+    {
+        File.WriteAllText(Path.Combine(_root, ".moltar.psd1"), "@{ Project = 'new' }");
+        File.WriteAllText(Path.Combine(_root, ".moltar-project"), "old");
+        File.WriteAllText(Path.Combine(_root, ".moltar-packages"), "pkg");
+        var context = Resolve();
+        Assert.Equal("new", context.Project);
+        Assert.Equal(new[] { "pkg" }, context.Packages);
+    }
+
+    [Fact]
+    public void TheNearestProjectFileWins()
+    {
+        File.WriteAllText(Path.Combine(_root, ".moltar.psd1"), "@{ Project = 'outer' }");
+        string inner = Sub("inner");
+        File.WriteAllText(Path.Combine(inner, ".moltar-project"), "inner");
+        Assert.Equal("inner", Resolve(from: Sub("inner/x")).Project);
+    }
+
+    [Fact]
+    public void TagNamesRenameRoles()
+    {
+        File.WriteAllText(Path.Combine(_root, ".moltar.psd1"), "@{ TagNames = @{ Project = 'App'; Cluster = 'Role' } }");
+        var context = Resolve();
+        Assert.Equal("App", context.TagName("Project"));
+        Assert.Equal("Role", context.TagName("Cluster"));
+        Assert.Equal("Environment", context.TagName("Environment"));
+    }
+
+    [Theory]
+    [InlineData("@{ Projekt = 'typo' }", "'Projekt' is not a project file setting")]
+    [InlineData("@{ Port = 'abc' }", "'abc' is not a TCP port")]
+    [InlineData("@{ AddressType = 'Elastic' }", "not one of Auto, Public, Private")]
+    [InlineData("@{ TagNames = @{ Team = 'Owner' } }", "TagNames has 'Team'")]
+    [InlineData("@{ ThrottleLimit = 0 }", "not a positive whole number")]
+    public void BadProjectFilesSayWhatIsWrong(string text, string expected)
+    {
+        File.WriteAllText(Path.Combine(_root, ".moltar.psd1"), text);
+        var error = Assert.Throws<FormatException>(() => Resolve());
+        Assert.Contains(expected, error.Message);
+        Assert.Contains(".moltar.psd1", error.Message);
+    }
+
+    [Fact]
+    public void BadEnvironmentValuesNameTheVariable()
+    {
+        _environment["MOLTAR_PORT"] = "70000";
+        var error = Assert.Throws<FormatException>(() => Resolve());
+        Assert.Contains("MOLTAR_PORT", error.Message);
+    }
+
+    [Fact]
+    public void RelativeKeyFilesAreTakenFromTheProjectFolder()
+    {
+        File.WriteAllText(Path.Combine(_root, ".moltar.psd1"), "@{ KeyFile = 'keys/deploy_ed25519' }");
+        Assert.Equal(Path.Combine(_root, "keys", "deploy_ed25519"), Resolve(from: Sub("x")).KeyFile);
+    }
+
+    [Fact]
+    public void NoProjectFileMeansDefaultsOnly()
+    {
+        var context = Resolve(from: Sub("empty"));
+        Assert.Null(context.ProjectFile);
+        Assert.Null(context.Project);
+        Assert.Equal(32, context.ThrottleLimit);
+        Assert.Equal("Auto", context.AddressType);
+    }
+}

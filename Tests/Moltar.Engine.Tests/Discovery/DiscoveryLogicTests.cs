@@ -1,0 +1,112 @@
+using Moltar.Engine.Aws;
+using Moltar.Engine.Discovery;
+using Xunit;
+
+namespace Moltar.Engine.Tests.Discovery;
+
+public class ShortIdTests
+{
+    [Fact]
+    public void ShortIdsAreTheShortestUniquePrefixOfAtLeastThree()
+    {
+        var ids = ShortIds.Assign(new[] { "i-0abc1234", "i-0abd5678", "i-9f00000", "i-0abc1299" });
+        Assert.Equal("0abc12", ids["i-0abc1234"][..6]);
+        Assert.Equal("0abc123", ids["i-0abc1234"]);
+        Assert.Equal("0abc129", ids["i-0abc1299"]);
+        Assert.Equal("0abd", ids["i-0abd5678"]);
+        Assert.Equal("9f0", ids["i-9f00000"]);
+    }
+
+    [Fact]
+    public void EveryShortIdIsUniqueInALargeSet()
+    {
+        var random = new Random(7);
+        var ids = Enumerable.Range(0, 5000).Select(_ => "i-" + string.Concat(Enumerable.Range(0, 17).Select(_ => "0123456789abcdef"[random.Next(16)]))).Distinct().ToList();
+        var shortIds = ShortIds.Assign(ids);
+        Assert.Equal(ids.Count, shortIds.Values.Distinct().Count());
+        Assert.All(ids, id => Assert.StartsWith(shortIds[id], id[2..]));
+        Assert.All(shortIds.Values, s => Assert.True(s.Length >= 3));
+        // shortest: one character less would collide with some other id
+        Assert.All(ids, id =>
+        {
+            string s = shortIds[id];
+            if (s.Length > 3)
+                Assert.Contains(ids, other => other != id && other[2..].StartsWith(s[..^1]));
+        });
+    }
+}
+
+public class NameMatcherTests
+{
+    private static readonly MoltarInstance Web = new()
+    {
+        InstanceId = "i-0534a9f3c2",
+        Tags = new Dictionary<string, string> { ["Name"] = "shop-web-1", ["Environment"] = "staging" },
+        PrivateIpAddress = "10.0.0.53",
+        PublicDnsName = "ec2-3-4-5-6.compute.amazonaws.com",
+    };
+
+    [Theory]
+    [InlineData("web", true)]
+    [InlineData("WEB-1", true)]
+    [InlineData("34a", true)]
+    [InlineData("34a/53", true)]
+    [InlineData("34a/web/staging", true)]
+    [InlineData("compute.amazonaws", true)]
+    [InlineData("34a/jobs", false)]
+    [InlineData("production", false)]
+    public void EveryTermMustMatchSomething(string name, bool expected) =>
+        Assert.Equal(expected, NameMatcher.Matches(Web, NameMatcher.Terms(name)));
+
+    [Fact]
+    public void NoTermsMatchEverything() => Assert.True(NameMatcher.Matches(Web, NameMatcher.Terms(null)));
+}
+
+public class DiscoveryFilterTests
+{
+    private static MoltarContext Context(Dictionary<string, string>? tagNames = null) => new()
+    {
+        TagNames = tagNames ?? new Dictionary<string, string> { ["Project"] = "Project", ["Environment"] = "Environment", ["Cluster"] = "Cluster", ["Packages"] = "Packages" },
+    };
+
+    [Fact]
+    public void SelectionBecomesServerSideFilters()
+    {
+        var filters = InstanceDiscovery.ServerFilters(new InstanceSelection
+        {
+            Project = "shop", Environment = "staging", Cluster = "web", Packages = new[] { "app-web", "app-worker" },
+            Tags = new Dictionary<string, string[]> { ["Team"] = new[] { "a", "b" } },
+        }, Context());
+        Assert.Equal(new[] { "tag:Project", "tag:Environment", "tag:Cluster", "tag:Packages", "tag:Team", "instance-state-name" }, filters.Select(f => f.Name));
+        Assert.Equal(new[] { "*|app-web|*" }, filters.Single(f => f.Name == "tag:Packages").Values);
+        Assert.Equal(new[] { "running" }, filters.Single(f => f.Name == "instance-state-name").Values);
+        Assert.All(filters, f => Assert.NotEmpty(f.Values));
+    }
+
+    [Fact]
+    public void AllStatesSendsNoStateFilterAndRenamedTagsAreUsed()
+    {
+        var filters = InstanceDiscovery.ServerFilters(new InstanceSelection { Project = "shop", States = Array.Empty<string>() },
+            Context(new Dictionary<string, string> { ["Project"] = "App" }));
+        Assert.Equal(new[] { "tag:App" }, filters.Select(f => f.Name));
+    }
+
+    [Theory]
+    [InlineData("|app-web|app-worker|", new[] { "app-web", "app-worker" })]
+    [InlineData("app-web", new[] { "app-web" })]
+    [InlineData("", new string[0])]
+    [InlineData(null, new string[0])]
+    public void PackagesTagIsParsed(string? tag, string[] expected) => Assert.Equal(expected, InstanceDiscovery.ParsePackages(tag));
+
+    [Theory]
+    [InlineData("Auto", "1.2.3.4", "10.0.0.1", "1.2.3.4")]
+    [InlineData("Auto", null, "10.0.0.1", "10.0.0.1")]
+    [InlineData("Private", "1.2.3.4", "10.0.0.1", "10.0.0.1")]
+    [InlineData("Public", null, "10.0.0.1", null)]
+    public void AddressFollowsTheAddressType(string type, string? publicIp, string? privateIp, string? expected) =>
+        Assert.Equal(expected, InstanceDiscovery.ChooseAddress(type, publicIp, privateIp));
+
+    [Fact]
+    public void AProjectNamePicksItsProfileCandidates() =>
+        Assert.Equal(new[] { "Acme Shop", "acme-shop", "acme_shop" }, AwsSession.ProfileCandidates("Acme Shop"));
+}
