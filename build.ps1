@@ -28,6 +28,12 @@ $version = (Import-PowerShellDataFile $manifestSource).ModuleVersion
 $moduleDir = Join-Path $out "Moltar/$version"
 $isCI = $env:CI -eq 'true'
 
+# Child pwsh processes: the dotnet tool runs as 'dotnet pwsh.dll', a plain install as 'pwsh'.
+$pwsh = [pscustomobject]@{
+    FilePath  = [Environment]::ProcessPath
+    Arguments = if ([IO.Path]::GetFileNameWithoutExtension([Environment]::ProcessPath) -eq 'dotnet') { @([Reflection.Assembly]::GetEntryAssembly().Location) } else { @() }
+}
+
 function Write-Step([string] $message) {
     Write-Host "==> $message" -ForegroundColor Cyan
 }
@@ -173,8 +179,7 @@ function Invoke-Test {
         Write-Step "Pester $((Split-Path (Split-Path $pester)) | Split-Path -Leaf) against $env:MOLTAR_TEST_MODULE"
         $summary = Join-Path $results 'pester-summary.json'
         $runner = Join-Path $root 'Tests/Invoke-PesterRun.ps1'
-        $pwsh = (Get-Process -Id $PID).Path
-        & $pwsh -NoProfile -NonInteractive -File $runner -PesterPath $pester -TestFilter "$TestFilter" -SummaryPath $summary -ResultPath (Join-Path $results 'pester.xml')
+        & $pwsh.FilePath @($pwsh.Arguments) -NoProfile -NonInteractive -File $runner -PesterPath $pester -TestFilter "$TestFilter" -SummaryPath $summary -ResultPath (Join-Path $results 'pester.xml')
         if (Test-Path $summary) {
             $count = Get-Content -Raw $summary | ConvertFrom-Json
             $total.Passed += $count.Passed; $total.Failed += $count.Failed; $total.Skipped += $count.Skipped
@@ -200,8 +205,7 @@ function Invoke-Demo {
     $sandboxDll = Build-Sandbox
     $skipReason = Initialize-TestPrerequisite
     if ($skipReason) { throw "The demo needs the sandbox fleet: $skipReason" }
-    $pwsh = (Get-Process -Id $PID).Path
-    & $pwsh -NoProfile -File (Join-Path $root 'Tests/Sandbox/Demo.ps1') -ModulePath (Join-Path $moduleDir 'Moltar.psd1') -SandboxPath $sandboxDll
+    & $pwsh.FilePath @($pwsh.Arguments) -NoProfile -File (Join-Path $root 'Tests/Sandbox/Demo.ps1') -ModulePath (Join-Path $moduleDir 'Moltar.psd1') -SandboxPath $sandboxDll
     if ($LASTEXITCODE -ne 0) { throw "The demo failed (exit $LASTEXITCODE)." }
 }
 

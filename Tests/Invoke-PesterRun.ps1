@@ -17,10 +17,9 @@ $configuration.TestResult.Enabled = $true
 $configuration.TestResult.OutputPath = $ResultPath
 $configuration.TestResult.OutputFormat = 'NUnitXml'
 $result = Invoke-Pester -Configuration $configuration
-# A container that failed to run (BeforeAll threw) counts as one failure, never as silence.
-$failedBlocks = @($result.Failed).Count -eq 0 -and @($result.FailedContainers).Count -gt 0
+# A block or file that failed to run (BeforeAll threw) counts as a failure, never as silence.
 @{
     Passed  = $result.PassedCount
-    Failed  = $result.FailedCount + $result.FailedBlocksCount + @($result.FailedContainers).Count * [int]$failedBlocks
+    Failed  = $result.FailedCount + $result.FailedBlocksCount + $result.FailedContainersCount
     Skipped = $result.SkippedCount
 } | ConvertTo-Json | Set-Content -Path $SummaryPath

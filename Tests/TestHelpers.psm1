@@ -8,6 +8,23 @@ function Get-TestModulePath {
     $built.FullName
 }
 
+function Get-PwshInvocation {
+    <# How to start another pwsh like this one: the dotnet tool runs as 'dotnet pwsh.dll'. #>
+    $process = [Environment]::ProcessPath
+    $arguments = @()
+    if ([IO.Path]::GetFileNameWithoutExtension($process) -eq 'dotnet') {
+        $arguments = @([Reflection.Assembly]::GetEntryAssembly().Location)
+    }
+    [pscustomobject]@{ FilePath = $process; Arguments = $arguments }
+}
+
+function Invoke-CleanPwsh {
+    <# Runs a command in a fresh pwsh (no profile, non-interactive) and returns its output; $LASTEXITCODE is its exit code. #>
+    param([Parameter(Mandatory)] [string] $Command)
+    $pwsh = Get-PwshInvocation
+    & $pwsh.FilePath @($pwsh.Arguments) -NoProfile -NonInteractive -Command $Command
+}
+
 function Get-SandboxSkipReason {
     # Empty when the sandbox fleet can run here; otherwise why not (build.ps1 fails instead when CI=true).
     "$env:MOLTAR_TEST_SKIP_REASON"

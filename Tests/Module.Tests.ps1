@@ -1,0 +1,100 @@
+BeforeAll {
+    Import-Module (Join-Path $PSScriptRoot 'TestHelpers.psm1') -Force
+    $script:ModulePath = Get-TestModulePath
+    $script:ModuleDir = Split-Path $ModulePath
+}
+
+Describe 'The built module folder' {
+    It 'has a valid manifest whose version is the folder name' {
+        $manifest = Test-ModuleManifest $ModulePath
+        $manifest.Version.ToString() | Should -Be (Split-Path $ModuleDir -Leaf)
+        $manifest.CompatiblePSEditions | Should -Contain 'Core'
+    }
+
+    It 'keeps dependencies in deps/ and ships no System.Management.Automation' {
+        (Get-ChildItem $ModuleDir -Recurse -File).Name | Should -Not -Contain 'System.Management.Automation.dll'
+        Join-Path $ModuleDir 'deps/Moltar.Engine.dll' | Should -Exist
+        Join-Path $ModuleDir 'deps/AWSSDK.EC2.dll' | Should -Exist
+        Join-Path $ModuleDir 'deps/Renci.SshNet.dll' | Should -Exist
+        Join-Path $ModuleDir 'Moltar.Cmdlets.dll' | Should -Exist
+        # One copy of the user-facing types, in the default context.
+        Join-Path $ModuleDir 'deps/Moltar.Model.dll' | Should -Not -Exist
+        Join-Path $ModuleDir 'Moltar.Engine.dll' | Should -Not -Exist
+    }
+
+    It 'exports exactly the cmdlets the manifest lists, in a clean pwsh' {
+        $listed = (Import-PowerShellDataFile $ModulePath).CmdletsToExport | Sort-Object
+        $exported = Invoke-CleanPwsh "(Import-Module '$ModulePath' -PassThru).ExportedCommands.Keys | Sort-Object"
+        $LASTEXITCODE | Should -Be 0
+        $exported | Should -Be $listed
+        foreach ($name in $listed) {
+            $type = Invoke-CleanPwsh "Import-Module '$ModulePath'; (Get-Command $name).ImplementingType.Name"
+            $type | Should -BeLike '*Command'
+        }
+    }
+
+    It 'loads the engine and the AWS SDK in its private context and the model in the default one' {
+        $script = @"
+Import-Module '$ModulePath'
+`$null = Get-MoltarContext
+`$null = [Moltar.MoltarInstance]::new()
+[AppDomain]::CurrentDomain.GetAssemblies() | Where-Object { `$_.GetName().Name -in 'Moltar.Engine', 'Moltar.Model', 'AWSSDK.Core' } |
+    ForEach-Object { '{0}={1}' -f `$_.GetName().Name, [Runtime.Loader.AssemblyLoadContext]::GetLoadContext(`$_).Name }
+"@
+        $contexts = Invoke-CleanPwsh $script
+        $contexts | Should -Contain 'Moltar.Engine=Moltar'
+        $contexts | Should -Contain 'Moltar.Model=Default'
+    }
+
+    It 'imports again with -Force and after Remove-Module' {
+        $script = "Import-Module '$ModulePath'; Remove-Module Moltar; Import-Module '$ModulePath'; Import-Module '$ModulePath' -Force; (Get-MoltarContext).ThrottleLimit"
+        Invoke-CleanPwsh $script | Should -Be 32
+        $LASTEXITCODE | Should -Be 0
+    }
+}
+
+Describe 'Get-MoltarContext' {
+    BeforeAll {
+        Import-Module $ModulePath -Force
+        $script:Scratch = Join-Path ([IO.Path]::GetTempPath()) "moltar-context-$PID"
+        Set-TestAwsEnvironment -Directory (Join-Path $Scratch 'aws')
+        New-Item -ItemType Directory -Force -Path (Join-Path $Scratch 'repo/src/deep') | Out-Null
+        Set-Content (Join-Path $Scratch 'repo/.moltar.psd1') "@{ Project = 'shop'; Region = 'eu-west-1'; User = 'deploy'; Packages = @('app-web') }"
+    }
+    AfterAll {
+        Pop-Location -ErrorAction Ignore
+        Remove-Item -Recurse -Force $Scratch -ErrorAction Ignore
+        Remove-Item env:MOLTAR_USER -ErrorAction Ignore
+    }
+
+    It 'finds the project file from a subdirectory and says where each value came from' {
+        Push-Location (Join-Path $Scratch 'repo/src/deep')
+        try { $context = Get-MoltarContext } finally { Pop-Location }
+        $context.Project | Should -Be 'shop'
+        $context.Packages | Should -Be @('app-web')
+        $context.ProjectFile | Should -Be (Join-Path $Scratch 'repo/.moltar.psd1')
+        ($context.Settings | Where-Object Name -EQ 'User').Source | Should -BeLike 'ProjectFile*'
+    }
+
+    It 'takes parameter over environment over project file' {
+        Push-Location (Join-Path $Scratch 'repo')
+        try {
+            $env:MOLTAR_USER = 'env-user'
+            (Get-MoltarContext).User | Should -Be 'env-user'
+            (Get-MoltarContext -Project other).Project | Should -Be 'other'
+            (Get-MoltarContext).Region | Should -Be 'eu-west-1'
+        }
+        finally { Pop-Location; Remove-Item env:MOLTAR_USER }
+    }
+
+    It 'reports a broken project file as one clear error with a stable id' {
+        $broken = Join-Path $Scratch 'broken'
+        New-Item -ItemType Directory -Force -Path $broken | Out-Null
+        Set-Content (Join-Path $broken '.moltar.psd1') "@{ Projekt = 'typo' }"
+        Push-Location $broken
+        try {
+            { Get-MoltarContext -ErrorAction Stop } | Should -Throw -ErrorId 'InvalidProjectSetting,Moltar.Cmdlets.GetMoltarContextCommand' -ExpectedMessage "*'Projekt' is not a project file setting*"
+        }
+        finally { Pop-Location }
+    }
+}
