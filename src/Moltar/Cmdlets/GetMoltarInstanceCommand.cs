@@ -11,11 +11,9 @@ namespace Moltar.Cmdlets;
 [OutputType(typeof(MoltarInstance))]
 public sealed class GetMoltarInstanceCommand : MoltarAwsCmdlet
 {
-    internal static readonly string[] StateNames = { "pending", "running", "shutting-down", "terminated", "stopping", "stopped", "All" };
-
-    [Parameter(Position = 0)] [ValidateNotNullOrEmpty] public string? Environment { get; set; }
-    [Parameter(Position = 1)] [ValidateNotNullOrEmpty] public string? Cluster { get; set; }
-    [Parameter(Position = 2)] [ValidateNotNullOrEmpty] public string? Name { get; set; }
+    [Parameter(Position = 0)] [ValidateNotNullOrEmpty] [ArgumentCompleter(typeof(EnvironmentCompleter))] public string? Environment { get; set; }
+    [Parameter(Position = 1)] [ValidateNotNullOrEmpty] [ArgumentCompleter(typeof(ClusterCompleter))] public string? Cluster { get; set; }
+    [Parameter(Position = 2)] [ValidateNotNullOrEmpty] [ArgumentCompleter(typeof(NameCompleter))] public string? Name { get; set; }
     [Parameter] [ValidateNotNullOrEmpty] public string[]? Package { get; set; }
     [Parameter] [ValidateNotNullOrEmpty] public Hashtable? Tag { get; set; }
     [Parameter] [ValidateSet("pending", "running", "shutting-down", "terminated", "stopping", "stopped", "All", IgnoreCase = true)]

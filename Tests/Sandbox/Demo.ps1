@@ -1,0 +1,60 @@
+# The one-command demo: a sandbox of 6 instances over 2 environments and 3 clusters, and Moltar working on it.
+param(
+    [Parameter(Mandatory)] [string] $ModulePath,
+    [Parameter(Mandatory)] [string] $SandboxPath
+)
+$ErrorActionPreference = 'Stop'
+
+function Say([string] $text) { Write-Host "`n# $text" -ForegroundColor Yellow }
+function Show([string] $command) {
+    Write-Host "PS> $command" -ForegroundColor Green
+    Invoke-Expression $command | Out-Host
+}
+
+Import-Module (Join-Path $PSScriptRoot 'Sandbox.psm1') -Force
+$scratch = Join-Path ([IO.Path]::GetTempPath()) "moltar-demo-$PID"
+$sandbox = $null
+try {
+    Say 'Starting a sandbox: a local EC2-compatible endpoint and 6 real sshd hosts on loopback addresses.'
+    $sandbox = Start-MoltarSandbox -SandboxPath $SandboxPath -Hosts 6 -Project demo -Environments production, staging -Clusters web, jobs, search
+    Write-Host "  EC2 endpoint $($sandbox.Endpoint); hosts $(($sandbox.Hosts | ForEach-Object address) -join ', ')"
+
+    Say 'A repository says which project it is about in .moltar.psd1; the project name picks the AWS profile.'
+    New-Item -ItemType Directory -Force -Path (Join-Path $scratch 'aws'), (Join-Path $scratch 'demo-app') | Out-Null
+    $env:AWS_SHARED_CREDENTIALS_FILE = Join-Path $scratch 'aws/credentials'
+    $env:AWS_CONFIG_FILE = Join-Path $scratch 'aws/config'
+    Set-Content $env:AWS_SHARED_CREDENTIALS_FILE "[demo]`naws_access_key_id = AKIDDEMO`naws_secret_access_key = demo-secret"
+    Set-Content $env:AWS_CONFIG_FILE "[profile demo]`nregion = $($sandbox.Region)"
+    Set-Content (Join-Path $scratch 'demo-app/.moltar.psd1') @"
+@{
+    Project        = 'demo'
+    EndpointUrl    = '$($sandbox.Endpoint)'
+    User           = '$($sandbox.User)'
+    KeyFile        = '$($sandbox.ClientKeyPath)'
+    KnownHostsPath = '$($sandbox.KnownHostsPath)'
+}
+"@
+    Get-Content (Join-Path $scratch 'demo-app/.moltar.psd1') | ForEach-Object { Write-Host "  $_" }
+    Set-Location (Join-Path $scratch 'demo-app')
+    Import-Module $ModulePath
+
+    Say 'Get-MoltarContext shows what a call will use, and where each value came from.'
+    Show 'Get-MoltarContext | Format-List Project, ProfileName, Region, EndpointUrl, User'
+
+    Say 'Get-MoltarInstance lists the project''s running instances; ShortId is enough to name one.'
+    Show 'Get-MoltarInstance'
+
+    Say 'Positional selection: Environment, then Cluster.'
+    Show 'Get-MoltarInstance production web'
+
+    if (Get-Command Invoke-MoltarCommand -ErrorAction Ignore) {
+        Say 'Run a command on every web instance, in parallel, over SSH.'
+        Show "Get-MoltarInstance -Cluster web | Invoke-MoltarCommand 'uname -n'"
+    }
+    Say 'Done. Stopping the sandbox.'
+}
+finally {
+    Set-Location ([IO.Path]::GetTempPath())
+    if ($sandbox) { Stop-MoltarSandbox $sandbox }
+    Remove-Item -Recurse -Force $scratch -ErrorAction Ignore
+}
