@@ -179,6 +179,21 @@ public sealed class Ec2ErrorTests(Ec2ErrorFixture fixture) : IClassFixture<Ec2Er
     }
 
     [Fact]
+    public async Task QueryStringGet_IsServedLikeAFormPost()
+    {
+        using var http = new HttpClient();
+        using var request = new HttpRequestMessage(HttpMethod.Get,
+            fixture.Endpoint + "/?Action=DescribeInstances&Version=2016-11-15&Filter.1.Name=tag%3AName&Filter.1.Value.1=web-2");
+        request.Headers.TryAddWithoutValidation("Authorization", Ec2SandboxFixture.ValidAuthorization);
+        request.Headers.TryAddWithoutValidation("X-Amz-Date", "20260101T000000Z");
+        using var response = await http.SendAsync(request);
+        Assert.Equal(System.Net.HttpStatusCode.OK, response.StatusCode);
+        var body = System.Xml.Linq.XDocument.Parse(await response.Content.ReadAsStringAsync());
+        var ns = (System.Xml.Linq.XNamespace)Ec2Xml.Namespace;
+        Assert.Equal([Ec2Defaults.InstanceIdFor("web-2")], body.Descendants(ns + "instanceId").Select(e => e.Value));
+    }
+
+    [Fact]
     public async Task DryRun_IsDryRunOperation()
     {
         using var client = fixture.CreateClient();

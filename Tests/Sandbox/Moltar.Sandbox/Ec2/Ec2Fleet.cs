@@ -36,15 +36,6 @@ public sealed class Ec2Fleet
             snapshot = new Ec2FleetSnapshot(list, snapshot.Generation + 1);
         }
     }
-
-    /// <summary>Adds instances (ids must be new).</summary>
-    public void Add(IEnumerable<Ec2Instance> instances)
-    {
-        lock (writeLock)
-        {
-            Replace(snapshot.InFleetOrder.Concat(instances));
-        }
-    }
 }
 
 /// <summary>
