@@ -1,0 +1,445 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using System.Text;
+using Renci.SshNet;
+using Renci.SshNet.Common;
+
+namespace Moltar.Engine.Ssh;
+
+/// <summary>
+/// An open, authenticated connection to one host. Runs commands (one at a time per connection is the
+/// intended use), opens SFTP sessions the same way, and closes on Dispose. Not tied to a command, so a
+/// later connection cache can keep it warm between calls.
+/// </summary>
+public sealed class SshConnection : IDisposable
+{
+    private readonly SshConnector _connector;
+    private readonly SshClient _client;
+    private JumpLease? _lease;
+    private int _disposed;
+
+    internal SshConnection(SshConnector connector, SshTarget target, SshHostSettings settings, SshClient client, JumpLease? lease)
+    {
+        _connector = connector;
+        Target = target;
+        Settings = settings;
+        _client = client;
+        _lease = lease;
+    }
+
+    public SshTarget Target { get; }
+    public SshHostSettings Settings { get; }
+    public bool IsConnected => Volatile.Read(ref _disposed) == 0 && _client.IsConnected;
+    public string ServerVersion => _client.ConnectionInfo.ServerVersion ?? "";
+    public string KeyExchangeAlgorithm => _client.ConnectionInfo.CurrentKeyExchangeAlgorithm ?? "";
+    public string Cipher => _client.ConnectionInfo.CurrentClientEncryption ?? "";
+    public string HostKeyAlgorithm => _client.ConnectionInfo.CurrentHostKeyAlgorithm ?? "";
+    public bool ViaJumpHost => _lease is not null;
+
+    /// <summary>
+    /// Runs a command and waits for it: output streams live to options.OnLine, the outcome carries exit code,
+    /// kept output and an ErrorId (CommandFailed, Timeout, ConnectionLost) when it did not succeed. Blocks the
+    /// calling thread. On cancellation the command gets TERM, the connection is closed and
+    /// OperationCanceledException is thrown. After Timeout or ConnectionLost the connection is closed.
+    /// </summary>
+    public ExecOutcome Run(string command, ExecOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(command);
+        options ??= new ExecOptions();
+        cancellationToken.ThrowIfCancellationRequested();
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        return options.Pty ? RunPty(command, options, cancellationToken) : RunExec(command, options, cancellationToken);
+    }
+
+    /// <summary>Run on a dedicated thread.</summary>
+    public Task<ExecOutcome> RunAsync(string command, ExecOptions? options = null, CancellationToken cancellationToken = default) =>
+        DedicatedThread.Run(() => Run(command, options, cancellationToken), "Moltar SSH run");
+
+    /// <summary>Opens an SFTP session to the same host, the same way (a second SSH connection: SSH.NET cannot share one).</summary>
+    public SftpConnection OpenSftp(CancellationToken cancellationToken = default) => _connector.ConnectSftp(Target, cancellationToken);
+
+    private ExecOutcome RunExec(string command, ExecOptions options, CancellationToken cancellationToken)
+    {
+        var start = DateTimeOffset.Now;
+        var clock = Stopwatch.StartNew();
+        var encoding = options.Encoding ?? new UTF8Encoding(false);
+        var stdout = new OutputCollector(ExecStream.Stdout, options.MaxOutputBytes, encoding, options.OnLine, options.MaxLineLength);
+        var stderr = new OutputCollector(ExecStream.Stderr, options.MaxOutputBytes, encoding, options.OnLine, options.MaxLineLength);
+
+        SshCommand cmd;
+        Task execution;
+        try
+        {
+            cmd = _client.CreateCommand(command, encoding);
+            execution = cmd.ExecuteAsync();
+        }
+        catch (Exception e) when (e is SshException or ObjectDisposedException or InvalidOperationException or System.Net.Sockets.SocketException)
+        {
+            return NotStarted(command, start, clock, e);
+        }
+
+        using (cmd)
+        {
+            var outReader = Pump(cmd.OutputStream, stdout, "stdout");
+            var errReader = Pump(cmd.ExtendedOutputStream, stderr, "stderr");
+            Thread? stdinWriter = null;
+            try
+            {
+                var input = cmd.CreateInputStream();
+                if (options.Stdin is { Length: > 0 } bytes)
+                {
+                    // Writing can block on the channel window: a thread of its own keeps this one free to time out.
+                    stdinWriter = new Thread(() =>
+                    {
+                        try
+                        {
+                            input.Write(bytes, 0, bytes.Length);
+                        }
+                        catch (Exception)
+                        {
+                        }
+                        finally
+                        {
+                            SshConnector.SafeDispose(input);
+                        }
+                    })
+                    { IsBackground = true, Name = "Moltar SSH stdin" };
+                    stdinWriter.Start();
+                }
+                else
+                {
+                    input.Dispose(); // end-of-file at once
+                }
+            }
+            catch (Exception e) when (e is SshException or ObjectDisposedException or InvalidOperationException)
+            {
+                // The channel is already gone; the outcome below says why.
+            }
+
+            var ended = Wait(((IAsyncResult)execution).AsyncWaitHandle, options.Timeout, cancellationToken);
+            if (ended != WaitResult.Completed)
+            {
+                Abort(cmd);
+            }
+
+            outReader.Join(TimeSpan.FromSeconds(5));
+            errReader.Join(TimeSpan.FromSeconds(5));
+            stdout.Complete();
+            stderr.Complete();
+
+            if (ended == WaitResult.Cancelled)
+            {
+                throw new OperationCanceledException("The command was cancelled.", cancellationToken);
+            }
+
+            var failure = stdout.CallbackFailure ?? stderr.CallbackFailure;
+            if (failure is not null)
+            {
+                throw new InvalidOperationException("The output line callback failed: " + failure.Message, failure);
+            }
+
+            string? errorId = null;
+            string? message = null;
+            int? exitCode = null;
+            string? signal = null;
+            if (ended == WaitResult.TimedOut)
+            {
+                errorId = SshErrorIds.Timeout;
+                message = $"The command did not finish within {options.Timeout!.Value.TotalSeconds:0.###} s on {Target.DisplayName}; it was sent TERM and the connection closed.";
+            }
+            else if (execution.IsFaulted || !_client.IsConnected && cmd.ExitStatus is null && cmd.ExitSignal is null)
+            {
+                errorId = SshErrorIds.ConnectionLost;
+                var reason = execution.Exception?.GetBaseException().Message;
+                message = $"The connection to {Target.DisplayName} dropped while the command ran{(reason is null ? "" : ": " + reason)}.";
+                Close();
+            }
+            else
+            {
+                exitCode = cmd.ExitStatus;
+                signal = cmd.ExitSignal;
+                (errorId, message) = Judge(exitCode, signal);
+            }
+
+            return new ExecOutcome
+            {
+                Command = command,
+                ExitCode = exitCode,
+                ExitSignal = signal,
+                Stdout = stdout.Text,
+                Stderr = stderr.Text,
+                StdoutBytes = stdout.TotalBytes,
+                StderrBytes = stderr.TotalBytes,
+                StdoutTruncated = stdout.Truncated,
+                StderrTruncated = stderr.Truncated,
+                StartTime = start,
+                Duration = clock.Elapsed,
+                ErrorId = errorId,
+                ErrorMessage = message,
+            };
+        }
+    }
+
+    private ExecOutcome RunPty(string command, ExecOptions options, CancellationToken cancellationToken)
+    {
+        var start = DateTimeOffset.Now;
+        var clock = Stopwatch.StartNew();
+        var encoding = options.Encoding ?? new UTF8Encoding(false);
+        var output = new OutputCollector(ExecStream.Stdout, options.MaxOutputBytes, encoding, options.OnLine, options.MaxLineLength);
+        var nonce = Convert.ToHexString(RandomNumberGenerator.GetBytes(6)).ToLowerInvariant();
+        var parser = new PtyMarkerParser(nonce);
+
+        ShellStream shell;
+        try
+        {
+            var modes = new Dictionary<TerminalModes, uint>
+            {
+                [TerminalModes.ECHO] = 0,   // the typed line and stdin are not echoed back
+                [TerminalModes.ONLCR] = 0,  // keep \n line ends
+            };
+            shell = _client.CreateShellStream(options.TerminalType, options.TerminalColumns, options.TerminalRows, 0, 0, 64 * 1024, modes);
+            shell.Write(PtyMarkerParser.CommandLine(command, nonce));
+            shell.Flush();
+        }
+        catch (Exception e) when (e is SshException or ObjectDisposedException or InvalidOperationException or System.Net.Sockets.SocketException)
+        {
+            return NotStarted(command, start, clock, e);
+        }
+
+        using (shell)
+        {
+            var done = new ManualResetEventSlim(false);
+            var stdin = options.Stdin;
+            var reader = new Thread(() =>
+            {
+                var buffer = new byte[32 * 1024];
+                var stdinSent = false;
+                try
+                {
+                    int n;
+                    while (!parser.Ended && (n = shell.Read(buffer, 0, buffer.Length)) > 0)
+                    {
+                        parser.Feed(buffer.AsSpan(0, n), output.Append);
+                        if (parser.Started && !stdinSent)
+                        {
+                            stdinSent = true;
+                            // The command runs now: its stdin is the terminal. Send the input, then ^D for end-of-file.
+                            var bytes = new List<byte>(stdin ?? Array.Empty<byte>());
+                            if (bytes.Count > 0 && bytes[^1] != (byte)'\n')
+                            {
+                                bytes.Add(4);
+                            }
+
+                            bytes.Add(4);
+                            shell.Write(bytes.ToArray(), 0, bytes.Count);
+                            shell.Flush();
+                        }
+                    }
+                }
+                catch (Exception)
+                {
+                    // Stream closed under us (abort or connection lost); the outcome says which.
+                }
+                finally
+                {
+                    done.Set();
+                }
+            })
+            { IsBackground = true, Name = "Moltar SSH pty" };
+            reader.Start();
+
+            var ended = Wait(done.WaitHandle, options.Timeout, cancellationToken);
+            if (ended != WaitResult.Completed)
+            {
+                Close();
+            }
+
+            reader.Join(TimeSpan.FromSeconds(5));
+            output.Complete();
+            if (ended == WaitResult.Cancelled)
+            {
+                throw new OperationCanceledException("The command was cancelled.", cancellationToken);
+            }
+
+            if (output.CallbackFailure is { } failure)
+            {
+                throw new InvalidOperationException("The output line callback failed: " + failure.Message, failure);
+            }
+
+            string? errorId;
+            string? message;
+            if (ended == WaitResult.TimedOut)
+            {
+                errorId = SshErrorIds.Timeout;
+                message = $"The command did not finish within {options.Timeout!.Value.TotalSeconds:0.###} s on {Target.DisplayName}; the connection was closed.";
+            }
+            else if (parser.ExitCode is null)
+            {
+                if (!_client.IsConnected)
+                {
+                    errorId = SshErrorIds.ConnectionLost;
+                    message = $"The connection to {Target.DisplayName} dropped while the command ran.";
+                }
+                else
+                {
+                    errorId = SshErrorIds.CommandFailed;
+                    message = $"The command on {Target.DisplayName} ended without reporting an exit status (the terminal session closed).";
+                }
+
+                Close();
+            }
+            else
+            {
+                (errorId, message) = Judge(parser.ExitCode, null);
+            }
+
+            return new ExecOutcome
+            {
+                Command = command,
+                ExitCode = parser.ExitCode,
+                Stdout = output.Text,
+                StdoutBytes = output.TotalBytes,
+                StdoutTruncated = output.Truncated,
+                StartTime = start,
+                Duration = clock.Elapsed,
+                ErrorId = errorId,
+                ErrorMessage = message,
+            };
+        }
+    }
+
+    private (string? ErrorId, string? Message) Judge(int? exitCode, string? signal)
+    {
+        if (exitCode == 0)
+        {
+            return (null, null);
+        }
+
+        if (exitCode is int code)
+        {
+            return (SshErrorIds.CommandFailed, $"The command exited with code {code} on {Target.DisplayName}.");
+        }
+
+        if (signal is not null)
+        {
+            return (SshErrorIds.CommandFailed, $"The command was killed by signal {signal} on {Target.DisplayName}.");
+        }
+
+        return (SshErrorIds.CommandFailed, $"The command on {Target.DisplayName} ended without an exit status.");
+    }
+
+    private ExecOutcome NotStarted(string command, DateTimeOffset start, Stopwatch clock, Exception e)
+    {
+        var lost = !_client.IsConnected || e is ObjectDisposedException;
+        if (lost)
+        {
+            Close();
+        }
+
+        return new ExecOutcome
+        {
+            Command = command,
+            StartTime = start,
+            Duration = clock.Elapsed,
+            ErrorId = lost ? SshErrorIds.ConnectionLost : SshErrorIds.CommandFailed,
+            ErrorMessage = lost
+                ? $"The connection to {Target.DisplayName} was lost before the command started: {e.Message}"
+                : $"The command could not be started on {Target.DisplayName}: {e.Message}",
+        };
+    }
+
+    private enum WaitResult
+    {
+        Completed,
+        TimedOut,
+        Cancelled,
+    }
+
+    private static WaitResult Wait(WaitHandle handle, TimeSpan? timeout, CancellationToken cancellationToken)
+    {
+        var ms = timeout is { } t ? (int)Math.Clamp(t.TotalMilliseconds, 0, int.MaxValue - 1) : Timeout.Infinite;
+        var handles = cancellationToken.CanBeCanceled ? new[] { handle, cancellationToken.WaitHandle } : new[] { handle };
+        var index = WaitHandle.WaitAny(handles, ms);
+        return index switch
+        {
+            0 => WaitResult.Completed,
+            1 => cancellationToken.IsCancellationRequested && !handle.WaitOne(0) ? WaitResult.Cancelled : WaitResult.Completed,
+            _ => WaitResult.TimedOut,
+        };
+    }
+
+    /// <summary>Ends a running command: TERM (waiting briefly for it to go), then the connection is closed.</summary>
+    private void Abort(SshCommand cmd)
+    {
+        try
+        {
+            cmd.CancelAsync(forceKill: false, millisecondsTimeout: 250);
+        }
+        catch (Exception)
+        {
+        }
+
+        Close();
+    }
+
+    private static Thread Pump(Stream stream, OutputCollector collector, string name)
+    {
+        var thread = new Thread(() =>
+        {
+            var buffer = new byte[32 * 1024];
+            try
+            {
+                int n;
+                while ((n = stream.Read(buffer, 0, buffer.Length)) > 0)
+                {
+                    collector.Append(buffer.AsSpan(0, n));
+                }
+            }
+            catch (Exception)
+            {
+                // Disposed under us: the command was aborted or the connection dropped.
+            }
+        })
+        { IsBackground = true, Name = "Moltar SSH " + name };
+        thread.Start();
+        return thread;
+    }
+
+    private void Close()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        SshConnector.SafeDispose(_client);
+        Interlocked.Exchange(ref _lease, null)?.Dispose();
+    }
+
+    public void Dispose() => Close();
+}
+
+/// <summary>An SFTP session opened like an SSH connection (same auth, host key checks and jump host).</summary>
+public sealed class SftpConnection : IDisposable
+{
+    private JumpLease? _lease;
+
+    internal SftpConnection(SshTarget target, SshHostSettings settings, SftpClient client, JumpLease? lease)
+    {
+        Target = target;
+        Settings = settings;
+        Client = client;
+        _lease = lease;
+    }
+
+    public SshTarget Target { get; }
+    public SshHostSettings Settings { get; }
+    /// <summary>The connected SSH.NET client (engine code only: the type lives in the private load context).</summary>
+    public SftpClient Client { get; }
+
+    public void Dispose()
+    {
+        SshConnector.SafeDispose(Client);
+        Interlocked.Exchange(ref _lease, null)?.Dispose();
+    }
+}

@@ -1,0 +1,472 @@
+using System.Collections.Concurrent;
+using System.Net.Sockets;
+using Renci.SshNet;
+using Renci.SshNet.Common;
+using Renci.SshNet.Messages.Transport;
+
+namespace Moltar.Engine.Ssh;
+
+/// <summary>
+/// Opens authenticated SSH connections for one invocation. Created once per call: it reads ssh config and
+/// known_hosts, asks the agent for its keys and loads key files once, and holds the jump host connections
+/// shared by every target behind them. Thread-safe: Connect is called from many fan-out workers at once.
+/// Dispose closes the jump host connections (target connections are disposed by whoever holds them).
+/// </summary>
+public sealed class SshConnector : IDisposable
+{
+    private readonly Action<SshLogEntry>? _log;
+    private readonly SshConfig _userConfig;
+    private readonly SshConfig _systemConfig;
+    private readonly ConcurrentDictionary<string, SshHostSettings> _settings = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, Lazy<KeyFile?>> _keyFiles = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, Lazy<AgentKeys>> _agents = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, JumpHost> _jumps = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, byte> _logged = new(StringComparer.Ordinal);
+    private readonly CancellationTokenSource _disposed = new();
+
+    /// <summary>Reads config and loads the explicitly given key files (SshFailure KeyFileInvalid if one is unusable).</summary>
+    public SshConnector(SshOptions? options = null, Action<SshLogEntry>? log = null)
+    {
+        Options = options ?? new SshOptions();
+        _log = log;
+        Home = Options.HomeDirectory ?? SshPaths.DefaultHome();
+        KnownHosts = new KnownHosts(note => Log(SshLogLevel.Verbose, note));
+
+        _userConfig = LoadConfig(Options.ConfigPath, Path.Combine(Home, ".ssh", "config"), Path.Combine(Home, ".ssh"));
+        _systemConfig = LoadConfig(Options.SystemConfigPath, "/etc/ssh/ssh_config", "/etc/ssh");
+
+        foreach (var path in Options.KeyFiles)
+        {
+            var full = SshPaths.ExpandTilde(path, Home);
+            if (!File.Exists(full))
+            {
+                throw new SshFailure(SshErrorIds.KeyFileInvalid, $"Key file {full} does not exist.");
+            }
+
+            var key = KeyFile.Open(full, Options.Passphrase);
+            var agentPath = Options.UseAgent ? Options.AgentPath ?? SshAgentClient.DefaultPath() : null;
+            var inAgent = agentPath is not null && Agent(agentPath).Identities.Any(i => i.PublicKeyBlob.AsSpan().SequenceEqual(key.PublicBlob));
+            if (!inAgent)
+            {
+                if (key.IsEncrypted && string.IsNullOrEmpty(Options.Passphrase))
+                {
+                    throw new SshFailure(SshErrorIds.KeyFileInvalid, $"Key file {full} is encrypted; give its passphrase (or add it to ssh-agent).");
+                }
+
+                key.EnsureLoaded();
+            }
+
+            _keyFiles[full] = new Lazy<KeyFile?>(key);
+        }
+    }
+
+    public SshOptions Options { get; }
+
+    /// <summary>The home directory used for ~ and the default paths.</summary>
+    public string Home { get; }
+
+    internal KnownHosts KnownHosts { get; }
+
+    /// <summary>How a target is reached: options, ssh config and defaults merged (cached per target).</summary>
+    public SshHostSettings Resolve(SshTarget target)
+    {
+        var key = $"{target.Address}\n{target.Port}\n{target.User}";
+        return _settings.GetOrAdd(key, _ => Report(SshHostSettings.Resolve(target.Address, target.Port, target.User, Options, Lookup(target.Address), Home), target));
+    }
+
+    private SshHostSettings ResolveJump(SshJumpHop hop) =>
+        _settings.GetOrAdd($"jump\n{hop}", _ => Report(SshHostSettings.Resolve(hop.Host, hop.Port, hop.User, Options, Lookup(hop.Host), Home, isJump: true), null));
+
+    private SshConfigMatch Lookup(string host) => _userConfig.Resolve(host).Then(_systemConfig.Resolve(host));
+
+    private SshHostSettings Report(SshHostSettings settings, SshTarget? target)
+    {
+        foreach (var value in settings.Unsupported)
+        {
+            LogOnce("unsupported:" + value.Location, SshLogLevel.Verbose,
+                $"ssh config: '{value.Keyword}' ({value.Location}) is not supported by Moltar; ignored.", null);
+        }
+
+        foreach (var note in settings.Notes)
+        {
+            LogOnce("note:" + note, SshLogLevel.Verbose, "ssh config: " + note, null);
+        }
+
+        return settings;
+    }
+
+    /// <summary>The keys offered to a host, in order: agent keys also named as key files, other agent keys (unless IdentitiesOnly), then key files.</summary>
+    public IReadOnlyList<SshIdentity> IdentitiesFor(SshHostSettings settings)
+    {
+        var agent = settings.IdentityAgent is null ? null : Agent(settings.IdentityAgent);
+        var agentIds = agent?.Identities ?? Array.Empty<SshIdentity>();
+        var files = settings.IdentityFiles.Select(p => FileKey(p, settings.IdentityFilesAreDefaults)).OfType<KeyFile>().ToList();
+
+        bool InFiles(SshIdentity a) => files.Any(f => f.PublicBlob.AsSpan().SequenceEqual(a.PublicKeyBlob));
+        bool InAgent(KeyFile f) => agentIds.Any(a => a.PublicKeyBlob.AsSpan().SequenceEqual(f.PublicBlob));
+
+        var result = new List<SshIdentity>();
+        result.AddRange(agentIds.Where(InFiles));
+        if (!settings.IdentitiesOnly)
+        {
+            result.AddRange(agentIds.Where(a => !InFiles(a)));
+        }
+
+        foreach (var file in files.Where(f => !InAgent(f)))
+        {
+            if (file.IsEncrypted && string.IsNullOrEmpty(Options.Passphrase) && !file.IsLoaded)
+            {
+                LogOnce("encrypted:" + file.Path, SshLogLevel.Verbose, $"Key file {file.Path} is encrypted and no passphrase was given; skipped.", null);
+                continue;
+            }
+
+            if (result.Any(r => r.PublicKeyBlob.AsSpan().SequenceEqual(file.PublicBlob)))
+            {
+                continue;
+            }
+
+            result.Add(new SshIdentity("file", file.PublicBlob, file.Path, null, file.Algorithms));
+        }
+
+        return result;
+    }
+
+    private KeyFile? FileKey(string path, bool isDefault) => _keyFiles.GetOrAdd(path, p => new Lazy<KeyFile?>(() =>
+    {
+        if (!File.Exists(p))
+        {
+            if (!isDefault)
+            {
+                Log(SshLogLevel.Verbose, $"Key file {p} (ssh config IdentityFile) does not exist; skipped.");
+            }
+
+            return null;
+        }
+
+        try
+        {
+            return KeyFile.Open(p, Options.Passphrase);
+        }
+        catch (SshFailure e)
+        {
+            Log(SshLogLevel.Verbose, e.Message + " Skipped.");
+            return null;
+        }
+    })).Value;
+
+    private AgentKeys Agent(string path) => _agents.GetOrAdd(path, p => new Lazy<AgentKeys>(() =>
+    {
+        var client = new SshAgentClient(p);
+        try
+        {
+            var ids = client.ListIdentities()
+                .Where(i => SshKeyBlob.KeyType(i.PublicKeyBlob) is "ssh-ed25519" or "ssh-rsa" || SshKeyBlob.KeyType(i.PublicKeyBlob).StartsWith("ecdsa-sha2-", StringComparison.Ordinal))
+                .Select(i => new SshIdentity("agent", i.PublicKeyBlob, null, i.Comment,
+                    () => SshKeyBlob.AlgorithmsForKeyType(i.KeyType).Where(n => n != "ssh-rsa")
+                        .Select(n => (Renci.SshNet.Security.HostAlgorithm)new AgentHostAlgorithm(n, i, client)).ToList()))
+                .ToList();
+            Log(SshLogLevel.Verbose, $"ssh-agent at {p} holds {ids.Count} usable key(s).");
+            return new AgentKeys(ids);
+        }
+        catch (SshAgentException e)
+        {
+            Log(SshLogLevel.Verbose, $"ssh-agent not used: {e.Message}");
+            return new AgentKeys(Array.Empty<SshIdentity>());
+        }
+    })).Value;
+
+    private sealed record AgentKeys(IReadOnlyList<SshIdentity> Identities);
+
+    /// <summary>
+    /// Opens an authenticated connection to a target (through its jump host, if any). Blocks the calling thread:
+    /// call it from a fan-out worker (or use ConnectAsync). Throws SshFailure with a stable ErrorId, or
+    /// OperationCanceledException when the token fires (the half-open connection is closed).
+    /// </summary>
+    public SshConnection Connect(SshTarget target, CancellationToken cancellationToken = default)
+    {
+        var settings = Resolve(target);
+        var client = Open(settings, target, "host", info => new SshClient(info), JumpFor(settings), cancellationToken, out var lease);
+        return new SshConnection(this, target, settings, client, lease);
+    }
+
+    /// <summary>Connect on a dedicated thread (never a thread-pool thread: SSH.NET's connect blocks).</summary>
+    public Task<SshConnection> ConnectAsync(SshTarget target, CancellationToken cancellationToken = default) =>
+        DedicatedThread.Run(() => Connect(target, cancellationToken), "Moltar SSH connect");
+
+    /// <summary>
+    /// Opens an SFTP session to a target with the same user, keys, host key checks and jump host as Connect.
+    /// For engine code only (the SftpClient type lives in the module's private load context).
+    /// </summary>
+    public SftpConnection ConnectSftp(SshTarget target, CancellationToken cancellationToken = default)
+    {
+        var settings = Resolve(target);
+        var client = Open(settings, target, "host", info => new SftpClient(info), JumpFor(settings), cancellationToken, out var lease);
+        return new SftpConnection(target, settings, client, lease);
+    }
+
+    private JumpHost? JumpFor(SshHostSettings settings) => settings.Jumps.Count > 0 ? Jump(settings.Jumps) : null;
+
+    internal T Open<T>(SshHostSettings settings, SshTarget? target, string role, Func<ConnectionInfo, T> create,
+        JumpHost? via, CancellationToken cancellationToken, out JumpLease? lease)
+        where T : BaseClient
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        ObjectDisposedException.ThrowIf(_disposed.IsCancellationRequested, this);
+
+        var identities = IdentitiesFor(settings);
+        if (identities.Count == 0)
+        {
+            var agentNote = settings.IdentityAgent is null ? "no ssh-agent (SSH_AUTH_SOCK is not set)" : $"the agent at {settings.IdentityAgent} has no usable keys";
+            var fileNote = settings.IdentityFilesAreDefaults
+                ? "none of the default key files (~/.ssh/id_ed25519, id_ecdsa, id_rsa) is usable"
+                : $"none of the key files ({string.Join(", ", settings.IdentityFiles)}) is usable";
+            throw new SshFailure(SshErrorIds.AuthenticationFailed,
+                $"No key to log in to the {role} {settings.HostName} as {settings.User}: {agentNote}, and {fileNote}.", settings.HostName);
+        }
+
+        lease = via?.Acquire(cancellationToken);
+        T? client = null;
+        try
+        {
+            var tracker = new OfferTracker();
+            var auth = new PrivateKeyAuthenticationMethod(settings.User, tracker.Wrap(identities));
+            var info = lease is null
+                ? new ConnectionInfo(settings.HostName, settings.Port, settings.User, auth)
+                : new ConnectionInfo(settings.HostName, settings.Port, settings.User, ProxyTypes.Socks5, "127.0.0.1", lease.Port, null, null, auth);
+            info.Timeout = settings.ConnectTimeout;
+
+            var notes = new List<string>();
+            var knownTypes = settings.StrictHostKeyChecking == StrictHostKeyChecking.No
+                ? Array.Empty<string>()
+                : KnownHosts.KnownKeyTypes(settings.AllKnownHostsFiles, settings.HostName, settings.Port);
+            SshAlgorithms.Apply(info, settings.KexAlgorithms, settings.Ciphers, settings.HostKeyAlgorithms, knownTypes, notes);
+            foreach (var note in notes)
+            {
+                LogOnce("alg:" + note, SshLogLevel.Verbose, "ssh config: " + note, null);
+            }
+
+            client = create(info);
+            var verifier = new HostKeyVerifier(this, settings, target, role);
+            client.HostKeyReceived += verifier.Handle;
+            if (settings.ServerAliveInterval is { } alive)
+            {
+                client.KeepAliveInterval = alive;
+            }
+
+            var victim = client;
+            using (cancellationToken.UnsafeRegister(static c => DisposeSoon((BaseClient)c!), victim))
+            using (_disposed.Token.UnsafeRegister(static c => DisposeSoon((BaseClient)c!), victim))
+            {
+                try
+                {
+                    client.Connect();
+                }
+                catch (Exception e)
+                {
+                    if (cancellationToken.IsCancellationRequested || _disposed.IsCancellationRequested)
+                    {
+                        throw new OperationCanceledException("The connection was cancelled.", e, cancellationToken);
+                    }
+
+                    throw Map(e, settings, role, verifier, tracker);
+                }
+            }
+
+            if (cancellationToken.IsCancellationRequested || _disposed.IsCancellationRequested)
+            {
+                throw new OperationCanceledException(cancellationToken);
+            }
+
+            if (!client.IsConnected)
+            {
+                throw Map(verifier.Failure ?? (Exception)new SshConnectionException("The connection closed during the handshake."), settings, role, verifier, tracker);
+            }
+
+            return client;
+        }
+        catch
+        {
+            if (client is not null)
+            {
+                SafeDispose(client);
+            }
+
+            lease?.Dispose();
+            lease = null;
+            throw;
+        }
+    }
+
+    private static void DisposeSoon(BaseClient client) =>
+        ThreadPool.UnsafeQueueUserWorkItem(static c => SafeDispose(c), client, preferLocal: false);
+
+    internal static void SafeDispose(IDisposable disposable)
+    {
+        try
+        {
+            disposable.Dispose();
+        }
+        catch (Exception)
+        {
+            // Closing a broken connection may throw; it is closed either way.
+        }
+    }
+
+    private static SshFailure Map(Exception e, SshHostSettings settings, string role, HostKeyVerifier verifier, OfferTracker tracker)
+    {
+        if (verifier.Failure is not null)
+        {
+            return verifier.Failure;
+        }
+
+        var where = $"{settings.HostName}:{settings.Port}";
+        switch (e)
+        {
+            case SshFailure f:
+                return f;
+            case SshAuthenticationException:
+            case SshConnectionException { DisconnectReason: DisconnectReason.NoMoreAuthenticationMethodsAvailable }:
+            case SshAgentException:
+                return AuthFailure(e, settings, role, tracker);
+            case SshOperationTimeoutException:
+                return new SshFailure(SshErrorIds.ConnectFailed,
+                    $"Could not connect to the {role} {where}: no answer within {settings.ConnectTimeout.TotalSeconds:0.#} s.", settings.HostName, e);
+            case ProxyException:
+                return new SshFailure(SshErrorIds.ConnectFailed,
+                    $"Could not reach the {role} {where} through the jump host: {e.Message}", settings.HostName, e);
+            case SocketException se:
+                return new SshFailure(SshErrorIds.ConnectFailed,
+                    $"Could not connect to the {role} {where}: {se.Message} ({se.SocketErrorCode}).", settings.HostName, e);
+            default:
+                if (tracker.SignFailure is not null)
+                {
+                    return AuthFailure(tracker.SignFailure, settings, role, tracker);
+                }
+
+                return new SshFailure(SshErrorIds.ConnectFailed,
+                    $"Could not connect to the {role} {where}: {e.Message}", settings.HostName, e);
+        }
+    }
+
+    private static SshFailure AuthFailure(Exception e, SshHostSettings settings, string role, OfferTracker tracker)
+    {
+        var offered = tracker.Offered;
+        var keys = offered.Count == 0 ? "no key was accepted for offering" : "offered " + string.Join("; ", offered.Select(o => o.Description));
+        var reason = tracker.SignFailure is { } sf ? $" Signing failed: {sf.Message}" : "";
+        return new SshFailure(SshErrorIds.AuthenticationFailed,
+            $"Permission denied for {settings.User}@{settings.HostName}:{settings.Port} (the {role} refused public key authentication; {keys}).{reason}",
+            settings.HostName, e);
+    }
+
+    private JumpHost Jump(IReadOnlyList<SshJumpHop> hops, int depth = 0)
+    {
+        if (depth > 8)
+        {
+            throw new SshFailure(SshErrorIds.InvalidConfiguration, $"ProxyJump chain through {string.Join(",", hops)} is too long or loops.");
+        }
+
+        // A chain a,b: b is reached through a, the target through b. The first hop's own ProxyJump applies too.
+        JumpHost? parent = null;
+        for (var i = 0; i < hops.Count; i++)
+        {
+            var settings = ResolveJump(hops[i]);
+            if (i == 0 && settings.Jumps.Count > 0)
+            {
+                parent = Jump(settings.Jumps, depth + 1);
+            }
+
+            var via = parent;
+            var key = $"{settings.User}@{settings.HostName}:{settings.Port}|{via?.Key}";
+            parent = _jumps.GetOrAdd(key, k => new JumpHost(this, settings, via, k));
+        }
+
+        return parent!;
+    }
+
+    internal void Log(SshLogLevel level, string message, SshTarget? target = null)
+    {
+        try
+        {
+            _log?.Invoke(new SshLogEntry(level, message, target));
+        }
+        catch (Exception)
+        {
+            // A broken log sink must not fail a connection.
+        }
+    }
+
+    internal void LogOnce(string key, SshLogLevel level, string message, SshTarget? target)
+    {
+        if (_logged.TryAdd(key, 0))
+        {
+            Log(level, message, target);
+        }
+    }
+
+    private SshConfig LoadConfig(string? path, string defaultPath, string includeBase)
+    {
+        if (path is not null && (path.Length == 0 || path.Equals("none", StringComparison.OrdinalIgnoreCase)))
+        {
+            return SshConfig.Empty;
+        }
+
+        var full = SshPaths.ExpandTilde(path ?? defaultPath, Home);
+        if (path is not null && !File.Exists(full))
+        {
+            throw new SshFailure(SshErrorIds.InvalidConfiguration, $"ssh config file {full} does not exist.");
+        }
+
+        var config = SshConfig.Load(full, Home, includeBase);
+        foreach (var note in config.Notes)
+        {
+            Log(SshLogLevel.Verbose, "ssh config: " + note);
+        }
+
+        return config;
+    }
+
+    /// <summary>Closes the jump host connections and cancels connects still in progress.</summary>
+    public void Dispose()
+    {
+        if (_disposed.IsCancellationRequested)
+        {
+            return;
+        }
+
+        _disposed.Cancel();
+        foreach (var jump in _jumps.Values)
+        {
+            jump.Dispose();
+        }
+    }
+}
+
+/// <summary>Runs blocking work on a new background thread (keeps SSH.NET's blocking calls off the thread pool).</summary>
+internal static class DedicatedThread
+{
+    public static Task<T> Run<T>(Func<T> work, string name)
+    {
+        var tcs = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                tcs.TrySetResult(work());
+            }
+            catch (OperationCanceledException e)
+            {
+                tcs.TrySetCanceled(e.CancellationToken);
+            }
+            catch (Exception e)
+            {
+                tcs.TrySetException(e);
+            }
+        })
+        {
+            IsBackground = true,
+            Name = name,
+        };
+        thread.Start();
+        return tcs.Task;
+    }
+}

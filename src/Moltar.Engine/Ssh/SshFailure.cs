@@ -1,0 +1,58 @@
+namespace Moltar.Engine.Ssh;
+
+/// <summary>
+/// The stable error ids of the SSH engine. Per host: they go into MoltarCommandResult.ErrorId and the
+/// ErrorRecord's FullyQualifiedErrorId; scripts and tests match on them exactly.
+/// </summary>
+public static class SshErrorIds
+{
+    /// <summary>The command ran and exited non-zero (or was killed by a signal).</summary>
+    public const string CommandFailed = "CommandFailed";
+    /// <summary>TCP connect, SSH handshake or the jump host failed (refused, unreachable, silent, protocol error).</summary>
+    public const string ConnectFailed = "ConnectFailed";
+    /// <summary>The server refused every key and agent identity offered.</summary>
+    public const string AuthenticationFailed = "AuthenticationFailed";
+    /// <summary>The host offered a key different from the one in known_hosts.</summary>
+    public const string HostKeyMismatch = "HostKeyMismatch";
+    /// <summary>The host is not in known_hosts and StrictHostKeyChecking is yes.</summary>
+    public const string HostKeyUnknown = "HostKeyUnknown";
+    /// <summary>The host offered a key marked @revoked in known_hosts.</summary>
+    public const string HostKeyRevoked = "HostKeyRevoked";
+    /// <summary>The command did not finish in time; it was signalled and the connection closed.</summary>
+    public const string Timeout = "Timeout";
+    /// <summary>The connection dropped while the command ran.</summary>
+    public const string ConnectionLost = "ConnectionLost";
+    /// <summary>A key file given explicitly could not be read or decrypted (a call-level error).</summary>
+    public const string KeyFileInvalid = "KeyFileInvalid";
+    /// <summary>An ssh config file or option could not be used (a call-level error).</summary>
+    public const string InvalidConfiguration = "InvalidConfiguration";
+}
+
+/// <summary>A failure of one host (or of the whole call, for KeyFileInvalid/InvalidConfiguration).</summary>
+public sealed class SshFailure : MoltarException
+{
+    /// <summary>The host name or address the failure is about (a jump host's when the jump failed).</summary>
+    public string? Host { get; }
+
+    public SshFailure(string errorId, string message, string? host = null, Exception? inner = null)
+        : base(errorId, CategoryOf(errorId), message, inner)
+    {
+        Host = host;
+    }
+
+    /// <summary>The PowerShell ErrorCategory name that fits an error id.</summary>
+    public static string CategoryOf(string errorId) => errorId switch
+    {
+        SshErrorIds.CommandFailed => "InvalidResult",
+        SshErrorIds.ConnectFailed => "ConnectionError",
+        SshErrorIds.ConnectionLost => "ConnectionError",
+        SshErrorIds.AuthenticationFailed => "AuthenticationError",
+        SshErrorIds.HostKeyMismatch => "SecurityError",
+        SshErrorIds.HostKeyUnknown => "SecurityError",
+        SshErrorIds.HostKeyRevoked => "SecurityError",
+        SshErrorIds.Timeout => "OperationTimeout",
+        SshErrorIds.KeyFileInvalid => "InvalidArgument",
+        SshErrorIds.InvalidConfiguration => "InvalidArgument",
+        _ => "NotSpecified",
+    };
+}

@@ -1,0 +1,64 @@
+namespace Moltar.Engine.Ssh;
+
+/// <summary>OpenSSH's StrictHostKeyChecking policies (ask is treated as Yes: nobody is there to answer).</summary>
+public enum StrictHostKeyChecking
+{
+    /// <summary>Unknown hosts are refused (HostKeyUnknown); changed keys are refused (HostKeyMismatch).</summary>
+    Yes,
+    /// <summary>Unknown hosts are added to the user's known_hosts; changed keys are refused.</summary>
+    AcceptNew,
+    /// <summary>Host keys are not checked at all (a warning says so).</summary>
+    No,
+}
+
+public enum SshLogLevel
+{
+    Verbose,
+    Warning,
+}
+
+/// <summary>A message for the user's verbose or warning stream; Target is null for call-wide messages.</summary>
+public sealed record SshLogEntry(SshLogLevel Level, string Message, SshTarget? Target = null);
+
+/// <summary>
+/// What one invocation connects with. Null means "from ssh config, else the default". Explicit values here
+/// win over ssh config (as `ssh -o` does); SshTarget.User/Port win over these.
+/// </summary>
+public sealed class SshOptions
+{
+    /// <summary>Default user when neither the target, these options nor ssh config name one.</summary>
+    public const string DefaultUser = "ubuntu";
+
+    public string? User { get; init; }
+    public int? Port { get; init; }
+    /// <summary>Private key files tried first (before ssh config's IdentityFile). Encrypted ones need Passphrase.</summary>
+    public IReadOnlyList<string> KeyFiles { get; init; } = Array.Empty<string>();
+    /// <summary>Passphrase for encrypted key files. Never logged.</summary>
+    public string? Passphrase { get; init; }
+    /// <summary>"[user@]host[:port]" (comma-separated for a chain), or "none"; null = ssh config's ProxyJump.</summary>
+    public string? JumpHost { get; init; }
+    public StrictHostKeyChecking? StrictHostKeyChecking { get; init; }
+    /// <summary>User known_hosts files; the first is the one AcceptNew writes to. Null = ssh config, else ~/.ssh/known_hosts.</summary>
+    public IReadOnlyList<string>? KnownHostsPaths { get; init; }
+    /// <summary>Global known_hosts files (read only). Null = ssh config, else /etc/ssh/ssh_known_hosts.</summary>
+    public IReadOnlyList<string>? GlobalKnownHostsPaths { get; init; }
+    /// <summary>The user's ssh config. Null = ~/.ssh/config; "" or "none" = read no user config.</summary>
+    public string? ConfigPath { get; init; }
+    /// <summary>The system-wide ssh config. Null = /etc/ssh/ssh_config; "" or "none" = none.</summary>
+    public string? SystemConfigPath { get; init; }
+    public TimeSpan? ConnectTimeout { get; init; }
+    public TimeSpan? ServerAliveInterval { get; init; }
+    /// <summary>Use ssh-agent identities (SSH_AUTH_SOCK, the Windows agent pipe, or AgentPath).</summary>
+    public bool UseAgent { get; init; } = true;
+    /// <summary>The agent's socket (or \\.\pipe\name); null = IdentityAgent from ssh config, else SSH_AUTH_SOCK.</summary>
+    public string? AgentPath { get; init; }
+    /// <summary>Home directory for ~ and the default key and known_hosts paths; null = the user's.</summary>
+    public string? HomeDirectory { get; init; }
+    /// <summary>Key exchange algorithms in OpenSSH list syntax (+append, -remove, ^prepend, or a list); wins over ssh config.</summary>
+    public string? KexAlgorithms { get; init; }
+    /// <summary>Ciphers in OpenSSH list syntax; wins over ssh config.</summary>
+    public string? Ciphers { get; init; }
+
+    /// <summary>Connect timeout when neither these options nor ssh config give one.</summary>
+    public static readonly TimeSpan DefaultConnectTimeout = TimeSpan.FromSeconds(15);
+}
