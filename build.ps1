@@ -45,7 +45,7 @@ function Invoke-Native {
         if ($LASTEXITCODE -ne 0) { $output | Out-Host; throw "$FilePath $($ArgumentList -join ' ') failed with exit code $LASTEXITCODE" }
     }
     else {
-        & $FilePath @ArgumentList
+        & $FilePath @ArgumentList | Out-Host
         if ($LASTEXITCODE -ne 0) { throw "$FilePath $($ArgumentList -join ' ') failed with exit code $LASTEXITCODE" }
     }
 }

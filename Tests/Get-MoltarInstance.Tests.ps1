@@ -12,14 +12,14 @@ BeforeAll {
            privateDnsName = "ip-$($PrivateIp -replace '\.', '-').ec2.internal"; tags = $Tags }
     }
     $script:Fleet = @(
-        New-TestInstance 'i-0534a9f3c2000001' @{ Project = 'shop'; Environment = 'staging'; Cluster = 'web'; Name = 'shop-staging-web-1'; Packages = '|shop-web|' } -PrivateIp '10.0.0.53' -PublicIp '3.3.3.1'
-        New-TestInstance 'i-0534b11111000002' @{ Project = 'shop'; Environment = 'staging'; Cluster = 'web'; Name = 'shop-staging-web-2'; Packages = '|shop-web|shop-worker|' } -PrivateIp '10.0.0.54'
-        New-TestInstance 'i-0f00000000000003' @{ Project = 'shop'; Environment = 'staging'; Cluster = 'jobs'; Name = 'shop-staging-jobs-1'; Packages = '|shop-worker|' } -PrivateIp '10.0.0.60'
-        New-TestInstance 'i-0a00000000000004' @{ Project = 'shop'; Environment = 'production'; Cluster = 'web'; Name = 'shop-production-web-1'; Packages = '|shop-web|'; Team = 'blue' } -PrivateIp '10.0.1.10' -PublicIp '3.3.3.4'
-        New-TestInstance 'i-0b00000000000005' @{ Project = 'shop'; Environment = 'production'; Cluster = 'web'; Name = 'shop-production-web-2'; Packages = '|shop-web|'; Team = 'green' } -State 'stopped' -PrivateIp '10.0.1.11'
-        New-TestInstance 'i-0c00000000000006' @{ Project = 'other'; Environment = 'staging'; Cluster = 'web'; Name = 'other-web-1' } -PrivateIp '10.0.2.1'
-        New-TestInstance 'i-0d00000000000007' $null -PrivateIp '10.0.3.1'
-        New-TestInstance 'i-0e00000000000008' @{ App = 'legacy'; Environment = 'staging'; Cluster = 'web'; Name = 'legacy-web-1' } -PrivateIp '10.0.4.1'
+        New-TestInstance 'i-0534a9f3c20000001' @{ Project = 'shop'; Environment = 'staging'; Cluster = 'web'; Name = 'shop-staging-web-1'; Packages = '|shop-web|' } -PrivateIp '10.0.0.53' -PublicIp '3.3.3.1'
+        New-TestInstance 'i-0534b111110000002' @{ Project = 'shop'; Environment = 'staging'; Cluster = 'web'; Name = 'shop-staging-web-2'; Packages = '|shop-web|shop-worker|' } -PrivateIp '10.0.0.54'
+        New-TestInstance 'i-0f000000000000003' @{ Project = 'shop'; Environment = 'staging'; Cluster = 'jobs'; Name = 'shop-staging-jobs-1'; Packages = '|shop-worker|' } -PrivateIp '10.0.0.60'
+        New-TestInstance 'i-0a000000000000004' @{ Project = 'shop'; Environment = 'production'; Cluster = 'web'; Name = 'shop-production-web-1'; Packages = '|shop-web|'; Team = 'blue' } -PrivateIp '10.0.1.10' -PublicIp '3.3.3.4'
+        New-TestInstance 'i-0b000000000000005' @{ Project = 'shop'; Environment = 'production'; Cluster = 'web'; Name = 'shop-production-web-2'; Packages = '|shop-web|'; Team = 'green' } -State 'stopped' -PrivateIp '10.0.1.11'
+        New-TestInstance 'i-0c000000000000006' @{ Project = 'other'; Environment = 'staging'; Cluster = 'web'; Name = 'other-web-1' } -PrivateIp '10.0.2.1'
+        New-TestInstance 'i-0d000000000000007' $null -PrivateIp '10.0.3.1'
+        New-TestInstance 'i-0e000000000000008' @{ App = 'legacy'; Environment = 'staging'; Cluster = 'web'; Name = 'legacy-web-1' } -PrivateIp '10.0.4.1'
     )
     $fleetFile = Join-Path $Scratch 'fleet.json'
     @{ instances = $Fleet } | ConvertTo-Json -Depth 5 | Set-Content $fleetFile
@@ -48,7 +48,7 @@ Describe 'Get-MoltarInstance selection' {
 
     It 'takes Environment, Cluster and Name by position' {
         (Get-MoltarInstance staging web).Name | Should -Be @('shop-staging-web-1', 'shop-staging-web-2')
-        (Get-MoltarInstance staging web 'web-2').InstanceId | Should -Be 'i-0534b11111000002'
+        (Get-MoltarInstance staging web 'web-2').InstanceId | Should -Be 'i-0534b111110000002'
         (Get-MoltarInstance -Cluster jobs).Name | Should -Be 'shop-staging-jobs-1'
     }
 
@@ -79,9 +79,9 @@ Describe 'Get-MoltarInstance selection' {
         Push-Location $Scratch
         try {
             $all = Get-MoltarInstance -ProfileName shop -State All
-            $all.InstanceId | Should -Contain 'i-0d00000000000007'
-            ($all | Where-Object InstanceId -EQ 'i-0d00000000000007').DisplayName | Should -Be 'i-0d00000000000007'
-            ($all | Where-Object InstanceId -EQ 'i-0d00000000000007').Tags.Count | Should -Be 0
+            $all.InstanceId | Should -Contain 'i-0d000000000000007'
+            ($all | Where-Object InstanceId -EQ 'i-0d000000000000007').DisplayName | Should -Be 'i-0d000000000000007'
+            ($all | Where-Object InstanceId -EQ 'i-0d000000000000007').Tags.Count | Should -Be 0
         }
         finally { Pop-Location }
     }

@@ -51,6 +51,7 @@ public abstract class TagValueCompleter : IArgumentCompleter
             ProfileLocation = Bound("ProfileLocation"),
             Region = Bound("Region"),
             EndpointUrl = Bound("EndpointUrl"),
+            WorkingDirectory = CurrentLocation(),
         });
         var session = AwsSession.Create(context, null, mfaCode: null);
         var selection = new InstanceSelection
@@ -66,6 +67,14 @@ public abstract class TagValueCompleter : IArgumentCompleter
         var instances = new InstanceDiscovery(session, context).FindAsync(selection, timeout.Token).GetAwaiter().GetResult();
         Cache[key] = (DateTime.UtcNow, instances);
         return instances;
+    }
+
+    // The prompt's location, not the process's: Set-Location does not change the process directory.
+    private static string CurrentLocation()
+    {
+        using var shell = PowerShell.Create(RunspaceMode.CurrentRunspace);
+        var location = shell.AddCommand("Microsoft.PowerShell.Management\\Get-Location").AddParameter("PSProvider", "FileSystem").Invoke<PathInfo>();
+        return location.Count > 0 ? location[0].ProviderPath : System.Environment.CurrentDirectory;
     }
 
     private static string Quote(string value) =>
