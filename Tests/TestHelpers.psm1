@@ -25,6 +25,15 @@ function Invoke-CleanPwsh {
     & $pwsh.FilePath @($pwsh.Arguments) -NoProfile -NonInteractive -Command $Command
 }
 
+function Get-TestPackagePath {
+    <# A file inside a NuGet package that build/tools.proj restored (e.g. the older AWSSDK.Core for isolation tests). #>
+    param([Parameter(Mandatory)] [string] $Package, [Parameter(Mandatory)] [string] $Version, [Parameter(Mandatory)] [string] $RelativePath)
+    $packages = if ($env:NUGET_PACKAGES) { $env:NUGET_PACKAGES } else { Join-Path ([Environment]::GetFolderPath('UserProfile')) '.nuget/packages' }
+    $path = Join-Path $packages "$($Package.ToLowerInvariant())/$Version/$RelativePath"
+    if (-not (Test-Path $path)) { throw "$path is missing: build.ps1 -Task Test restores build/tools.proj first." }
+    $path
+}
+
 function Get-SandboxSkipReason {
     # Empty when the sandbox fleet can run here; otherwise why not (build.ps1 fails instead when CI=true).
     "$env:MOLTAR_TEST_SKIP_REASON"
