@@ -8,8 +8,12 @@ public static class FleetWiring
     /// <summary>The sshd port: 22 when the process may bind it (root), else 2222.</summary>
     public static int DefaultPort => Environment.IsPrivilegedProcess ? 22 : 2222;
 
-    /// <summary>Loopback addresses with nothing listening on the port (127.0.1.1, 127.0.1.2, ...).</summary>
-    public static IReadOnlyList<string> FreeAddresses(int count, int port) => SshFleet.FreeAddresses(count, port);
+    /// <summary>
+    /// Loopback addresses with nothing listening on the port (127.0.1.1, 127.0.1.2, ...). Sandboxes started at the
+    /// same moment (parallel work trees) keep apart by starting elsewhere: MOLTAR_SANDBOX_FIRST_ADDRESS=127.0.40.1.
+    /// </summary>
+    public static IReadOnlyList<string> FreeAddresses(int count, int port) =>
+        SshFleet.FreeAddresses(count, port, first: Environment.GetEnvironmentVariable("MOLTAR_SANDBOX_FIRST_ADDRESS") is { Length: > 0 } first ? first : "127.0.1.1");
 
     public static IReadOnlyList<string> MissingPrerequisites(bool ownRoot) => SshFleet.MissingPrerequisites(ownRoot);
 
