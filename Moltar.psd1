@@ -12,6 +12,7 @@
     CmdletsToExport      = @(
         'Get-MoltarContext'
         'Get-MoltarInstance'
+        'Invoke-MoltarCommand'
     )
     FunctionsToExport    = @()
     AliasesToExport      = @()

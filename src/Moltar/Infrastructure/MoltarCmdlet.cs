@@ -36,11 +36,17 @@ public abstract class MoltarCmdlet : PSCmdlet, IDisposable
             if (_pipelineWork.TryTake(out var write, 50))
                 write();
         }
-        while (_pipelineWork.TryTake(out var remaining))
-            remaining();
+        DrainPosted();
         if (task.IsCanceled || (task.IsFaulted && StopToken.IsCancellationRequested && task.Exception!.InnerException is OperationCanceledException))
             throw new PipelineStoppedException();
         return task.GetAwaiter().GetResult();
+    }
+
+    /// <summary>Writes, on this (the pipeline) thread, everything posted so far.</summary>
+    protected void DrainPosted()
+    {
+        while (_pipelineWork.TryTake(out var write))
+            write();
     }
 
     /// <summary>Turns an engine failure into a terminating error with its stable id.</summary>

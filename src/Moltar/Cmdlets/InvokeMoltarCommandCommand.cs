@@ -1,0 +1,96 @@
+using System.Management.Automation;
+using System.Text;
+using Moltar.Engine;
+using Moltar.Engine.FanOut;
+using Moltar.Engine.Ssh;
+using Moltar.Infrastructure;
+
+namespace Moltar.Cmdlets;
+
+/// <summary>Runs one command on many instances over SSH, in parallel.</summary>
+[Cmdlet(VerbsLifecycle.Invoke, "MoltarCommand", SupportsShouldProcess = true, DefaultParameterSetName = SelectionSet)]
+[OutputType(typeof(MoltarCommandResult))]
+public sealed class InvokeMoltarCommandCommand : MoltarSshCmdlet
+{
+    [Parameter(Mandatory = true, Position = 0)] [ValidateNotNullOrEmpty] public string Command { get; set; } = "";
+    [Parameter] [ValidateRange(1, 1024)] public int? ThrottleLimit { get; set; }
+    /// <summary>Per host: the command is ended (TERM, connection closed) after this many seconds.</summary>
+    [Parameter] [ValidateRange(1, int.MaxValue)] public int? TimeoutSeconds { get; set; }
+    [Parameter] public SwitchParameter Pty { get; set; }
+    [Parameter] public string? Stdin { get; set; }
+    [Parameter] [ValidateNotNullOrEmpty] public string? StdinPath { get; set; }
+    [Parameter] public SwitchParameter Series { get; set; }
+    [Parameter] public SwitchParameter Quiet { get; set; }
+    /// <summary>Bytes of each host's stdout and stderr kept in the result; the rest is counted, not kept.</summary>
+    [Parameter] [ValidateRange(0, long.MaxValue)] public long MaxOutputBytes { get; set; } = ExecOptions.DefaultMaxOutputBytes;
+
+    protected override void EndProcessing()
+    {
+        if (Stdin is not null && StdinPath is not null)
+            ThrowInvalidArgument("StdinConflict", "-Stdin and -StdinPath both give standard input; use one of them.");
+        var context = ResolveContext();
+        var targets = ResolveTargets(context);
+        var sshOptions = BuildSshOptions(context);
+        byte[]? stdin = ReadStdin();
+
+        var approved = targets.Where(t => ShouldProcess(t.Target.ToString(), $"Run '{Command}'")).ToList();
+        if (approved.Count == 0)
+            return;
+
+        var exec = new ExecOptions
+        {
+            Timeout = TimeoutSeconds is { } seconds ? TimeSpan.FromSeconds(seconds) : null,
+            Stdin = stdin,
+            Pty = Pty,
+            MaxOutputBytes = MaxOutputBytes,
+        };
+        var fanOut = new FanOutOptions { ThrottleLimit = ThrottleLimit ?? context.ThrottleLimit, Series = Series };
+        using var connector = CreateConnector(sshOptions);
+        using var runner = SshFanOut.RunCommand(connector, Command, exec, fanOut, StopToken);
+        foreach (var work in approved)
+            runner.Add(work.Target);
+        runner.Complete();
+        Drain(runner, $"Invoke-MoltarCommand: {Command}", Quiet, completed =>
+        {
+            var result = SshFanOut.ToResult(completed, Command);
+            WriteObject(result);
+            if (SshFanOut.FailureOf(completed) is { } failure)
+                WriteError(HostError(failure, completed.Item!, approved[completed.Index].Origin));
+        });
+    }
+
+    private SshConnector CreateConnector(SshOptions options)
+    {
+        try
+        {
+            return new SshConnector(options, PostSshLog);
+        }
+        catch (MoltarException e)
+        {
+            ThrowFailure(e);
+            throw;
+        }
+    }
+
+    private byte[]? ReadStdin()
+    {
+        if (Stdin is not null)
+            return Encoding.UTF8.GetBytes(Stdin);
+        if (StdinPath is null)
+            return null;
+        string path = GetUnresolvedProviderPathFromPSPath(StdinPath);
+        if (!File.Exists(path))
+            ThrowInvalidArgument("StdinPathNotFound", $"-StdinPath '{path}' does not exist.", path);
+        return File.ReadAllBytes(path);
+    }
+
+    internal static ErrorRecord HostError(Exception failure, SshTarget target, object origin)
+    {
+        string id = SshFanOut.ErrorIdOf(failure);
+        var category = failure is MoltarException m ? ParseCategory(m.Category) : ErrorCategory.NotSpecified;
+        string message = failure.Message.Contains(target.DisplayName, StringComparison.Ordinal)
+            ? failure.Message
+            : $"{target}: {failure.Message}";
+        return new ErrorRecord(new MoltarHostException(message, failure), id, category, origin);
+    }
+}

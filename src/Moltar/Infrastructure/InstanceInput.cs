@@ -1,0 +1,55 @@
+using System.Collections;
+using System.Management.Automation;
+using Moltar.Engine.Discovery;
+using Moltar.Engine.Ssh;
+
+namespace Moltar.Infrastructure;
+
+/// <summary>
+/// Turns whatever came down the pipeline into SSH targets: MoltarInstance objects, objects shaped like
+/// Get-EC2Instance output (InstanceId plus PublicIpAddress/PrivateIpAddress and a Tags list), anything with
+/// an Address property, or plain host names and addresses.
+/// </summary>
+internal static class InstanceInput
+{
+    public static SshTarget ToTarget(PSObject input, string addressType)
+    {
+        if (input.BaseObject is MoltarInstance instance)
+            return SshTarget.FromInstance(instance);
+        if (input.BaseObject is string text)
+        {
+            if (string.IsNullOrWhiteSpace(text))
+                throw new ArgumentException("An empty string came down the pipeline where a host or instance was expected.");
+            return new SshTarget(text.Trim());
+        }
+
+        string? Property(string name) => input.Properties[name]?.Value?.ToString() is { Length: > 0 } value ? value : null;
+        string? instanceId = Property("InstanceId");
+        string? address = Property("Address")
+            ?? InstanceDiscovery.ChooseAddress(addressType, Property("PublicIpAddress"), Property("PrivateIpAddress"))
+            ?? Property("PublicDnsName") ?? Property("PrivateDnsName") ?? Property("HostName");
+        if (address is null)
+            throw new ArgumentException(
+                $"The input object{(instanceId is null ? "" : $" {instanceId}")} has no address: it needs an Address, PublicIpAddress or PrivateIpAddress property " +
+                "(pipe Get-MoltarInstance, (Get-EC2Instance).Instances, or host names).");
+        return new SshTarget(address, instanceId, Property("Name") ?? NameTag(input.Properties["Tags"]?.Value));
+    }
+
+    /// <summary>The Name tag of an EC2 SDK-shaped Tags list (objects with Key and Value) or a dictionary.</summary>
+    private static string? NameTag(object? tags)
+    {
+        if (tags is null) return null;
+        if (PSObject.AsPSObject(tags).BaseObject is IDictionary dictionary)
+            return dictionary.Contains("Name") ? dictionary["Name"]?.ToString() : null;
+        if (PSObject.AsPSObject(tags).BaseObject is IEnumerable list)
+        {
+            foreach (var item in list)
+            {
+                var tag = PSObject.AsPSObject(item);
+                if (tag.Properties["Key"]?.Value?.ToString() == "Name")
+                    return tag.Properties["Value"]?.Value?.ToString();
+            }
+        }
+        return null;
+    }
+}

@@ -1,0 +1,209 @@
+using System.Collections;
+using System.Management.Automation;
+using System.Net;
+using Moltar.Engine;
+using Moltar.Engine.Context;
+using Moltar.Engine.Discovery;
+using Moltar.Engine.FanOut;
+using Moltar.Engine.Ssh;
+
+namespace Moltar.Infrastructure;
+
+/// <summary>
+/// The base of every cmdlet that works on instances over SSH: the SSH parameters, instances from the
+/// pipeline or from the selection parameters, and draining a fan-out's events on the pipeline thread.
+/// </summary>
+public abstract class MoltarSshCmdlet : MoltarAwsCmdlet
+{
+    protected const string PipelineSet = "Pipeline";
+    protected const string SelectionSet = "Selection";
+
+    /// <summary>Instances (Get-MoltarInstance, (Get-EC2Instance).Instances, anything with InstanceId and an address) or host names.</summary>
+    [Parameter(ParameterSetName = PipelineSet, Mandatory = true, ValueFromPipeline = true)]
+    public PSObject[]? InputObject { get; set; }
+
+    [Parameter(ParameterSetName = SelectionSet)] [ValidateNotNullOrEmpty] [ArgumentCompleter(typeof(EnvironmentCompleter))] public string? Environment { get; set; }
+    [Parameter(ParameterSetName = SelectionSet)] [ValidateNotNullOrEmpty] [ArgumentCompleter(typeof(ClusterCompleter))] public string? Cluster { get; set; }
+    [Parameter(ParameterSetName = SelectionSet)] [ValidateNotNullOrEmpty] [ArgumentCompleter(typeof(NameCompleter))] public string? Name { get; set; }
+    [Parameter(ParameterSetName = SelectionSet)] [ValidateNotNullOrEmpty] public Hashtable? Tag { get; set; }
+
+    [Parameter] [ValidateNotNullOrEmpty] public string? User { get; set; }
+    [Parameter] [ValidateRange(1, 65535)] public int? Port { get; set; }
+    [Parameter] [ValidateNotNullOrEmpty] [Alias("IdentityFile")] public string[]? KeyFile { get; set; }
+    /// <summary>A password is not used for login; the credential's password is the key files' passphrase.</summary>
+    [Parameter] [Credential] public PSCredential? Credential { get; set; }
+    [Parameter] [ValidateNotNullOrEmpty] public string? JumpHost { get; set; }
+    [Parameter] [ValidateSet("Auto", "Public", "Private", IgnoreCase = true)] public string? AddressType { get; set; }
+    [Parameter] [ValidateSet("Yes", "AcceptNew", "No", IgnoreCase = true)] public string? StrictHostKeyChecking { get; set; }
+    [Parameter] [ValidateNotNullOrEmpty] [Alias("UserKnownHostsFile")] public string? KnownHostsPath { get; set; }
+    /// <summary>The ssh config file to read instead of ~/.ssh/config (as ssh -F); 'none' reads none.</summary>
+    [Parameter] [ValidateNotNullOrEmpty] public string? SshConfigPath { get; set; }
+    [Parameter] [ValidateRange(1, 3600)] public int? ConnectTimeoutSeconds { get; set; }
+
+    private readonly List<PSObject> _input = new();
+
+    /// <summary>The selection parameters' Package filter, for cmdlets that have one (deploy uses its packages).</summary>
+    protected virtual string[]? SelectionPackages => null;
+
+    protected override ContextRequest AddToRequest(ContextRequest request) => request with
+    {
+        User = User,
+        Port = Port,
+        KeyFile = KeyFile?.FirstOrDefault() is { } first ? GetUnresolvedProviderPathFromPSPath(first) : null,
+        KnownHostsPath = KnownHostsPath is null ? null : GetUnresolvedProviderPathFromPSPath(KnownHostsPath),
+        JumpHost = JumpHost,
+        AddressType = AddressType,
+        StrictHostKeyChecking = StrictHostKeyChecking,
+    };
+
+    protected override void ProcessRecord()
+    {
+        if (InputObject is not null)
+            _input.AddRange(InputObject.Where(o => o is not null));
+    }
+
+    /// <summary>What to work on: the piped objects, or the instances the selection parameters find.</summary>
+    protected IReadOnlyList<HostWork> ResolveTargets(MoltarContext context)
+    {
+        if (ParameterSetName == PipelineSet)
+        {
+            var targets = new List<HostWork>();
+            foreach (var input in _input)
+            {
+                try { targets.Add(new HostWork(InstanceInput.ToTarget(input, context.AddressType), input.BaseObject)); }
+                catch (ArgumentException e) { ThrowInvalidArgument("InvalidInputObject", e.Message, input); }
+            }
+            return targets;
+        }
+        return FindInstances(context).Select(i => new HostWork(SshTarget.FromInstance(i), i)).ToList();
+    }
+
+    /// <summary>Discovery with the selection parameters, as Get-MoltarInstance would do it; none found is a terminating error.</summary>
+    protected IReadOnlyList<MoltarInstance> FindInstances(MoltarContext context)
+    {
+        InstanceSelection selection;
+        try
+        {
+            selection = Selection.From(context, Environment, Cluster, Name, SelectionPackages, Tag, null, first: false);
+        }
+        catch (ArgumentException e)
+        {
+            ThrowInvalidArgument("InvalidTagFilter", e.Message);
+            throw;
+        }
+        var session = CreateAwsSession(context);
+        var discovery = new InstanceDiscovery(session, context, PostVerbose);
+        IReadOnlyList<MoltarInstance> instances;
+        try
+        {
+            instances = RunOnPipeline(ct => discovery.FindAsync(selection, ct));
+        }
+        catch (MoltarException e)
+        {
+            ThrowFailure(e);
+            throw;
+        }
+        if (instances.Count == 0)
+        {
+            ThrowTerminatingError(new ErrorRecord(
+                new ItemNotFoundException($"No instance matches {selection.Describe()} in region {session.RegionName}; nothing was run."),
+                "InstanceNotFound", ErrorCategory.ObjectNotFound, selection.Describe()));
+        }
+        var missingAddress = instances.Where(i => i.Address is null).ToList();
+        foreach (var instance in missingAddress)
+            WriteError(new ErrorRecord(new InvalidOperationException(
+                $"{instance.DisplayName} has no {(context.AddressType == "Auto" ? "" : context.AddressType.ToLowerInvariant() + " ")}IP address; it is left out. Try -AddressType Private or Public."),
+                "NoAddress", ErrorCategory.ResourceUnavailable, instance));
+        return instances.Where(i => i.Address is not null).ToList();
+    }
+
+    protected SshOptions BuildSshOptions(MoltarContext context)
+    {
+        var keyFiles = (KeyFile ?? Array.Empty<string>()).Select(GetUnresolvedProviderPathFromPSPath).ToList();
+        if (keyFiles.Count == 0 && context.KeyFile is not null)
+            keyFiles.Add(ExpandHome(context.KeyFile));
+        foreach (var key in keyFiles)
+        {
+            if (!File.Exists(key))
+                ThrowInvalidArgument("KeyFileNotFound", $"-KeyFile '{key}' does not exist. Give the path of a private key (ed25519, ecdsa or rsa), or leave -KeyFile out to use ssh-agent and ~/.ssh keys.", key);
+        }
+        return new SshOptions
+        {
+            User = context.User,
+            Port = context.Port,
+            KeyFiles = keyFiles,
+            Passphrase = Credential?.GetNetworkCredential().Password is { Length: > 0 } passphrase ? passphrase : null,
+            JumpHost = context.JumpHost,
+            StrictHostKeyChecking = ParsePolicy(context),
+            KnownHostsPaths = context.KnownHostsPath is null ? null : new[] { ExpandHome(context.KnownHostsPath) },
+            ConfigPath = SshConfigPath is null ? null : SshConfigPath == "none" ? "none" : GetUnresolvedProviderPathFromPSPath(SshConfigPath),
+            ConnectTimeout = ConnectTimeoutSeconds is { } seconds ? TimeSpan.FromSeconds(seconds) : null,
+        };
+    }
+
+    /// <summary>Only an explicit choice overrides ssh config's StrictHostKeyChecking; the context's default does not.</summary>
+    private static Engine.Ssh.StrictHostKeyChecking? ParsePolicy(MoltarContext context)
+    {
+        bool explicitChoice = context.Settings.Any(s => s.Name == "StrictHostKeyChecking" && s.Source != "Default");
+        return explicitChoice ? Enum.Parse<Engine.Ssh.StrictHostKeyChecking>(context.StrictHostKeyChecking, ignoreCase: true) : null;
+    }
+
+    private static string ExpandHome(string path) =>
+        path.StartsWith("~/", StringComparison.Ordinal) || path == "~"
+            ? Path.Combine(System.Environment.GetFolderPath(System.Environment.SpecialFolder.UserProfile), path.TrimStart('~').TrimStart('/'))
+            : path;
+
+    /// <summary>Writes the engine's log entries on the pipeline thread (connector messages come from worker threads).</summary>
+    protected void PostSshLog(SshLogEntry entry)
+    {
+        string text = entry.Target is null ? entry.Message : $"{entry.Target.DisplayName}: {entry.Message}";
+        if (entry.Level == SshLogLevel.Warning) PostWarning(text); else PostVerbose(text);
+    }
+
+    /// <summary>
+    /// Drains a fan-out on the pipeline thread until every item completed: output lines (prefixed with the host,
+    /// on the Information stream unless quiet), warnings, verbose, progress, and each item's completion.
+    /// </summary>
+    protected void Drain<TResult>(FanOutRunner<SshTarget, TResult> runner, string activity, bool quiet,
+                                  Action<FanOutEvent<SshTarget, TResult>> completed)
+    {
+        var progress = new ProgressRecord(1, activity, "starting");
+        int failed = 0;
+        bool bold = !Console.IsOutputRedirected && Host?.UI?.SupportsVirtualTerminal == true;
+        while (!runner.IsFinished)
+        {
+            if (StopToken.IsCancellationRequested) runner.Cancel();
+            // Messages posted by discovery or the connector (other threads) are written here too.
+            DrainPosted();
+            if (!runner.TryTake(out var e, 100))
+                continue;
+            switch (e.Kind)
+            {
+                case FanOutEventKind.Output when !quiet:
+                    string prefix = bold ? $"\u001b[1m{e.Item!.DisplayName}\u001b[0m" : e.Item!.DisplayName;
+                    // A host message (as Write-Host makes) shows by default, and still goes away with -Quiet or 6>$null.
+                    WriteInformation(new HostInformationMessage { Message = $"{prefix}: {e.Text}" },
+                                     new[] { "PSHOST", "Moltar", e.IsError ? "stderr" : "stdout" });
+                    break;
+                case FanOutEventKind.Warning:
+                    WriteWarning(e.HasItem ? $"{e.Item!.DisplayName}: {e.Text}" : e.Text ?? "");
+                    break;
+                case FanOutEventKind.Verbose:
+                    WriteVerbose(e.HasItem ? $"{e.Item!.DisplayName}: {e.Text}" : e.Text ?? "");
+                    break;
+                case FanOutEventKind.Completed:
+                    if (e.Error is not null || e.Skipped) failed++;
+                    completed(e);
+                    progress.StatusDescription = $"{e.CompletedCount} of {e.TotalCount} hosts done, {failed} failed";
+                    progress.PercentComplete = e.TotalCount == 0 ? 100 : (int)(100.0 * e.CompletedCount / e.TotalCount);
+                    WriteProgress(progress);
+                    break;
+            }
+        }
+        DrainPosted();
+        progress.RecordType = ProgressRecordType.Completed;
+        WriteProgress(progress);
+        if (StopToken.IsCancellationRequested)
+            throw new PipelineStoppedException();
+    }
+}
