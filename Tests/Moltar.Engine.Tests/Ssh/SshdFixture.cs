@@ -194,7 +194,17 @@ public sealed class SshdFixture : IDisposable
 
             foreach (var key in keys)
             {
-                Run(new Dictionary<string, string> { ["SSH_AUTH_SOCK"] = socket }, "ssh-add", "-q", key);
+                // ssh-add cannot be given a passphrase without a terminal: add a decrypted copy (same key).
+                var plain = Path.Combine(Directory, $"agent-copy-{Guid.NewGuid():N}");
+                File.Copy(key, plain);
+                File.SetUnixFileMode(plain, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+                if (key == EncryptedKey)
+                {
+                    Run(null, "ssh-keygen", "-q", "-p", "-P", Passphrase, "-N", "", "-f", plain);
+                }
+
+                Run(new Dictionary<string, string> { ["SSH_AUTH_SOCK"] = socket }, "ssh-add", "-q", plain);
+                File.Delete(plain);
             }
 
             return socket;
