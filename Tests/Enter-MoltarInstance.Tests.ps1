@@ -31,10 +31,12 @@ BeforeAll {
 
     function Invoke-EnterScript([string] $Script) {
         <# Runs Enter-MoltarInstance in a child pwsh, whose stdout ssh inherits, so its output can be read here.
-           Lines '### name' start sections; the result maps each name to its lines. #>
+           Lines '### name' start sections; the result maps each name to its stdout lines, and 'stderr' to all of
+           stderr (a separate pipe: its lines would land in any section). #>
         $prelude = "`$ErrorActionPreference = 'Stop'; Set-Location -LiteralPath '$Repo'; Import-Module '$(Get-TestModulePath)'; " +
                    "`$k = @{ KeyFile = '$($Sandbox.ClientKeyPath)'; KnownHostsPath = '$($Sandbox.KnownHostsPath)'; SshConfigPath = 'none' }`n"
-        $lines = @(Invoke-CleanPwsh ($prelude + $Script) 2>&1 | ForEach-Object { "$_" })
+        $stderr = Join-Path $Scratch "stderr-$([guid]::NewGuid().ToString('n')).txt"
+        $lines = @(Invoke-CleanPwsh ($prelude + $Script) 2>$stderr | ForEach-Object { "$_" })
         $sections = @{}
         $current = '(start)'
         $sections[$current] = [System.Collections.Generic.List[string]]::new()
@@ -42,6 +44,7 @@ BeforeAll {
             if ($line -match '^### (.+)$') { $current = $Matches[1]; $sections[$current] = [System.Collections.Generic.List[string]]::new() }
             else { $sections[$current].Add($line) }
         }
+        $sections['stderr'] = Get-Content -LiteralPath $stderr -Raw -ErrorAction Ignore
         $sections
     }
 
@@ -125,6 +128,7 @@ Enter-MoltarInstance staging jobs @k -Credential $credential -WhatIf 3>&1
         $Run['unreachable'][0] | Should -BeExactly ("$SshExe -F none -i $($Sandbox.ClientKeyPath) -o UserKnownHostsFile=$($Sandbox.KnownHostsPath) " +
                                                     "-o ConnectTimeout=3 ubuntu@10.240.41.2 hostname")
         $Run['unreachable'][-1] | Should -BeExactly 'EXIT=255'
+        $Run['stderr'] | Should -Match 'Connection to 10\.240\.41\.2 port 22 timed out'
     }
 
     It 'prints only the command line with -WhatIf, and leaves $LASTEXITCODE alone' {
@@ -327,8 +331,8 @@ Enter-MoltarInstance staging hidden -JumpHost $($lab.Bastion) -SshConfigPath '$(
 
     It 'cannot reach the target without the bastion (the test would prove nothing otherwise)' {
         if ($JumpSkip) { Set-ItResult -Skipped -Because $JumpSkip; return }
-        $JumpRun['direct'] | Should -Not -Contain $Lab.TargetName
-        $JumpRun['direct'][-1] | Should -BeExactly 'EXIT=255'
+        $JumpRun['direct'] | Should -Be @('EXIT=255')
+        $JumpRun['stderr'] | Should -Match "$([regex]::Escape($Lab.Target)) port 22"
     }
 }
 
