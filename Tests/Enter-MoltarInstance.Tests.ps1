@@ -193,6 +193,15 @@ Describe 'Enter-MoltarInstance selects exactly one instance' {
         $err.Exception.Message | Should -Match 'after --'
     }
 
+    It 'completes Environment, Cluster and Name by position from live tag values' {
+        $line = 'Enter-MoltarInstance st'
+        (TabExpansion2 -inputScript $line -cursorColumn $line.Length).CompletionMatches.CompletionText | Should -Be @('staging')
+        $line = 'Enter-MoltarInstance staging j'
+        (TabExpansion2 -inputScript $line -cursorColumn $line.Length).CompletionMatches.CompletionText | Should -Be @('jobs')
+        $line = 'Enter-MoltarInstance staging web shop-staging-w'
+        (TabExpansion2 -inputScript $line -cursorColumn $line.Length).CompletionMatches.CompletionText | Should -Be @('shop-staging-web-1', 'shop-staging-web-2')
+    }
+
     It 'says how to install ssh when there is no ssh on PATH (SshClientNotFound)' {
         $empty = New-Item -ItemType Directory -Force -Path (Join-Path $Scratch 'no-ssh-here')
         $saved = $env:PATH
@@ -337,7 +346,7 @@ Enter-MoltarInstance staging hidden -JumpHost $($lab.Bastion) -SshConfigPath '$(
 }
 
 Describe 'Enter-MoltarInstance in a real terminal' {
-    It 'hands the terminal to ssh: hostname runs on the host, exit comes back to the PowerShell prompt' {
+    It 'hands the terminal to ssh: hostname runs on the host, exit comes back to the PowerShell prompt, Ctrl+C ends a remote command' {
         if (-not (Get-Command tmux -ErrorAction Ignore)) { Set-ItResult -Skipped -Because 'tmux is missing (apt-get install tmux)'; return }
         $socket = "moltar-enter-$PID"
         $pwsh = Get-PwshInvocation
@@ -379,6 +388,21 @@ Describe 'Enter-MoltarInstance in a real terminal' {
             $pane | Should -Contain (Get-ExpectedLine $Address['shop-staging-jobs-1'] '')
             $pane | Should -Contain 'shop-staging-jobs-1'
             $pane | Should -Contain 'LASTEXITCODE=7'
+
+            # Ctrl+C during a remote command: ssh ends, the prompt comes back long before the command would have.
+            tmux -L $socket send-keys -t enter -l 'Clear-Host'
+            tmux -L $socket send-keys -t enter Enter
+            Wait-Pane 'a cleared screen' { param($pane) @($pane | Where-Object { $_ }).Count -eq 1 -and $pane[0] -match '^PS .*>$' }
+            Send-Line ("Enter-MoltarInstance staging jobs -KeyFile '$($Sandbox.ClientKeyPath)' -KnownHostsPath '$($Sandbox.KnownHostsPath)' " +
+                       "-SshConfigPath none -- sleep 120")
+            Wait-Pane 'the command line' { param($pane) ($pane -join '') -match 'sleep 120$' -and @($pane -match '^/\S*ssh ').Count -ge 1 }
+            Start-Sleep -Seconds 2
+            $pressed = [Diagnostics.Stopwatch]::StartNew()
+            tmux -L $socket send-keys -t enter C-c
+            Wait-Pane 'the PowerShell prompt after Ctrl+C' { param($pane) @($pane -match '^PS .*>$').Count -ge 1 }
+            $pressed.Elapsed.TotalSeconds | Should -BeLessThan 30
+            Send-Line '"AFTERCTRLC=$LASTEXITCODE"'
+            Wait-Pane '$LASTEXITCODE after Ctrl+C' { param($pane) $pane -contains 'AFTERCTRLC=255' }
         }
         finally {
             tmux -L $socket kill-server 2>$null
