@@ -193,6 +193,23 @@ Describe 'Enter-MoltarInstance selects exactly one instance' {
         $err.Exception.Message | Should -Match 'after --'
     }
 
+    It 'says so when the ssh it found cannot be started (SshStartFailed)' {
+        $bogus = New-Item -ItemType Directory -Force -Path (Join-Path $Scratch 'bogus-ssh')
+        $fake = Join-Path $bogus.FullName 'ssh'
+        Set-Content -LiteralPath $fake -Value 'not a program: no ELF header, no #! line'
+        chmod 755 $fake
+        $saved = $env:PATH
+        try {
+            $env:PATH = $bogus.FullName
+            $err = { Enter-MoltarInstance staging jobs @Ssh -- hostname 6>$null } |
+                Should -Throw -ErrorId 'SshStartFailed,Moltar.Cmdlets.EnterMoltarInstanceCommand' -PassThru
+        }
+        finally {
+            $env:PATH = $saved
+        }
+        $err.Exception.Message | Should -Match ([regex]::Escape("Could not start $fake"))
+    }
+
     It 'completes Environment, Cluster and Name by position from live tag values' {
         $line = 'Enter-MoltarInstance st'
         (TabExpansion2 -inputScript $line -cursorColumn $line.Length).CompletionMatches.CompletionText | Should -Be @('staging')
