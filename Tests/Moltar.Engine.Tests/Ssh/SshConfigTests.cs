@@ -294,4 +294,13 @@ public sealed class SshConfigTests
             "-o", "StrictHostKeyChecking=accept-new", "-o", "ConnectTimeout=4", "-o", "IdentityAgent=none", "10.0.0.9",
         }, s.ToOpenSshArguments());
     }
+
+    [Fact]
+    public void Options_never_print_the_passphrase()
+    {
+        var text = new SshOptions { Passphrase = "hunter2", User = "u" }.ToString();
+        Assert.DoesNotContain("hunter2", text);
+        Assert.Contains("Passphrase = ***", text);
+        Assert.Contains("User = u", text);
+    }
 }
