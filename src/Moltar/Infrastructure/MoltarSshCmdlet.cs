@@ -163,18 +163,28 @@ public abstract class MoltarSshCmdlet : MoltarAwsCmdlet
     /// <summary>
     /// Drains a fan-out on the pipeline thread until every item completed: output lines (prefixed with the host,
     /// on the Information stream unless quiet), warnings, verbose, progress, and each item's completion.
+    /// describeProgress (optional) gives the progress status and percent from (hosts done, hosts, hosts failed);
+    /// it is asked on each completion and every quarter second, for work whose progress moves between completions.
     /// </summary>
     protected void Drain<TResult>(FanOutRunner<SshTarget, TResult> runner, string activity, bool quiet,
-                                  Action<FanOutEvent<SshTarget, TResult>> completed)
+                                  Action<FanOutEvent<SshTarget, TResult>> completed,
+                                  Func<int, int, int, (string Status, int Percent)>? describeProgress = null)
     {
         var progress = new ProgressRecord(1, activity, "starting");
         int failed = 0;
         bool bold = !Console.IsOutputRedirected && Host?.UI?.SupportsVirtualTerminal == true;
+        var sinceProgress = System.Diagnostics.Stopwatch.StartNew();
         while (!runner.IsFinished)
         {
             if (StopToken.IsCancellationRequested) runner.Cancel();
             // Messages posted by discovery or the connector (other threads) are written here too.
             DrainPosted();
+            if (describeProgress is not null && sinceProgress.ElapsedMilliseconds >= 250)
+            {
+                (progress.StatusDescription, progress.PercentComplete) = describeProgress(runner.CompletedCount, runner.TotalCount, failed);
+                WriteProgress(progress);
+                sinceProgress.Restart();
+            }
             if (!runner.TryTake(out var e, 100))
                 continue;
             switch (e.Kind)
@@ -194,9 +204,17 @@ public abstract class MoltarSshCmdlet : MoltarAwsCmdlet
                 case FanOutEventKind.Completed:
                     if (e.Error is not null || e.Skipped) failed++;
                     completed(e);
-                    progress.StatusDescription = $"{e.CompletedCount} of {e.TotalCount} hosts done, {failed} failed";
-                    progress.PercentComplete = e.TotalCount == 0 ? 100 : (int)(100.0 * e.CompletedCount / e.TotalCount);
+                    if (describeProgress is not null)
+                    {
+                        (progress.StatusDescription, progress.PercentComplete) = describeProgress(e.CompletedCount, e.TotalCount, failed);
+                    }
+                    else
+                    {
+                        progress.StatusDescription = $"{e.CompletedCount} of {e.TotalCount} hosts done, {failed} failed";
+                        progress.PercentComplete = e.TotalCount == 0 ? 100 : (int)(100.0 * e.CompletedCount / e.TotalCount);
+                    }
                     WriteProgress(progress);
+                    sinceProgress.Restart();
                     break;
             }
         }
