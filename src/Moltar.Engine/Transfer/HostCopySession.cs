@@ -308,7 +308,7 @@ internal sealed class HostCopySession : IDisposable
                 $"'{remotePath}' on {Host} has {remoteSize} bytes but {bytes} were {verb} (did it change during the copy?).", remotePath);
         }
 
-        var outcome = Shell().Run(RemoteCommands.Sha256Sum(remotePath), new ExecOptions { MaxOutputBytes = 64 * 1024 }, _cancellationToken);
+        var outcome = RunShell(RemoteCommands.Sha256Sum(remotePath));
         if (outcome.ErrorId is SshErrorIds.ConnectionLost or SshErrorIds.Timeout)
         {
             throw new SshFailure(SshErrorIds.ConnectionLost, outcome.ErrorMessage ?? $"The connection to {Host} was lost.", Target.Address);
@@ -378,7 +378,7 @@ internal sealed class HostCopySession : IDisposable
     {
         foreach (var command in RemoteCommands.MakeDirectories(directories))
         {
-            var outcome = Shell().Run(command, new ExecOptions { MaxOutputBytes = 64 * 1024 }, _cancellationToken);
+            var outcome = RunShell(command);
             if (outcome.ErrorId is SshErrorIds.ConnectionLost or SshErrorIds.Timeout)
             {
                 throw new SshFailure(SshErrorIds.ConnectionLost, outcome.ErrorMessage ?? $"The connection to {Host} was lost.", Target.Address);
@@ -408,6 +408,24 @@ internal sealed class HostCopySession : IDisposable
     }
 
     private SshConnection Shell() => _shell ??= _connector.Connect(Target, _cancellationToken);
+
+    /// <summary>
+    /// Runs one of the copy's own commands (mkdir -p, sha256sum: both safe to run twice). When the shell connection
+    /// turns out to be gone (the server dropped it), it is opened again and the command retried once.
+    /// </summary>
+    private ExecOutcome RunShell(string command)
+    {
+        var options = new ExecOptions { MaxOutputBytes = 64 * 1024 };
+        var outcome = Shell().Run(command, options, _cancellationToken);
+        if (outcome.ErrorId == SshErrorIds.ConnectionLost && !_cancellationToken.IsCancellationRequested)
+        {
+            SshConnector.SafeDispose(_shell!);
+            _shell = null;
+            outcome = Shell().Run(command, options, _cancellationToken);
+        }
+
+        return outcome;
+    }
 
     /// <summary>Runs a step whose failure ends the host's copy (a TransferFailure or an SSH error maps to its id).</summary>
     private T Guard<T>(Func<T> step)

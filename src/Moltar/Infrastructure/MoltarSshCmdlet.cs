@@ -170,7 +170,11 @@ public abstract class MoltarSshCmdlet : MoltarAwsCmdlet
                                   Action<FanOutEvent<SshTarget, TResult>> completed,
                                   Func<int, int, int, (string Status, int Percent)>? describeProgress = null)
     {
-        var progress = new ProgressRecord(1, activity, "starting");
+        // A new record per write: whoever keeps the records (a runspace's Progress stream) sees each state, not the last.
+        string status = "starting";
+        int percent = -1;
+        void Report(ProgressRecordType type = ProgressRecordType.Processing) =>
+            WriteProgress(new ProgressRecord(1, activity, status) { PercentComplete = percent, RecordType = type });
         int failed = 0;
         bool bold = !Console.IsOutputRedirected && Host?.UI?.SupportsVirtualTerminal == true;
         var sinceProgress = System.Diagnostics.Stopwatch.StartNew();
@@ -181,8 +185,8 @@ public abstract class MoltarSshCmdlet : MoltarAwsCmdlet
             DrainPosted();
             if (describeProgress is not null && sinceProgress.ElapsedMilliseconds >= 250)
             {
-                (progress.StatusDescription, progress.PercentComplete) = describeProgress(runner.CompletedCount, runner.TotalCount, failed);
-                WriteProgress(progress);
+                (status, percent) = describeProgress(runner.CompletedCount, runner.TotalCount, failed);
+                Report();
                 sinceProgress.Restart();
             }
             if (!runner.TryTake(out var e, 100))
@@ -206,21 +210,20 @@ public abstract class MoltarSshCmdlet : MoltarAwsCmdlet
                     completed(e);
                     if (describeProgress is not null)
                     {
-                        (progress.StatusDescription, progress.PercentComplete) = describeProgress(e.CompletedCount, e.TotalCount, failed);
+                        (status, percent) = describeProgress(e.CompletedCount, e.TotalCount, failed);
                     }
                     else
                     {
-                        progress.StatusDescription = $"{e.CompletedCount} of {e.TotalCount} hosts done, {failed} failed";
-                        progress.PercentComplete = e.TotalCount == 0 ? 100 : (int)(100.0 * e.CompletedCount / e.TotalCount);
+                        status = $"{e.CompletedCount} of {e.TotalCount} hosts done, {failed} failed";
+                        percent = e.TotalCount == 0 ? 100 : (int)(100.0 * e.CompletedCount / e.TotalCount);
                     }
-                    WriteProgress(progress);
+                    Report();
                     sinceProgress.Restart();
                     break;
             }
         }
         DrainPosted();
-        progress.RecordType = ProgressRecordType.Completed;
-        WriteProgress(progress);
+        Report(ProgressRecordType.Completed);
         if (StopToken.IsCancellationRequested)
             throw new PipelineStoppedException();
     }
