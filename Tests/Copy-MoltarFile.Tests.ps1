@@ -61,6 +61,38 @@ Describe 'Copy-MoltarFile' -Skip:([bool] $SkipReason) {
             $map
         }
 
+        # A copy running in its own runspace (so this thread can stop it, or kill a host, while it runs).
+        function Start-BackgroundCopy([object[]] $On, [string] $Path, [string] $Destination) {
+            $ps = [powershell]::Create()
+            $null = $ps.AddScript({
+                param($ModulePath, $On, $Path, $Destination, $Ssh)
+                Import-Module $ModulePath
+                $On | Copy-MoltarFile $Path -Destination $Destination -Force @Ssh
+            }).AddArgument($script:ModulePath).AddArgument($On).AddArgument($Path).AddArgument($Destination).AddArgument($script:Ssh)
+            $handle = $ps.BeginInvoke()
+            [pscustomobject]@{ PowerShell = $ps; Handle = $handle }
+        }
+
+        # Waits until the copy's progress says at least this many MB moved (fails the test after 60 s).
+        function Wait-CopyProgress($Copy, [double] $Megabytes) {
+            $deadline = [DateTime]::UtcNow.AddSeconds(60)
+            while ([DateTime]::UtcNow -lt $deadline) {
+                $moved = $Copy.PowerShell.Streams.Progress | Where-Object { $_.StatusDescription -match '; ([\d.]+) MB of' } |
+                    ForEach-Object { [double]::Parse(($_.StatusDescription -replace '^.*; ([\d.]+) MB of.*$', '$1'), [cultureinfo]::InvariantCulture) }
+                if (($moved | Measure-Object -Maximum).Maximum -ge $Megabytes) { return }
+                if ($Copy.Handle.IsCompleted) { throw 'The copy finished before it could be interrupted.' }
+                Start-Sleep -Milliseconds 20
+            }
+            throw "The copy did not move $Megabytes MB within 60 s."
+        }
+
+        # TCP connections of this process to the given addresses' port 22 that are still open.
+        function Get-OpenConnection([string[]] $Address) {
+            $wanted = [Collections.Generic.HashSet[string]]::new([string[]] @($Address | ForEach-Object { "${_}:22" }))
+            @(ss -Htnp state established | Where-Object { $_ -match "pid=$PID," } |
+                Where-Object { $columns = -split $_; $columns.Count -ge 4 -and $wanted.Contains($columns[3]) })
+        }
+
         function Get-ThrownError([scriptblock] $Script) {
             try { & $Script; $null } catch { $_ }
         }
@@ -167,7 +199,7 @@ Describe 'Copy-MoltarFile' -Skip:([bool] $SkipReason) {
     }
 
     It 'sends 100 MB to 5 hosts streamed, without holding the file in memory per host, with progress in bytes' {
-        $big = Join-Path $Scratch 'big/big.bin'
+        $script:Big = $big = Join-Path $Scratch 'big/big.bin'
         New-Item -ItemType Directory -Force (Split-Path $big) | Out-Null
         $stream = [IO.File]::Create($big)
         try {
@@ -216,6 +248,45 @@ Describe 'Copy-MoltarFile' -Skip:([bool] $SkipReason) {
             Should -Not -BeNullOrEmpty
         $progress[-1].RecordType | Should -Be 'Completed'
         (Invoke-Remote $on 'sha256sum big/big.bin | cut -d" " -f1; rm -rf big').Values | Should -Be (@($expected) * 5)
+    }
+
+    It 'reports ConnectionLost for a host that dies mid-copy; the other host finishes' {
+        $victim, $survivor = $Instances[6], $Instances[10]
+        $copy = Start-BackgroundCopy @($victim, $survivor) $Big 'dying/'
+        try {
+            Wait-CopyProgress $copy 20
+            Stop-MoltarSandboxHost $Sandbox $victim.Name
+            $results = @($copy.PowerShell.EndInvoke($copy.Handle))
+            $errors = @($copy.PowerShell.Streams.Error)
+        }
+        finally { $copy.PowerShell.Dispose() }
+
+        $results.Name | Should -Be $survivor.Name
+        $results.Verified | Should -BeTrue
+        $errors.Count | Should -Be 1
+        $errors[0].FullyQualifiedErrorId | Should -Be "ConnectionLost,$CmdletId"
+        $errors[0].TargetObject.InstanceId | Should -Be $victim.InstanceId
+        $errors[0].Exception.Message | Should -Match ([regex]::Escape($victim.Name))
+        $null = Start-MoltarSandboxHost $Sandbox $victim.Name
+        (Invoke-Remote $victim 'ls -A dying | grep -c . || true').Values | Should -BeIn @('0', '1') -Because 'at most the .part file of the interrupted copy remains'
+    }
+
+    It 'stops at Ctrl+C within seconds and closes every connection' {
+        $on = $Instances[7..8]
+        $addresses = @($on | ForEach-Object Address)
+        $copy = Start-BackgroundCopy $on $Big 'stopped/'
+        try {
+            Wait-CopyProgress $copy 10
+            $clock = [Diagnostics.Stopwatch]::StartNew()
+            $copy.PowerShell.Stop()
+            $clock.Elapsed.TotalSeconds | Should -BeLessThan 10
+            $copy.PowerShell.InvocationStateInfo.State | Should -Be 'Stopped'
+        }
+        finally { $copy.PowerShell.Dispose() }
+        $deadline = [DateTime]::UtcNow.AddSeconds(10)
+        while ((Get-OpenConnection $addresses).Count -gt 0 -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 100 }
+        Get-OpenConnection $addresses | Should -BeNullOrEmpty
+        (Invoke-Remote $on 'test -e stopped/big.bin && echo copied || echo absent').Values | Should -Be @('absent', 'absent')
     }
 
     It 'refuses to overwrite without -Force (per host, nothing changed) and replaces with -Force' {

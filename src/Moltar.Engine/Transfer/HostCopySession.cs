@@ -421,7 +421,14 @@ internal sealed class HostCopySession : IDisposable
         {
             SshConnector.SafeDispose(_shell!);
             _shell = null;
-            outcome = Shell().Run(command, options, _cancellationToken);
+            try
+            {
+                return Shell().Run(command, options, _cancellationToken);
+            }
+            catch (SshFailure)
+            {
+                // The host itself is gone: the lost connection is the failure to report.
+            }
         }
 
         return outcome;
