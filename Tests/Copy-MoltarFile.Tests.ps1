@@ -166,9 +166,12 @@ Describe 'Copy-MoltarFile' -Skip:([bool] $SkipReason) {
 
     It 'sets -Mode on every file written' {
         $file = New-LocalFile 'mode/secret.env' 'TOKEN=1'
-        $result = $Instances[3] | Copy-MoltarFile $file -Destination 'modes/' -Mode 0600 @Ssh
-        $result.Mode | Should -Be '600'
-        (Invoke-Remote $Instances[3] 'stat -c %a modes/secret.env').Values | Should -Be '600'
+        New-LocalFile 'mode/other.env' 'OTHER=1' | Out-Null
+        New-LocalFile 'mode/skip.txt' 'not an env file' | Out-Null
+        # A local wildcard, expanded by Moltar (the same rules as for remote paths).
+        $results = @($Instances[3] | Copy-MoltarFile (Join-Path $Scratch 'mode/*.env') -Destination 'modes/' -Mode 0600 @Ssh)
+        $results.Mode | Should -Be @('600', '600')
+        (Invoke-Remote $Instances[3] 'stat -c "%a %n" modes/* | LC_ALL=C sort').Values | Should -Be "600 modes/other.env`n600 modes/secret.env"
         $bad = Get-ThrownError { $Instances[3] | Copy-MoltarFile $file -Destination 'modes/' -Mode 999 @Ssh }
         $bad.FullyQualifiedErrorId | Should -Be "InvalidMode,$CmdletId"
         $bad.Exception.Message | Should -Match 'octal'
