@@ -2,7 +2,8 @@ BeforeAll {
     Import-Module (Join-Path $PSScriptRoot 'TestHelpers.psm1') -Force
     Import-Module (Get-TestModulePath) -Force
     $script:Scratch = Join-Path ([IO.Path]::GetTempPath()) "moltar-get-$PID"
-    Set-TestAwsEnvironment -Directory (Join-Path $Scratch 'aws')
+    New-Item -ItemType Directory -Force -Path $Scratch | Out-Null
+    Set-TestAwsEnvironment
     Add-TestAwsProfile -Name 'shop' -Region 'us-east-1' -AccessKey 'AKIDSHOP'
     Add-TestAwsProfile -Name 'acme-shop' -Region 'us-east-1' -AccessKey 'AKIDACME'
     Add-TestAwsProfile -Name 'noregion' -AccessKey 'AKIDNOREGION'

@@ -40,8 +40,13 @@ function Get-SandboxSkipReason {
 }
 
 function Set-TestAwsEnvironment {
-    <# Points every AWS setting at a scratch folder so a developer's real ~/.aws is never read or used. #>
-    param([Parameter(Mandatory)] [string] $Directory)
+    <#
+    Points every AWS setting at a scratch folder so a developer's real ~/.aws is never read or used. The AWS SDK
+    reads AWS_SHARED_CREDENTIALS_FILE and AWS_CONFIG_FILE once per process, so every test file of one Pester run
+    shares one folder per process (its files are emptied here); -Directory is accepted for readability only.
+    #>
+    param([string] $Directory)
+    $Directory = Join-Path ([IO.Path]::GetTempPath()) "moltar-test-aws-$PID"
     New-Item -ItemType Directory -Force -Path $Directory | Out-Null
     foreach ($name in 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_PROFILE', 'AWS_DEFAULT_PROFILE',
                       'AWS_REGION', 'AWS_DEFAULT_REGION', 'AWS_ENDPOINT_URL', 'AWS_ENDPOINT_URL_EC2',

@@ -221,7 +221,7 @@ public sealed class ConnectTests(SshdFixture sshd, ITestOutputHelper output)
             Assert.Equal("agent", identities[0].Source);
 
             // Parallel connects share the agent (one short agent connection per signature).
-            var tasks = sshd.Hosts.Take(8).Select(h => connector.ConnectAsync(h.Target)).ToArray();
+            var tasks = sshd.Hosts.Take(4).Select(h => connector.ConnectAsync(h.Target)).ToArray();
             Task.WaitAll(tasks);
             foreach (var t in tasks)
             {

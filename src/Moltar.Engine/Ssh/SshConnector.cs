@@ -384,7 +384,7 @@ public sealed class SshConnector : IDisposable
             return verifier.Failure;
         }
 
-        var where = $"{settings.HostName}:{settings.Port}";
+        var where = $"{settings.HostName}:{settings.Port}" + (settings.Jumps.Count > 0 ? $" (through jump host {string.Join(",", settings.Jumps)})" : "");
         switch (e)
         {
             case SshFailure f:
