@@ -11,6 +11,7 @@
     FormatsToProcess     = @('Moltar.format.ps1xml')
     CmdletsToExport      = @(
         'Copy-MoltarFile'
+        'Enter-MoltarInstance'
         'Get-MoltarContext'
         'Get-MoltarInstance'
         'Invoke-MoltarCommand'

@@ -282,16 +282,11 @@ public sealed class SshConfigTests
     }
 
     [Fact]
-    public void OpenSsh_arguments_reach_the_host_the_same_way()
+    public void Options_never_print_the_passphrase()
     {
-        var config = SshConfig.Parse("Host web-1\n  HostName 10.0.0.9\n  ProxyJump ops@bastion\n", homeDirectory: Home);
-        var options = new SshOptions { User = "root", Port = 2209, KeyFiles = new[] { "/k/id" }, KnownHostsPaths = new[] { "/kh/a b" },
-            StrictHostKeyChecking = StrictHostKeyChecking.AcceptNew, HomeDirectory = Home, UseAgent = false, ConnectTimeout = TimeSpan.FromSeconds(4) };
-        var s = SshHostSettings.Resolve("web-1", null, null, options, config.Resolve("web-1"), Home);
-        Assert.Equal(new[]
-        {
-            "-l", "root", "-p", "2209", "-i", "/k/id", "-o", "ProxyJump=ops@bastion", "-o", "UserKnownHostsFile=\"/kh/a b\"",
-            "-o", "StrictHostKeyChecking=accept-new", "-o", "ConnectTimeout=4", "-o", "IdentityAgent=none", "10.0.0.9",
-        }, s.ToOpenSshArguments());
+        var text = new SshOptions { Passphrase = "hunter2", User = "u" }.ToString();
+        Assert.DoesNotContain("hunter2", text);
+        Assert.Contains("Passphrase = ***", text);
+        Assert.Contains("User = u", text);
     }
 }

@@ -468,23 +468,30 @@ public sealed class SshConnector : IDisposable
         }
     }
 
-    private SshConfig LoadConfig(string? path, string defaultPath, string includeBase)
+    private SshConfig LoadConfig(string? path, string defaultPath, string includeBase) =>
+        LoadConfig(path, defaultPath, includeBase, Home, note => Log(SshLogLevel.Verbose, "ssh config: " + note));
+
+    /// <summary>
+    /// Reads an ssh config as the options name it: null = the default file (missing is empty), "" or "none" =
+    /// none, a path that does not exist = InvalidConfiguration. Shared with OpenSshCommandLine.
+    /// </summary>
+    internal static SshConfig LoadConfig(string? path, string defaultPath, string includeBase, string home, Action<string>? note)
     {
         if (path is not null && (path.Length == 0 || path.Equals("none", StringComparison.OrdinalIgnoreCase)))
         {
             return SshConfig.Empty;
         }
 
-        var full = SshPaths.ExpandTilde(path ?? defaultPath, Home);
+        var full = SshPaths.ExpandTilde(path ?? defaultPath, home);
         if (path is not null && !File.Exists(full))
         {
             throw new SshFailure(SshErrorIds.InvalidConfiguration, $"ssh config file {full} does not exist.");
         }
 
-        var config = SshConfig.Load(full, Home, includeBase);
-        foreach (var note in config.Notes)
+        var config = SshConfig.Load(full, home, includeBase);
+        foreach (var text in config.Notes)
         {
-            Log(SshLogLevel.Verbose, "ssh config: " + note);
+            note?.Invoke(text);
         }
 
         return config;

@@ -119,48 +119,6 @@ public sealed class SshHostSettings
     public override string ToString() => $"{User}@{HostName}:{Port}";
 
     /// <summary>
-    /// Arguments for the system ssh client that reach this host the same way (for Enter-MoltarInstance):
-    /// user, port, key files, jump hosts, known_hosts files and policy, connect timeout, then the host.
-    /// ssh still reads the user's ssh config; these explicit values win over it, as they do here.
-    /// </summary>
-    public IReadOnlyList<string> ToOpenSshArguments()
-    {
-        var args = new List<string> { "-l", User, "-p", Port.ToString(CultureInfo.InvariantCulture) };
-        if (!IdentityFilesAreDefaults)
-        {
-            foreach (var file in IdentityFiles)
-            {
-                args.Add("-i");
-                args.Add(file);
-            }
-        }
-
-        args.Add("-o");
-        args.Add("ProxyJump=" + (Jumps.Count > 0 ? string.Join(",", Jumps) : "none"));
-        args.Add("-o");
-        args.Add("UserKnownHostsFile=" + (UserKnownHostsFiles.Count > 0 ? string.Join(" ", UserKnownHostsFiles.Select(Quote)) : "none"));
-        args.Add("-o");
-        args.Add("StrictHostKeyChecking=" + StrictHostKeyChecking switch
-        {
-            StrictHostKeyChecking.AcceptNew => "accept-new",
-            StrictHostKeyChecking.No => "no",
-            _ => "yes",
-        });
-        args.Add("-o");
-        args.Add("ConnectTimeout=" + Math.Max(1, (int)Math.Ceiling(ConnectTimeout.TotalSeconds)).ToString(CultureInfo.InvariantCulture));
-        if (IdentityAgent is null)
-        {
-            args.Add("-o");
-            args.Add("IdentityAgent=none");
-        }
-
-        args.Add(HostName);
-        return args;
-
-        static string Quote(string path) => path.Contains(' ') ? "\"" + path + "\"" : path;
-    }
-
-    /// <summary>
     /// Merges one host's settings. Precedence: overrides (target or jump spec) → options → ssh config → defaults.
     /// For a jump host (isJump) the options' Port and JumpHost do not apply and the options' User is only a fallback.
     /// </summary>

@@ -81,16 +81,32 @@ public abstract class MoltarSshCmdlet : MoltarAwsCmdlet
     /// <summary>Discovery with the selection parameters, as Get-MoltarInstance would do it; none found is a terminating error.</summary>
     protected IReadOnlyList<MoltarInstance> FindInstances(MoltarContext context)
     {
-        InstanceSelection selection;
+        var instances = DiscoverInstances(context, MakeSelection(context, Environment, Cluster, Name, Tag, first: false));
+        var missingAddress = instances.Where(i => i.Address is null).ToList();
+        foreach (var instance in missingAddress)
+            WriteError(new ErrorRecord(new InvalidOperationException(
+                $"{instance.DisplayName} has no {(context.AddressType == "Auto" ? "" : context.AddressType.ToLowerInvariant() + " ")}IP address; it is left out. Try -AddressType Private or Public."),
+                "NoAddress", ErrorCategory.ResourceUnavailable, instance));
+        return instances.Where(i => i.Address is not null).ToList();
+    }
+
+    /// <summary>The engine's selection for these filters (running instances only); a bad -Tag is a terminating InvalidTagFilter.</summary>
+    protected InstanceSelection MakeSelection(MoltarContext context, string? environment, string? cluster, string? name, Hashtable? tag, bool first)
+    {
         try
         {
-            selection = Selection.From(context, Environment, Cluster, Name, SelectionPackages, Tag, null, first: false);
+            return Selection.From(context, environment, cluster, name, SelectionPackages, tag, null, first);
         }
         catch (ArgumentException e)
         {
             ThrowInvalidArgument("InvalidTagFilter", e.Message);
             throw;
         }
+    }
+
+    /// <summary>Every instance the selection finds, with or without an address; none is a terminating InstanceNotFound.</summary>
+    protected IReadOnlyList<MoltarInstance> DiscoverInstances(MoltarContext context, InstanceSelection selection)
+    {
         var session = CreateAwsSession(context);
         var discovery = new InstanceDiscovery(session, context, PostVerbose);
         IReadOnlyList<MoltarInstance> instances;
@@ -109,12 +125,7 @@ public abstract class MoltarSshCmdlet : MoltarAwsCmdlet
                 new ItemNotFoundException($"No instance matches {selection.Describe()} in region {session.RegionName}; nothing was run."),
                 "InstanceNotFound", ErrorCategory.ObjectNotFound, selection.Describe()));
         }
-        var missingAddress = instances.Where(i => i.Address is null).ToList();
-        foreach (var instance in missingAddress)
-            WriteError(new ErrorRecord(new InvalidOperationException(
-                $"{instance.DisplayName} has no {(context.AddressType == "Auto" ? "" : context.AddressType.ToLowerInvariant() + " ")}IP address; it is left out. Try -AddressType Private or Public."),
-                "NoAddress", ErrorCategory.ResourceUnavailable, instance));
-        return instances.Where(i => i.Address is not null).ToList();
+        return instances;
     }
 
     protected SshOptions BuildSshOptions(MoltarContext context)
