@@ -174,18 +174,32 @@ public abstract class MoltarSshCmdlet : MoltarAwsCmdlet
     /// <summary>
     /// Drains a fan-out on the pipeline thread until every item completed: output lines (prefixed with the host,
     /// on the Information stream unless quiet), warnings, verbose, progress, and each item's completion.
+    /// describeProgress (optional) gives the progress status and percent from (hosts done, hosts, hosts failed);
+    /// it is asked on each completion and every quarter second, for work whose progress moves between completions.
     /// </summary>
     protected void Drain<TResult>(FanOutRunner<SshTarget, TResult> runner, string activity, bool quiet,
-                                  Action<FanOutEvent<SshTarget, TResult>> completed)
+                                  Action<FanOutEvent<SshTarget, TResult>> completed,
+                                  Func<int, int, int, (string Status, int Percent)>? describeProgress = null)
     {
-        var progress = new ProgressRecord(1, activity, "starting");
+        // A new record per write: whoever keeps the records (a runspace's Progress stream) sees each state, not the last.
+        string status = "starting";
+        int percent = -1;
+        void Report(ProgressRecordType type = ProgressRecordType.Processing) =>
+            WriteProgress(new ProgressRecord(1, activity, status) { PercentComplete = percent, RecordType = type });
         int failed = 0;
         bool bold = !Console.IsOutputRedirected && Host?.UI?.SupportsVirtualTerminal == true;
+        var sinceProgress = System.Diagnostics.Stopwatch.StartNew();
         while (!runner.IsFinished)
         {
             if (StopToken.IsCancellationRequested) runner.Cancel();
             // Messages posted by discovery or the connector (other threads) are written here too.
             DrainPosted();
+            if (describeProgress is not null && sinceProgress.ElapsedMilliseconds >= 250)
+            {
+                (status, percent) = describeProgress(runner.CompletedCount, runner.TotalCount, failed);
+                Report();
+                sinceProgress.Restart();
+            }
             if (!runner.TryTake(out var e, 100))
                 continue;
             switch (e.Kind)
@@ -205,15 +219,22 @@ public abstract class MoltarSshCmdlet : MoltarAwsCmdlet
                 case FanOutEventKind.Completed:
                     if (e.Error is not null || e.Skipped) failed++;
                     completed(e);
-                    progress.StatusDescription = $"{e.CompletedCount} of {e.TotalCount} hosts done, {failed} failed";
-                    progress.PercentComplete = e.TotalCount == 0 ? 100 : (int)(100.0 * e.CompletedCount / e.TotalCount);
-                    WriteProgress(progress);
+                    if (describeProgress is not null)
+                    {
+                        (status, percent) = describeProgress(e.CompletedCount, e.TotalCount, failed);
+                    }
+                    else
+                    {
+                        status = $"{e.CompletedCount} of {e.TotalCount} hosts done, {failed} failed";
+                        percent = e.TotalCount == 0 ? 100 : (int)(100.0 * e.CompletedCount / e.TotalCount);
+                    }
+                    Report();
+                    sinceProgress.Restart();
                     break;
             }
         }
         DrainPosted();
-        progress.RecordType = ProgressRecordType.Completed;
-        WriteProgress(progress);
+        Report(ProgressRecordType.Completed);
         if (StopToken.IsCancellationRequested)
             throw new PipelineStoppedException();
     }
