@@ -141,6 +141,22 @@ public sealed class ConnectTests(SshdFixture sshd, ITestOutputHelper output)
     }
 
     [SshdFact]
+    public void A_revoked_key_is_refused_under_every_policy_even_no_as_OpenSSH_does()
+    {
+        sshd.EnsureAvailable();
+        var host = sshd.Hosts[6];
+        var file = sshd.NewTempFile("known_hosts", $"@revoked * {host.PublicKeyLine}\n");
+        foreach (var policy in new[] { StrictHostKeyChecking.Yes, StrictHostKeyChecking.AcceptNew, StrictHostKeyChecking.No })
+        {
+            var failure = ConnectFails(sshd.Options() with { KnownHostsPaths = new[] { file }, StrictHostKeyChecking = policy }, host.Target);
+            Assert.Equal(SshErrorIds.HostKeyRevoked, failure.ErrorId);
+            Assert.Contains("@revoked", failure.Message);
+        }
+
+        Assert.Single(File.ReadAllLines(file)); // AcceptNew added nothing
+    }
+
+    [SshdFact]
     public void No_checking_connects_with_a_warning()
     {
         sshd.EnsureAvailable();
