@@ -28,6 +28,11 @@ public sealed class SshConnector : IDisposable
     public SshConnector(SshOptions? options = null, Action<SshLogEntry>? log = null)
     {
         Options = options ?? new SshOptions();
+        if (Options.User is { } user && !SshNames.IsValidUser(user))
+        {
+            throw new SshFailure(SshErrorIds.InvalidConfiguration, $"User '{user}' is not {SshNames.UserRule}.");
+        }
+
         _log = log;
         Home = Options.HomeDirectory ?? SshPaths.DefaultHome();
         KnownHosts = new KnownHosts(note => Log(SshLogLevel.Verbose, note));
