@@ -13,6 +13,7 @@
         'Get-MoltarContext'
         'Get-MoltarInstance'
         'Invoke-MoltarCommand'
+        'Invoke-MoltarDeploy'
     )
     FunctionsToExport    = @()
     AliasesToExport      = @()

@@ -22,8 +22,8 @@ public abstract class MoltarSshCmdlet : MoltarAwsCmdlet
     [Parameter(ParameterSetName = PipelineSet, Mandatory = true, ValueFromPipeline = true)]
     public PSObject[]? InputObject { get; set; }
 
-    [Parameter(ParameterSetName = SelectionSet)] [ValidateNotNullOrEmpty] [ArgumentCompleter(typeof(EnvironmentCompleter))] public string? Environment { get; set; }
-    [Parameter(ParameterSetName = SelectionSet)] [ValidateNotNullOrEmpty] [ArgumentCompleter(typeof(ClusterCompleter))] public string? Cluster { get; set; }
+    [Parameter(ParameterSetName = SelectionSet)] [ValidateNotNullOrEmpty] [ArgumentCompleter(typeof(EnvironmentCompleter))] public virtual string? Environment { get; set; }
+    [Parameter(ParameterSetName = SelectionSet)] [ValidateNotNullOrEmpty] [ArgumentCompleter(typeof(ClusterCompleter))] public virtual string? Cluster { get; set; }
     [Parameter(ParameterSetName = SelectionSet)] [ValidateNotNullOrEmpty] [ArgumentCompleter(typeof(NameCompleter))] public string? Name { get; set; }
     [Parameter(ParameterSetName = SelectionSet)] [ValidateNotNullOrEmpty] public Hashtable? Tag { get; set; }
 
