@@ -70,6 +70,16 @@ function Invoke-Build {
         Where-Object { $_.Name -notin 'Moltar.Model.dll', 'Moltar.Model.pdb' -and $_.Extension -in '.dll', '.json' } |
         Copy-Item -Destination (Join-Path $moduleDir 'deps')
 
+    # Help: MAML generated from src/Moltar/Help/*.md and the cmdlets' metadata, in a child pwsh so this
+    # process never loads the module. Incomplete help is a warning here and a failing test in Test.
+    $helpDir = Join-Path $moduleDir 'en-US'
+    New-Item -ItemType Directory -Force -Path $helpDir | Out-Null
+    Copy-Item (Join-Path $root 'src/Moltar/Help/about_Moltar.help.txt') $helpDir
+    & $pwsh.FilePath @($pwsh.Arguments) -NoProfile -NonInteractive -File (Join-Path $root 'build/New-MamlHelp.ps1') `
+        -ModulePath (Join-Path $moduleDir 'Moltar.psd1') -HelpSource (Join-Path $root 'src/Moltar/Help') `
+        -OutputPath (Join-Path $helpDir 'Moltar.Cmdlets.dll-Help.xml') -AllowIncomplete
+    if ($LASTEXITCODE -ne 0) { throw 'Generating help failed.' }
+
     $shipped = Get-ChildItem $moduleDir -Recurse -File
     if ($shipped.Name -contains 'System.Management.Automation.dll') { throw 'The build ships System.Management.Automation.dll; it must not.' }
     $null = Test-ModuleManifest (Join-Path $moduleDir 'Moltar.psd1')

@@ -9,7 +9,7 @@ public enum ExecStream
 }
 
 /// <summary>How to run one command on a connection.</summary>
-public sealed class ExecOptions
+public sealed record ExecOptions
 {
     public const long DefaultMaxOutputBytes = 64L * 1024 * 1024;
 
@@ -35,19 +35,7 @@ public sealed class ExecOptions
     public int MaxLineLength { get; init; } = 64 * 1024;
 
     /// <summary>A copy with another line callback.</summary>
-    public ExecOptions WithOnLine(Action<ExecStream, string>? onLine) => new()
-    {
-        Timeout = Timeout,
-        MaxOutputBytes = MaxOutputBytes,
-        Stdin = Stdin,
-        Pty = Pty,
-        TerminalType = TerminalType,
-        TerminalColumns = TerminalColumns,
-        TerminalRows = TerminalRows,
-        OnLine = onLine,
-        Encoding = Encoding,
-        MaxLineLength = MaxLineLength,
-    };
+    public ExecOptions WithOnLine(Action<ExecStream, string>? onLine) => this with { OnLine = onLine };
 }
 
 /// <summary>What one command did on one host.</summary>

@@ -84,11 +84,15 @@ internal sealed class HostKeyVerifier
             }
 
             var path = _settings.UserKnownHostsFiles[0];
-            var added = _connector.KnownHosts.AddIfUnknown(path, _settings.HostName, _settings.Port, blob, _settings.HashKnownHosts);
+            var added = _connector.KnownHosts.AddIfUnknown(path, _settings.HostName, _settings.Port, blob, _settings.HashKnownHosts, out var wrote);
             switch (added.Status)
             {
                 case HostKeyStatus.Trusted:
-                    _connector.Log(SshLogLevel.Verbose, $"Added {Name} ({offered}) to {path}.", _target);
+                    if (wrote)
+                    {
+                        _connector.Log(SshLogLevel.Verbose, $"Added {Name} ({offered}) to {path}.", _target);
+                    }
+
                     return true;
                 case HostKeyStatus.Revoked:
                     Failure = new SshFailure(SshErrorIds.HostKeyRevoked,

@@ -1,16 +1,20 @@
-using System.Net;
 using System.Net.Sockets;
 using Renci.SshNet;
+using Renci.SshNet.Common;
 
 namespace Moltar.Engine.Ssh;
 
 /// <summary>
-/// One connection to a bastion, shared by every target behind it (DESIGN §8): a ForwardedPortDynamic on
-/// 127.0.0.1 serves as a SOCKS5 proxy, so each target's ConnectionInfo keeps Host = the target (known_hosts
-/// is checked for the target). The listener is started when the first target needs it and stopped as soon as
-/// no target connection uses it (any local process could use it while it listens). The bastion connection
-/// itself stays until the connector is disposed. A failure to reach the bastion is remembered, so the targets
-/// behind it fail fast with the same error instead of each retrying.
+/// One connection to a bastion, shared by every target behind it. Each target gets its own
+/// ForwardedPortLocal on 127.0.0.1 (port chosen by the OS) leading to the target through the bastion; SSH.NET
+/// then connects to that port. (One ForwardedPortDynamic for all targets, as DESIGN §8 suggests, loses
+/// connections: when a second SOCKS client is already waiting, SSH.NET's accept loop serves it nested inside
+/// the first one's accept callback, which then blocks for the second connection's lifetime, so the first
+/// handshake times out. One listener per target never has a second client.) Host keys are still checked for the
+/// target's own name: the verifier uses the resolved settings, not the loopback endpoint. A listener is opened
+/// just before its target connects and closed when that connection closes (any local process could use it while
+/// it listens). The bastion connection stays until the connector is disposed. A failure to reach the bastion is
+/// remembered, so the targets behind it fail fast with the same error instead of each retrying.
 /// </summary>
 internal sealed class JumpHost : IDisposable
 {
@@ -20,8 +24,6 @@ internal sealed class JumpHost : IDisposable
     private readonly object _gate = new();
     private SshClient? _client;
     private JumpLease? _viaLease;
-    private ForwardedPortDynamic? _port;
-    private uint _boundPort;
     private int _leases;
     private SshFailure? _failure;
     private bool _disposed;
@@ -38,10 +40,23 @@ internal sealed class JumpHost : IDisposable
 
     public string Name => $"{_settings.User}@{_settings.HostName}{(_settings.Port == 22 ? "" : ":" + _settings.Port)}";
 
+    /// <summary>Local listeners open right now (one per target connection in use).</summary>
+    public int OpenListeners
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _leases;
+            }
+        }
+    }
+
     /// <summary>Times the bastion connection was opened (for tests: one per connector).</summary>
     public int ConnectCount { get; private set; }
 
-    public JumpLease Acquire(CancellationToken cancellationToken)
+    /// <summary>Opens a local listener that leads to host:port through the bastion (connecting the bastion first if needed).</summary>
+    public JumpLease Acquire(string host, int port, CancellationToken cancellationToken)
     {
         // Only one thread connects the bastion; the others wait here (checking for cancellation).
         var taken = false;
@@ -74,13 +89,21 @@ internal sealed class JumpHost : IDisposable
                 }
             }
 
-            if (_port is null || !_port.IsStarted)
+            var forwarded = new ForwardedPortLocal("127.0.0.1", 0, host, (uint)port);
+            forwarded.Exception += (_, e) => _connector.Log(SshLogLevel.Verbose, $"Jump host {Name}: forwarding to {host}:{port}: {e.Exception.Message}");
+            try
             {
-                StartPort();
+                _client.AddForwardedPort(forwarded);
+                forwarded.Start();
+            }
+            catch (Exception e) when (e is SocketException or SshException or InvalidOperationException)
+            {
+                Remove(forwarded);
+                throw new SshFailure(SshErrorIds.ConnectFailed, $"Jump host {Name}: could not open a local forwarding port: {e.Message}", _settings.HostName, e);
             }
 
             _leases++;
-            return new JumpLease(this, _boundPort);
+            return new JumpLease(this, forwarded, (int)forwarded.BoundPort, ThreadPoolReserve.Take());
         }
         finally
         {
@@ -91,69 +114,29 @@ internal sealed class JumpHost : IDisposable
         }
     }
 
-    internal void Release()
+    internal void Release(ForwardedPortLocal forwarded)
     {
+        // Stopping waits for the forwarded channel to close; do it outside the lock.
+        try
+        {
+            forwarded.Stop();
+        }
+        catch (Exception)
+        {
+        }
+
         lock (_gate)
         {
-            if (--_leases == 0)
-            {
-                StopPort();
-            }
+            _leases--;
+            Remove(forwarded);
         }
     }
 
     private SshFailure Wrap(SshFailure inner) =>
         new(inner.ErrorId, $"Jump host {Name}: {inner.Message}", inner.Host ?? _settings.HostName, inner);
 
-    private void StartPort()
+    private void Remove(ForwardedPort forwarded)
     {
-        Exception? last = null;
-        for (var attempt = 0; attempt < 5; attempt++)
-        {
-            var port = FreeLoopbackPort();
-            var forwarded = new ForwardedPortDynamic("127.0.0.1", (uint)port);
-            forwarded.Exception += (_, e) => _connector.Log(SshLogLevel.Verbose, $"Jump host {Name}: forwarding: {e.Exception.Message}");
-            try
-            {
-                _client!.AddForwardedPort(forwarded);
-                forwarded.Start();
-                _port = forwarded;
-                _boundPort = (uint)port;
-                return;
-            }
-            catch (SocketException e)
-            {
-                last = e;
-                TryRemove(forwarded);
-            }
-        }
-
-        throw new SshFailure(SshErrorIds.ConnectFailed, $"Jump host {Name}: could not open a local forwarding port: {last?.Message}", _settings.HostName, last);
-    }
-
-    private void StopPort()
-    {
-        var forwarded = _port;
-        _port = null;
-        if (forwarded is not null)
-        {
-            TryRemove(forwarded);
-        }
-    }
-
-    private void TryRemove(ForwardedPortDynamic forwarded)
-    {
-        try
-        {
-            if (forwarded.IsStarted)
-            {
-                forwarded.Stop();
-            }
-        }
-        catch (Exception)
-        {
-        }
-
         try
         {
             _client?.RemoveForwardedPort(forwarded);
@@ -165,16 +148,8 @@ internal sealed class JumpHost : IDisposable
         SshConnector.SafeDispose(forwarded);
     }
 
-    private static int FreeLoopbackPort()
-    {
-        using var probe = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        probe.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        return ((IPEndPoint)probe.LocalEndPoint!).Port;
-    }
-
     private void DropConnection()
     {
-        StopPort();
         if (_client is not null)
         {
             SshConnector.SafeDispose(_client);
@@ -200,18 +175,75 @@ internal sealed class JumpHost : IDisposable
     }
 }
 
-/// <summary>A target's use of a jump host's SOCKS listener; disposing it lets the listener close.</summary>
+/// <summary>A target's local listener through a jump host; disposing it closes the listener.</summary>
 internal sealed class JumpLease : IDisposable
 {
     private JumpHost? _owner;
+    private readonly ForwardedPortLocal _forwarded;
+    private IDisposable? _reserve;
 
-    public JumpLease(JumpHost owner, uint port)
+    public JumpLease(JumpHost owner, ForwardedPortLocal forwarded, int port, IDisposable reserve)
     {
         _owner = owner;
-        Port = (int)port;
+        _forwarded = forwarded;
+        Port = port;
+        _reserve = reserve;
     }
 
     public int Port { get; }
 
-    public void Dispose() => Interlocked.Exchange(ref _owner, null)?.Release();
+    public void Dispose()
+    {
+        Interlocked.Exchange(ref _owner, null)?.Release(_forwarded);
+        Interlocked.Exchange(ref _reserve, null)?.Dispose();
+    }
+}
+
+/// <summary>
+/// SSH.NET's forwarded ports serve each forwarded connection on a thread-pool thread that stays blocked for the
+/// connection's life (ForwardedPortDynamic: accept callback → channel.Bind). With a few targets behind a jump
+/// host the pool (min = core count) starves and later SOCKS handshakes time out. So while jump connections
+/// are open, the pool's minimum is raised by their number, and put back when the last one closes.
+/// </summary>
+internal static class ThreadPoolReserve
+{
+    private static readonly object Gate = new();
+    private static int _reserved;
+    private static int _baseWorkers;
+    private static int _baseIo;
+
+    public static IDisposable Take()
+    {
+        lock (Gate)
+        {
+            if (_reserved == 0)
+            {
+                ThreadPool.GetMinThreads(out _baseWorkers, out _baseIo);
+            }
+
+            _reserved++;
+            ThreadPool.SetMinThreads(_baseWorkers + _reserved, _baseIo);
+        }
+
+        return new Release();
+    }
+
+    private sealed class Release : IDisposable
+    {
+        private int _done;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _done, 1) != 0)
+            {
+                return;
+            }
+
+            lock (Gate)
+            {
+                _reserved--;
+                ThreadPool.SetMinThreads(_baseWorkers + _reserved, _baseIo);
+            }
+        }
+    }
 }

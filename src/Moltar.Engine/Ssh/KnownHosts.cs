@@ -295,8 +295,13 @@ public sealed class KnownHosts
     /// Returns the verdict after the re-read: Trusted when the key was added or was already there, Changed or
     /// Revoked when another writer recorded a different key meanwhile.
     /// </summary>
-    public HostKeyCheck AddIfUnknown(string path, string host, int port, byte[] blob, bool hash, TimeSpan? lockTimeout = null)
+    public HostKeyCheck AddIfUnknown(string path, string host, int port, byte[] blob, bool hash, TimeSpan? lockTimeout = null) =>
+        AddIfUnknown(path, host, port, blob, hash, out _, lockTimeout);
+
+    /// <summary>As AddIfUnknown; added says whether this call wrote the line (false when another writer had).</summary>
+    public HostKeyCheck AddIfUnknown(string path, string host, int port, byte[] blob, bool hash, out bool added, TimeSpan? lockTimeout = null)
     {
+        added = false;
         var lookupName = LookupName(host, port);
         var gate = PathLocks.GetOrAdd(Path.GetFullPath(path), _ => new object());
         lock (gate)
@@ -320,9 +325,10 @@ public sealed class KnownHosts
                 stream.Write(bytes);
                 stream.Flush(flushToDisk: true);
                 var lineNumber = current.Count(c => c == '\n') + prefix.Length + 1;
-                var added = KnownHostEntry.ParseLine(line, path, lineNumber)!;
-                fileEntries.Add(added);
-                check = new HostKeyCheck(HostKeyStatus.Trusted, new[] { added }, added, false);
+                var entry = KnownHostEntry.ParseLine(line, path, lineNumber)!;
+                fileEntries.Add(entry);
+                check = new HostKeyCheck(HostKeyStatus.Trusted, new[] { entry }, entry, false);
+                added = true;
             }
 
             Merge(path, fileEntries);

@@ -72,7 +72,7 @@ public sealed class SshConfig
                 continue;
             }
 
-            var value = new SshConfigValue(entry.Keyword, entry.Args, entry.Source, entry.Line);
+            var value = new SshConfigValue(entry.WrittenKeyword, entry.Args, entry.Source, entry.Line);
             if (!SupportedKeywords.Contains(entry.Keyword))
             {
                 unsupported.Add(value);
@@ -97,7 +97,7 @@ public sealed class SshConfig
         return new SshConfigMatch(host, first, all, unsupported);
     }
 
-    internal sealed record Entry(IReadOnlyList<Condition> Conditions, string Keyword, string[] Args, string Source, int Line);
+    internal sealed record Entry(IReadOnlyList<Condition> Conditions, string Keyword, string WrittenKeyword, string[] Args, string Source, int Line);
 
     internal abstract class Condition
     {
@@ -208,7 +208,7 @@ public sealed class SshConfig
                             break;
                         }
 
-                        entries.Add(new Entry(current, key, args, source, lineNumber));
+                        entries.Add(new Entry(current, key, keyword, args, source, lineNumber));
                         break;
                 }
             }

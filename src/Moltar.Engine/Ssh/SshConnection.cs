@@ -108,7 +108,10 @@ public sealed class SshConnection : IDisposable
                 }
                 else
                 {
-                    input.Dispose(); // end-of-file at once
+                    // End-of-file at once, so a command that reads stdin (cat, an apt prompt) does not wait forever.
+                    // SSH.NET only sends EOF after some input was written, hence the direct call.
+                    input.Dispose();
+                    ChannelEof.TrySend(cmd);
                 }
             }
             catch (Exception e) when (e is SshException or ObjectDisposedException or InvalidOperationException)
@@ -251,6 +254,7 @@ public sealed class SshConnection : IDisposable
             var ended = Wait(done.WaitHandle, options.Timeout, cancellationToken);
             if (ended != WaitResult.Completed)
             {
+                SshConnector.SafeDispose(shell); // unblocks the reader
                 Close();
             }
 
@@ -441,5 +445,36 @@ public sealed class SftpConnection : IDisposable
     {
         SshConnector.SafeDispose(Client);
         Interlocked.Exchange(ref _lease, null)?.Dispose();
+    }
+}
+
+/// <summary>
+/// Sends SSH_MSG_CHANNEL_EOF on a command's channel. SSH.NET 2026.0.0 sends EOF only when closing an input
+/// stream that had data written, and exposes no other way: the channel is reached by reflection (pinned
+/// library version; if its shape changes this quietly does nothing and stdin stays open).
+/// </summary>
+internal static class ChannelEof
+{
+    private static readonly System.Reflection.FieldInfo? ChannelField =
+        typeof(SshCommand).GetField("_channel", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance);
+
+    public static bool TrySend(SshCommand command)
+    {
+        try
+        {
+            var channel = ChannelField?.GetValue(command);
+            var method = channel?.GetType().GetMethod("SendEof", System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance, Type.EmptyTypes);
+            if (method is null)
+            {
+                return false;
+            }
+
+            method.Invoke(channel, null);
+            return true;
+        }
+        catch (Exception)
+        {
+            return false;
+        }
     }
 }

@@ -67,6 +67,9 @@ public sealed class SshConnector : IDisposable
 
     internal KnownHosts KnownHosts { get; }
 
+    /// <summary>The jump hosts used so far (diagnostics and tests).</summary>
+    internal IEnumerable<JumpHost> JumpHosts => _jumps.Values;
+
     /// <summary>How a target is reached: options, ssh config and defaults merged (cached per target).</summary>
     public SshHostSettings Resolve(SshTarget target)
     {
@@ -224,15 +227,17 @@ public sealed class SshConnector : IDisposable
                 $"No key to log in to the {role} {settings.HostName} as {settings.User}: {agentNote}, and {fileNote}.", settings.HostName);
         }
 
-        lease = via?.Acquire(cancellationToken);
+        lease = via?.Acquire(settings.HostName, settings.Port, cancellationToken);
         T? client = null;
         try
         {
             var tracker = new OfferTracker();
             var auth = new PrivateKeyAuthenticationMethod(settings.User, tracker.Wrap(identities));
+            // Through a jump host SSH.NET connects to the local end of the forwarded port; the host key is
+            // still checked for settings.HostName (the verifier does not look at the endpoint).
             var info = lease is null
                 ? new ConnectionInfo(settings.HostName, settings.Port, settings.User, auth)
-                : new ConnectionInfo(settings.HostName, settings.Port, settings.User, ProxyTypes.Socks5, "127.0.0.1", lease.Port, null, null, auth);
+                : new ConnectionInfo("127.0.0.1", lease.Port, settings.User, auth);
             info.Timeout = settings.ConnectTimeout;
 
             var notes = new List<string>();
@@ -253,23 +258,18 @@ public sealed class SshConnector : IDisposable
                 client.KeepAliveInterval = alive;
             }
 
-            var victim = client;
-            using (cancellationToken.UnsafeRegister(static c => DisposeSoon((BaseClient)c!), victim))
-            using (_disposed.Token.UnsafeRegister(static c => DisposeSoon((BaseClient)c!), victim))
+            try
             {
-                try
-                {
-                    client.Connect();
-                }
-                catch (Exception e)
-                {
-                    if (cancellationToken.IsCancellationRequested || _disposed.IsCancellationRequested)
-                    {
-                        throw new OperationCanceledException("The connection was cancelled.", e, cancellationToken);
-                    }
-
-                    throw Map(e, settings, role, verifier, tracker);
-                }
+                ConnectCancellable(client, cancellationToken);
+            }
+            catch (OperationCanceledException)
+            {
+                client = null; // abandoned: disposed by the connect thread when SSH.NET lets go
+                throw;
+            }
+            catch (Exception e)
+            {
+                throw Map(e, settings, role, verifier, tracker);
             }
 
             if (cancellationToken.IsCancellationRequested || _disposed.IsCancellationRequested)
@@ -297,8 +297,73 @@ public sealed class SshConnector : IDisposable
         }
     }
 
-    private static void DisposeSoon(BaseClient client) =>
-        ThreadPool.UnsafeQueueUserWorkItem(static c => SafeDispose(c), client, preferLocal: false);
+    /// <summary>
+    /// SSH.NET's Connect blocks and cannot be cancelled while it reads the server's version or waits for key
+    /// exchange. It runs on a thread of its own; on cancellation this returns at once, the client is disposed
+    /// (which ends most waits), and the connect thread disposes it again when SSH.NET lets go.
+    /// </summary>
+    private void ConnectCancellable(BaseClient client, CancellationToken cancellationToken)
+    {
+        var attempt = new ConnectAttempt(client);
+        var thread = new Thread(attempt.Run) { IsBackground = true, Name = "Moltar SSH connect" };
+        thread.Start();
+        var handles = cancellationToken.CanBeCanceled
+            ? new[] { attempt.Done.WaitHandle, _disposed.Token.WaitHandle, cancellationToken.WaitHandle }
+            : new[] { attempt.Done.WaitHandle, _disposed.Token.WaitHandle };
+        if (WaitHandle.WaitAny(handles) == 0)
+        {
+            if (attempt.Error is not null)
+            {
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(attempt.Error);
+            }
+
+            return;
+        }
+
+        attempt.Abandon();
+        throw new OperationCanceledException("The connection was cancelled.", cancellationToken);
+    }
+
+    private sealed class ConnectAttempt(BaseClient client)
+    {
+        private const int Running = 0, Finished = 1, Abandoned = 2;
+        private int _state;
+
+        public ManualResetEventSlim Done { get; } = new(false);
+        public Exception? Error { get; private set; }
+
+        public void Run()
+        {
+            try
+            {
+                client.Connect();
+            }
+            catch (Exception e)
+            {
+                Error = e;
+            }
+
+            if (Interlocked.CompareExchange(ref _state, Finished, Running) == Abandoned)
+            {
+                SafeDispose(client);
+            }
+
+            Done.Set();
+        }
+
+        public void Abandon()
+        {
+            if (Interlocked.CompareExchange(ref _state, Abandoned, Running) == Running)
+            {
+                // Closing now ends waits that watch the socket; never block the caller on it.
+                ThreadPool.UnsafeQueueUserWorkItem(static c => SafeDispose(c), client, preferLocal: false);
+            }
+            else
+            {
+                SafeDispose(client);
+            }
+        }
+    }
 
     internal static void SafeDispose(IDisposable disposable)
     {

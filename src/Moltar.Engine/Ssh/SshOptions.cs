@@ -24,7 +24,7 @@ public sealed record SshLogEntry(SshLogLevel Level, string Message, SshTarget? T
 /// What one invocation connects with. Null means "from ssh config, else the default". Explicit values here
 /// win over ssh config (as `ssh -o` does); SshTarget.User/Port win over these.
 /// </summary>
-public sealed class SshOptions
+public sealed record SshOptions
 {
     /// <summary>Default user when neither the target, these options nor ssh config name one.</summary>
     public const string DefaultUser = "ubuntu";

@@ -1,0 +1,103 @@
+# Every cmdlet has complete help generated from src/Moltar/Help, and every example in it runs against the sandbox.
+BeforeDiscovery {
+    Import-Module (Join-Path $PSScriptRoot 'TestHelpers.psm1') -Force
+    $manifest = Import-PowerShellDataFile (Get-TestModulePath)
+    $script:CmdletNames = @($manifest.CmdletsToExport | ForEach-Object { @{ Name = $_ } })
+    # Examples are read from the help source (not Get-Help) so discovery needs no module import.
+    $script:Examples = foreach ($name in $manifest.CmdletsToExport) {
+        $source = Join-Path $PSScriptRoot "../src/Moltar/Help/$name.md"
+        if (-not (Test-Path $source)) { continue }
+        $text = Get-Content -Raw $source
+        $index = 0
+        foreach ($match in [regex]::Matches($text, '(?ms)^### (?<title>[^\n]+)\n(?<body>.*?)(?=^### |^## |\z)')) {
+            if ($match.Groups['body'].Value -notmatch '(?s)```powershell\s*\n(?<code>.*?)\n```') { continue }
+            $index++
+            @{ Cmdlet = $name; Title = $match.Groups['title'].Value.Trim(); Code = $Matches['code']; Index = $index
+               Interactive = $match.Groups['body'].Value -match '\(interactive\)' }
+        }
+    }
+}
+
+BeforeAll {
+    Import-Module (Join-Path $PSScriptRoot 'TestHelpers.psm1') -Force
+    $script:ModulePath = Get-TestModulePath
+    Import-Module $ModulePath -Force
+}
+
+Describe 'Help for <Name>' -ForEach $CmdletNames {
+    BeforeAll { $script:Help = Get-Help $Name -Full }
+
+    It 'has a synopsis and a description' {
+        $Help.Synopsis | Should -Not -BeNullOrEmpty
+        $Help.Synopsis | Should -Not -Match '^\s*Get-|^\s*Invoke-|^\s*Copy-|^\s*Enter-'
+        ($Help.description.Text -join ' ') | Should -Not -BeNullOrEmpty
+    }
+
+    It 'describes every parameter' {
+        $common = [System.Management.Automation.PSCmdlet]::CommonParameters + [System.Management.Automation.PSCmdlet]::OptionalCommonParameters
+        $parameters = (Get-Command $Name).Parameters.Keys | Where-Object { $_ -notin $common }
+        foreach ($parameter in $parameters) {
+            $entry = $Help.parameters.parameter | Where-Object name -EQ $parameter
+            $entry | Should -Not -BeNullOrEmpty -Because "-$parameter must be documented"
+            ($entry.description.Text -join ' ') | Should -Not -BeNullOrEmpty -Because "-$parameter needs a description"
+        }
+    }
+
+    It 'names its output type and has at least two examples' {
+        $Help.returnValues.returnValue.type.name | Should -Match '^Moltar\.'
+        @($Help.examples.example).Count | Should -BeGreaterOrEqual 2
+    }
+}
+
+Describe 'Help source' {
+    It 'is complete for every exported cmdlet (the generator fails on any gap)' {
+        $target = Join-Path ([IO.Path]::GetTempPath()) "moltar-help-$PID.xml"
+        $generator = Join-Path $PSScriptRoot '../build/New-MamlHelp.ps1'
+        $output = Invoke-CleanPwsh "& '$generator' -ModulePath '$ModulePath' -HelpSource '$(Join-Path $PSScriptRoot '../src/Moltar/Help')' -OutputPath '$target' 2>&1"
+        $LASTEXITCODE | Should -Be 0 -Because ($output -join "`n")
+        $target | Should -Exist
+        Remove-Item $target
+    }
+
+    It 'has an about_Moltar topic covering the project file, profiles, SSH and error ids' {
+        $about = Get-Help about_Moltar | Out-String
+        foreach ($topic in 'THE PROJECT FILE', 'AWS PROFILES', 'SSH', 'ERRORS', 'HostKeyMismatch', 'ProfileNotFound', 'StrictHostKeyChecking') {
+            $about | Should -Match ([regex]::Escape($topic))
+        }
+    }
+}
+
+Describe 'Examples run against the sandbox' {
+    BeforeAll {
+        $script:Scratch = Join-Path ([IO.Path]::GetTempPath()) "moltar-examples-$PID"
+        Set-TestAwsEnvironment -Directory (Join-Path $Scratch 'aws')
+        $script:Sandbox = Start-TestSandbox -Hosts 6 -Options @{ Project = 'demo'; Environments = 'production', 'staging'; Clusters = 'web', 'jobs', 'search' }
+        Add-TestAwsProfile -Name 'demo' -Region $Sandbox.Region
+        $script:Project = Join-Path $Scratch 'demo-app'
+        New-Item -ItemType Directory -Force -Path $Project | Out-Null
+        Set-Content (Join-Path $Project '.moltar.psd1') @"
+@{
+    Project        = 'demo'
+    EndpointUrl    = '$($Sandbox.Endpoint)'
+    User           = '$($Sandbox.User)'
+    KeyFile        = '$($Sandbox.ClientKeyPath)'
+    KnownHostsPath = '$($Sandbox.KnownHostsPath)'
+    StrictHostKeyChecking = 'Yes'
+}
+"@
+        Push-Location $Project
+    }
+    AfterAll {
+        Pop-Location -ErrorAction Ignore
+        Stop-TestSandbox $Sandbox
+        Remove-Item -Recurse -Force $Scratch -ErrorAction Ignore
+    }
+
+    It '<Cmdlet> example <Index>: <Title>' -ForEach @($Examples | Where-Object { -not $_.Interactive }) {
+        # Terminating errors fail the test by throwing; non-terminating ones are collected from the error stream.
+        $output = & ([scriptblock]::Create($Code)) 2>&1 6>$null
+        $errors = @($output | Where-Object { $_ -is [System.Management.Automation.ErrorRecord] })
+        $errors | Should -BeNullOrEmpty -Because ($errors | Out-String)
+        @($output | Where-Object { $_ -isnot [System.Management.Automation.ErrorRecord] }).Count | Should -BeGreaterThan 0 -Because 'an example shows something'
+    }
+}

@@ -1,0 +1,311 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Text;
+using Moltar.Engine.Ssh;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace Moltar.Engine.Tests.Ssh;
+
+[Collection("sshd")]
+public sealed class ExecTests(SshdFixture sshd, ITestOutputHelper output)
+{
+    private SshConnection Connect(SshdHost? host = null, SshOptions? options = null)
+    {
+        sshd.EnsureAvailable();
+        var connector = new SshConnector(options ?? sshd.Options());
+        return connector.Connect((host ?? sshd.Hosts[0]).Target);
+    }
+
+    [SshdFact]
+    public void Runs_a_command_and_returns_output_and_exit_code()
+    {
+        using var connection = Connect();
+        var outcome = connection.Run("echo hello; echo world");
+
+        Assert.True(outcome.Succeeded, outcome.ErrorMessage);
+        Assert.Equal(0, outcome.ExitCode);
+        Assert.Equal("hello\nworld\n", outcome.Stdout);
+        Assert.Equal("", outcome.Stderr);
+        Assert.Null(outcome.ErrorId);
+        output.WriteLine($"kex={connection.KeyExchangeAlgorithm} cipher={connection.Cipher} hostkey={connection.HostKeyAlgorithm} server={connection.ServerVersion}");
+    }
+
+    [SshdFact]
+    public void Negotiates_the_fast_key_exchange_and_gcm()
+    {
+        using var connection = Connect();
+        // The sshd here (9.2) has no mlkem768x25519: curve25519 must win over sntrup761.
+        Assert.StartsWith("curve25519-sha256", connection.KeyExchangeAlgorithm);
+        Assert.Equal("aes128-gcm@openssh.com", connection.Cipher);
+    }
+
+    [SshdFact]
+    public void Keeps_stderr_apart_and_reports_a_non_zero_exit()
+    {
+        using var connection = Connect();
+        var lines = new ConcurrentQueue<(ExecStream, string)>();
+        var outcome = connection.Run("echo out; echo err >&2; echo 'no newline' >&2; printf tail; exit 3",
+            new ExecOptions { OnLine = (s, l) => lines.Enqueue((s, l)) });
+
+        Assert.False(outcome.Succeeded);
+        Assert.Equal(SshErrorIds.CommandFailed, outcome.ErrorId);
+        Assert.Equal(3, outcome.ExitCode);
+        Assert.Equal("out\ntail", outcome.Stdout);
+        Assert.Equal("err\nno newline\n", outcome.Stderr);
+        Assert.Contains("code 3", outcome.ErrorMessage);
+        Assert.Equal(new[] { "out", "tail" }, lines.Where(l => l.Item1 == ExecStream.Stdout).Select(l => l.Item2));
+        Assert.Equal(new[] { "err", "no newline" }, lines.Where(l => l.Item1 == ExecStream.Stderr).Select(l => l.Item2));
+    }
+
+    [SshdFact]
+    public void Lines_arrive_while_the_command_still_runs()
+    {
+        using var connection = Connect();
+        var clock = Stopwatch.StartNew();
+        var firstLineAt = TimeSpan.MaxValue;
+        var outcome = connection.Run("echo first; sleep 1; echo second", new ExecOptions
+        {
+            OnLine = (_, l) =>
+            {
+                if (l == "first")
+                {
+                    firstLineAt = clock.Elapsed;
+                }
+            },
+        });
+        Assert.True(outcome.Succeeded);
+        Assert.True(firstLineAt < TimeSpan.FromMilliseconds(800), $"first line after {firstLineAt}");
+        Assert.True(outcome.Duration >= TimeSpan.FromSeconds(1));
+    }
+
+    [SshdFact]
+    public void A_signal_is_reported()
+    {
+        using var connection = Connect();
+        var outcome = connection.Run("kill -KILL $$");
+        Assert.Equal(SshErrorIds.CommandFailed, outcome.ErrorId);
+        Assert.Null(outcome.ExitCode);
+        Assert.Equal("KILL", outcome.ExitSignal);
+    }
+
+    [SshdFact]
+    public void Timeout_ends_the_command_and_closes_the_connection()
+    {
+        using var connection = Connect();
+        var marker = $"moltar-timeout-{Guid.NewGuid():N}";
+        var clock = Stopwatch.StartNew();
+        var outcome = connection.Run($"echo started; exec sleep 30 # {marker}", new ExecOptions { Timeout = TimeSpan.FromSeconds(1) });
+        clock.Stop();
+
+        Assert.Equal(SshErrorIds.Timeout, outcome.ErrorId);
+        Assert.Null(outcome.ExitCode);
+        Assert.Equal("started\n", outcome.Stdout);
+        Assert.InRange(clock.Elapsed, TimeSpan.FromSeconds(0.9), TimeSpan.FromSeconds(3));
+        Assert.False(connection.IsConnected);
+        output.WriteLine($"timeout outcome after {clock.Elapsed.TotalMilliseconds:0} ms: {outcome.ErrorMessage}");
+        AssertNoRemoteProcess("sleep 30", TimeSpan.FromSeconds(2));
+    }
+
+    [SshdFact]
+    public void Cancellation_ends_the_command_within_two_seconds()
+    {
+        using var connection = Connect();
+        using var cts = new CancellationTokenSource(TimeSpan.FromMilliseconds(300));
+        var clock = Stopwatch.StartNew();
+        Assert.ThrowsAny<OperationCanceledException>(() => connection.Run("sleep 31", cancellationToken: cts.Token));
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(2), $"took {clock.Elapsed}");
+        Assert.False(connection.IsConnected);
+        AssertNoRemoteProcess("sleep 31", TimeSpan.FromSeconds(2));
+    }
+
+    [SshdFact]
+    public void Stdin_is_sent_then_end_of_file()
+    {
+        using var connection = Connect();
+        var outcome = connection.Run("cat; echo done", new ExecOptions { Stdin = Encoding.UTF8.GetBytes("line one\nline two\n") });
+        Assert.True(outcome.Succeeded, outcome.ErrorMessage);
+        Assert.Equal("line one\nline two\ndone\n", outcome.Stdout);
+
+        // Without stdin the command sees end-of-file at once (no hang).
+        var empty = connection.Run("cat; echo eof", new ExecOptions { Timeout = TimeSpan.FromSeconds(5) });
+        Assert.True(empty.Succeeded, empty.ErrorMessage);
+        Assert.Equal("eof\n", empty.Stdout);
+    }
+
+    [SshdFact]
+    public void Large_stdin_is_streamed()
+    {
+        using var connection = Connect();
+        var data = new byte[3 * 1024 * 1024];
+        new Random(7).NextBytes(data);
+        var outcome = connection.Run("sha256sum | cut -c1-64", new ExecOptions { Stdin = data, Timeout = TimeSpan.FromSeconds(20) });
+        Assert.True(outcome.Succeeded, outcome.ErrorMessage);
+        Assert.Equal(Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(data)).ToLowerInvariant(), outcome.Stdout.Trim());
+    }
+
+    [SshdFact]
+    public void Ten_megabytes_of_output_are_kept_whole()
+    {
+        using var connection = Connect();
+        var lines = 0;
+        var clock = Stopwatch.StartNew();
+        var line = string.Concat(Enumerable.Repeat("0123456789", 10)); // 100 characters + newline
+        var outcome = connection.Run($"yes {line} | head -c 10485760",
+            new ExecOptions { OnLine = (_, _) => Interlocked.Increment(ref lines), Timeout = TimeSpan.FromSeconds(30) });
+        clock.Stop();
+
+        Assert.True(outcome.Succeeded, outcome.ErrorMessage);
+        Assert.Equal(10485760, outcome.StdoutBytes);
+        Assert.Equal(10485760, outcome.Stdout.Length);
+        Assert.False(outcome.StdoutTruncated);
+        Assert.Equal(10485760 / 101 + 1, lines); // 101-byte lines and a final partial one
+        output.WriteLine($"10 MiB in {clock.Elapsed.TotalMilliseconds:0} ms ({10 / clock.Elapsed.TotalSeconds:0} MiB/s)");
+    }
+
+    [SshdFact]
+    public void Output_beyond_MaxOutputBytes_is_counted_not_kept()
+    {
+        using var connection = Connect();
+        var lines = 0;
+        var outcome = connection.Run("seq 1 20000; seq 1 20000 >&2", new ExecOptions { MaxOutputBytes = 1000, OnLine = (_, _) => Interlocked.Increment(ref lines) });
+        Assert.True(outcome.Succeeded);
+        Assert.Equal(1000, Encoding.UTF8.GetByteCount(outcome.Stdout));
+        Assert.Equal(1000, Encoding.UTF8.GetByteCount(outcome.Stderr));
+        Assert.Equal(108894, outcome.StdoutBytes); // bytes of `seq 1 20000`
+        Assert.Equal(108894, outcome.StderrBytes);
+        Assert.True(outcome.StdoutTruncated);
+        Assert.True(outcome.StderrTruncated);
+        Assert.StartsWith("1\n2\n3\n", outcome.Stdout);
+        Assert.Equal(40000, lines); // lines still stream
+    }
+
+    [SshdFact]
+    public void Pty_mode_runs_under_a_terminal_with_the_exit_status()
+    {
+        using var connection = Connect();
+        var lines = new ConcurrentQueue<string>();
+        var outcome = connection.Run("tty; test -t 0 && echo stdin-is-a-tty; echo to-stderr >&2; exit 4",
+            new ExecOptions { Pty = true, Timeout = TimeSpan.FromSeconds(10), OnLine = (_, l) => lines.Enqueue(l) });
+
+        Assert.Equal(4, outcome.ExitCode);
+        Assert.Equal(SshErrorIds.CommandFailed, outcome.ErrorId);
+        var text = outcome.Stdout;
+        Assert.Matches(@"^/dev/pts/\d+\nstdin-is-a-tty\nto-stderr\n$", text);
+        Assert.Equal(new[] { "stdin-is-a-tty", "to-stderr" }, lines.Skip(1));
+        Assert.Equal("", outcome.Stderr);
+
+        var ok = connection.Run("echo 'quotes '\"'\"'inside'\"'\"' and $HOME' \"$HOME\"", new ExecOptions { Pty = true, Timeout = TimeSpan.FromSeconds(10) });
+        Assert.True(ok.Succeeded, ok.ErrorMessage);
+        Assert.Equal("quotes 'inside' and $HOME /root\n", ok.Stdout);
+    }
+
+    [SshdFact]
+    public void Pty_mode_sends_stdin_then_end_of_file()
+    {
+        using var connection = Connect();
+        var outcome = connection.Run("cat; echo done", new ExecOptions { Pty = true, Stdin = Encoding.UTF8.GetBytes("typed\n"), Timeout = TimeSpan.FromSeconds(10) });
+        Assert.True(outcome.Succeeded, outcome.ErrorMessage);
+        Assert.Equal("typed\ndone\n", outcome.Stdout);
+    }
+
+    [SshdFact]
+    public void Pty_mode_times_out()
+    {
+        using var connection = Connect();
+        var clock = Stopwatch.StartNew();
+        var outcome = connection.Run("sleep 32", new ExecOptions { Pty = true, Timeout = TimeSpan.FromSeconds(1) });
+        Assert.Equal(SshErrorIds.Timeout, outcome.ErrorId);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(3));
+        AssertNoRemoteProcess("sleep 32", TimeSpan.FromSeconds(3));
+    }
+
+    [SshdFact]
+    public void A_dropped_connection_is_ConnectionLost()
+    {
+        var host = sshd.Hosts[1];
+        using var connection = Connect(host);
+        var task = connection.RunAsync("echo running; sleep 33", new ExecOptions { Timeout = TimeSpan.FromSeconds(20) });
+        Thread.Sleep(500);
+
+        // Kill the sshd processes serving sessions on this host (not the listener), as a crash or a reboot would.
+        var listener = host.SshdPid;
+        var sessions = SshdFixture.DescendantsOf(listener);
+        foreach (var pid in sessions.Where(p => SshdFixture.Comm(p) == "sshd"))
+        {
+            Process.GetProcessById(pid).Kill();
+        }
+
+        var outcome = task.Wait(TimeSpan.FromSeconds(5)) ? task.Result : throw new TimeoutException("no outcome 5 s after the connection dropped");
+        foreach (var pid in sessions.Where(p => SshdFixture.CommandLine(p).StartsWith("sleep 33", StringComparison.Ordinal)))
+        {
+            try
+            {
+                Process.GetProcessById(pid).Kill();
+            }
+            catch (ArgumentException)
+            {
+            }
+        }
+
+        Assert.Equal(SshErrorIds.ConnectionLost, outcome.ErrorId);
+        Assert.Equal("running\n", outcome.Stdout);
+        Assert.False(connection.IsConnected);
+        output.WriteLine(outcome.ErrorMessage);
+    }
+
+    [SshdFact]
+    public void Running_on_a_closed_connection_is_ConnectionLost()
+    {
+        var connection = Connect();
+        connection.Dispose();
+        Assert.Throws<ObjectDisposedException>(() => connection.Run("true"));
+    }
+
+    [SshdFact]
+    public void Sftp_uses_the_same_connection_path()
+    {
+        sshd.EnsureAvailable();
+        using var connector = new SshConnector(sshd.Options());
+        using var connection = connector.Connect(sshd.Hosts[2].Target);
+        var remote = Path.Combine(sshd.Directory, $"sftp-{Guid.NewGuid():N}.txt");
+        using (var sftp = connection.OpenSftp())
+        {
+            using var data = new MemoryStream(Encoding.UTF8.GetBytes("uploaded by sftp\n"));
+            sftp.Client.UploadFile(data, remote);
+        }
+
+        Assert.Equal("uploaded by sftp\n", connection.Run($"cat {remote}").Stdout);
+    }
+
+    private void AssertNoRemoteProcess(string commandLine, TimeSpan within)
+    {
+        var deadline = DateTime.UtcNow + within;
+        List<int> left;
+        do
+        {
+            left = sshd.Hosts.Concat(new[] { sshd.Bastion }).SelectMany(h => SshdFixture.DescendantsOf(h.SshdPid))
+                .Where(p => SshdFixture.CommandLine(p).Contains(commandLine, StringComparison.Ordinal)).ToList();
+            if (left.Count == 0)
+            {
+                return;
+            }
+
+            Thread.Sleep(50);
+        }
+        while (DateTime.UtcNow < deadline);
+
+        foreach (var pid in left)
+        {
+            try
+            {
+                Process.GetProcessById(pid).Kill();
+            }
+            catch (ArgumentException)
+            {
+            }
+        }
+
+        Assert.Fail($"remote '{commandLine}' still running ({string.Join(",", left)})");
+    }
+}
