@@ -12,6 +12,8 @@
                                          content changes between versions (for --force-confold)
       moltar-test-worker  1.0.0, 1.1.0   /opt/moltar-test-worker/VERSION
       moltar-test-broken  1.0.0          its postinst exits 1 (dpkg leaves it half-configured, apt exits 100)
+      demo-app            1.0.0, 1.1.0   /opt/demo-app/VERSION: the package the sandbox tags its generated
+                                         instances with (Packages = |demo-app|), for the help examples and the demo
 
     Everything is world-readable: the sandbox bind-mounts the folder read-only at /srv/apt in each host
     (`Start-MoltarSandbox -AptRepository <the returned path>`), where `deb [trusted=yes] file:/srv/apt ./`
@@ -97,6 +99,9 @@ foreach ($version in '1.0.0', '1.1.0') {
     }
     New-TestPackage -Name 'moltar-test-worker' -Version $version -Files @{
         '/opt/moltar-test-worker/VERSION' = "$version`n"
+    }
+    New-TestPackage -Name 'demo-app' -Version $version -Files @{
+        '/opt/demo-app/VERSION' = "$version`n"
     }
 }
 New-TestPackage -Name 'moltar-test-broken' -Version '1.0.0' -Files @{

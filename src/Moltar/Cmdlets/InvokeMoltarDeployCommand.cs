@@ -51,6 +51,8 @@ public sealed class InvokeMoltarDeployCommand : MoltarSshCmdlet
 
     private DeployRequest? _request;
     private IReadOnlyList<HostWork> _targets = Array.Empty<HostWork>();
+    /// <summary>Each result's position in the order of the targets (results come in completion order).</summary>
+    private readonly Dictionary<MoltarDeployResult, int> _order = new(ReferenceEqualityComparer.Instance);
 
     protected override string[]? SelectionPackages => _request?.Packages.ToArray();
 
@@ -104,7 +106,7 @@ public sealed class InvokeMoltarDeployCommand : MoltarSshCmdlet
             }
             ranBatches++;
             // The batch runs to its end (every host finishes) before any of its errors is written.
-            var batchErrors = RunBatch(connector, request, exec, fanOut, batch, index, batches.Count, results);
+            var batchErrors = RunBatch(connector, request, exec, fanOut, batch, index, batches.Count, batches.Take(index).Sum(b => b.Count), results);
             failures += batchErrors.Count;
             if (deferErrors)
                 errors.AddRange(batchErrors);
@@ -114,12 +116,16 @@ public sealed class InvokeMoltarDeployCommand : MoltarSshCmdlet
         if (ranBatches == 0)
             return; // -WhatIf, or every batch declined: nothing ran, nothing to report
 
+        int position = batches.Take(finishedBatches).Sum(b => b.Count);
         foreach (var (work, batch) in batches.Skip(finishedBatches).SelectMany((b, i) => b.Select(w => (w, finishedBatches + i + 1))))
         {
             var notStarted = NotStartedResult(work, batch, request);
             results.Add(notStarted);
+            _order[notStarted] = position++;
             WriteObject(notStarted);
         }
+        // Hooks list hosts in the order they were selected, whatever order they finished in.
+        results.Sort((a, b) => _order[a].CompareTo(_order[b]));
 
         WriteSummary(request, results, declined, batches.Count, clock.Elapsed);
         errors.AddRange(RunHooks(context, request, results, declined));
@@ -259,7 +265,7 @@ public sealed class InvokeMoltarDeployCommand : MoltarSshCmdlet
 
     /// <summary>Runs one batch to the end (every host finishes); writes each result as it completes; returns the batch's errors.</summary>
     private List<ErrorRecord> RunBatch(SshConnector connector, DeployRequest request, ExecOptions exec, FanOutOptions fanOut,
-                                       IReadOnlyList<HostWork> batch, int index, int count, List<MoltarDeployResult> results)
+                                       IReadOnlyList<HostWork> batch, int index, int count, int firstPosition, List<MoltarDeployResult> results)
     {
         var errors = new List<ErrorRecord>();
         using var runner = DeployFanOut.Run(connector, request, exec, fanOut, StopToken);
@@ -271,6 +277,7 @@ public sealed class InvokeMoltarDeployCommand : MoltarSshCmdlet
             var work = batch[completed.Index];
             var (result, failure) = ToResult(completed, work, index + 1, request);
             results.Add(result);
+            _order[result] = firstPosition + completed.Index;
             WriteObject(result);
             if (failure is not null)
                 errors.Add(InvokeMoltarCommandCommand.HostError(failure, work.Target, work.Origin));
