@@ -411,4 +411,24 @@ Describe 'Invoke-MoltarDeploy' -Skip:([bool]$SkipReason) {
         "$($errors[1])" | Should -BeLike '*-AfterDeploy script block failed: chat webhook down*'
         @($info | Where-Object { "$($_.MessageData)" -eq '.moltar-after-deploy: notify failed' }).Count | Should -Be 1
     }
+
+    It 'asks once per batch by default (ConfirmImpact High), and a declined batch is not deployed' {
+        # A console session answering the prompts: Yes for batch 1, No for batch 2.
+        $pwsh = Get-PwshInvocation
+        $command = "Import-Module '$ModulePath'; Set-Location '$Project'; " +
+                   "`$r = Invoke-MoltarDeploy production -Package moltar-test-app -Version 1.0.0 -BatchSize 3 -Quiet -SshConfigPath none; 'RESULTS ' + ((`$r.Name | Sort-Object) -join ' ')"
+        $output = 'Y', 'N' | & $pwsh.FilePath @($pwsh.Arguments) -NoProfile -Command $command
+        $text = $output -join "`n"
+        $LASTEXITCODE | Should -Be 0 -Because $text
+        $flat = ($output -join ' ') -replace '\s+', ' '   # the console wraps long prompt lines
+        @($output | Where-Object { $_ -eq 'Invoke-MoltarDeploy' }).Count | Should -Be 2 -Because $text   # the prompt's caption
+        $flat | Should -Match ([regex]::Escape("Deploy moltar-test-app=1.0.0 to batch 1 of 2: $($Hosts[0].Name) ($($Hosts[0].Address))"))
+        $flat | Should -Match 'Deploy moltar-test-app=1\.0\.0 to batch 2 of 2: '
+        $flat | Should -Match '3 succeeded, 0 failed, 0 not started, 3 declined \(2 batches'
+        ($output | Where-Object { $_ -like 'RESULTS *' }) | Should -Be "RESULTS $(($Names[0..2] | Sort-Object) -join ' ')" -Because $text
+
+        $dpkg = Get-Dpkg moltar-test-app
+        foreach ($i in 0..2) { $dpkg[$Names[$i]] | Should -Be '1.0.0 install ok installed' }
+        foreach ($i in 3..5) { $dpkg[$Names[$i]] | Should -Be '1.1.0 install ok installed' -Because 'batch 2 was declined' }
+    }
 }
