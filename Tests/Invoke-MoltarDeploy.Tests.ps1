@@ -431,4 +431,19 @@ Describe 'Invoke-MoltarDeploy' -Skip:([bool]$SkipReason) {
         foreach ($i in 0..2) { $dpkg[$Names[$i]] | Should -Be '1.0.0 install ok installed' }
         foreach ($i in 3..5) { $dpkg[$Names[$i]] | Should -Be '1.1.0 install ok installed' -Because 'batch 2 was declined' }
     }
+
+    It '-TimeoutSeconds ends a remote command that takes too long: error id Timeout' {
+        # An apt hook on the host makes apt-get install take 10 s longer than dpkg needs.
+        $conf = '/etc/apt/apt.conf.d/99moltar-test-slow'
+        $null = Invoke-OnHost $Names[0] "echo 'DPkg::Post-Invoke { ""sleep 10""; };' | sudo tee $conf"
+        try {
+            $result = $Hosts[0] | Invoke-MoltarDeploy -Package moltar-test-app -Version 1.1.0 -TimeoutSeconds 2 -Quiet -ErrorVariable errors -ErrorAction SilentlyContinue
+        }
+        finally { $null = Invoke-OnHost $Names[0] "sudo rm -f $conf" }
+        $result.ErrorId | Should -Be 'Timeout'
+        $result.Error | Should -BeLike "*$($Names[0]): apt-get install did not complete*2 s*"
+        $errors.Count | Should -Be 1
+        $errors[0].FullyQualifiedErrorId | Should -Be "Timeout$Id"
+        $errors[0].CategoryInfo.Category | Should -Be 'OperationTimeout'
+    }
 }
