@@ -95,6 +95,9 @@ public static class DeployFanOut
 
         foreach (var step in steps)
         {
+            // Until apt-get install runs, the host has what it had before; from then on only dpkg can say.
+            installed = step.Kind < DeployStepKind.Install ? previous
+                : step.Kind == DeployStepKind.Install ? new Dictionary<string, string>() : installed;
             var outcome = run(step);
             transcript.Append("$ ").AppendLine(step.Command);
             Append(transcript, outcome.Stdout);
