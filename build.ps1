@@ -103,6 +103,8 @@ function Get-MissingPrerequisite {
         'dpkg-scanpackages' = @{ Path = 'dpkg-scanpackages'; Package = 'dpkg-dev' }
         tmux               = @{ Path = 'tmux'; Package = 'tmux' }
         ip                 = @{ Path = 'ip'; Package = 'iproute2' }
+        # Enter-MoltarInstance's jump host test: the bastion's sshd runs per connection inside a network namespace.
+        'systemd-socket-activate' = @{ Path = 'systemd-socket-activate'; Package = 'systemd' }
     }
     foreach ($name in $needed.Keys) {
         if (-not (Get-Command $needed[$name].Path -ErrorAction Ignore)) {

@@ -2,6 +2,7 @@ BeforeAll {
     Import-Module (Join-Path $PSScriptRoot 'TestHelpers.psm1') -Force
     Import-Module (Get-TestModulePath) -Force
     $script:Scratch = Join-Path ([IO.Path]::GetTempPath()) "moltar-get-$PID"
+    New-Item -ItemType Directory -Force -Path $Scratch | Out-Null
     Set-TestAwsEnvironment -Directory (Join-Path $Scratch 'aws')
     Add-TestAwsProfile -Name 'shop' -Region 'us-east-1' -AccessKey 'AKIDSHOP'
     Add-TestAwsProfile -Name 'acme-shop' -Region 'us-east-1' -AccessKey 'AKIDACME'

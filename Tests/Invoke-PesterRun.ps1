@@ -17,6 +17,12 @@ $configuration.TestResult.Enabled = $true
 $configuration.TestResult.OutputPath = $ResultPath
 $configuration.TestResult.OutputFormat = 'NUnitXml'
 $result = Invoke-Pester -Configuration $configuration
+# The AWS scratch folder every test file shared (Set-TestAwsEnvironment), and its parent if nothing else is left there.
+if ($awsDirectory = [AppDomain]::CurrentDomain.GetData('MoltarTestAwsDirectory')) {
+    Remove-Item -LiteralPath $awsDirectory -Recurse -Force -ErrorAction Ignore
+    $parent = Split-Path $awsDirectory
+    if ((Test-Path -LiteralPath $parent) -and -not (Get-ChildItem -LiteralPath $parent -Force)) { Remove-Item -LiteralPath $parent -Force }
+}
 # A block or file that failed to run (BeforeAll threw) counts as a failure, never as silence.
 @{
     Passed  = $result.PassedCount

@@ -40,8 +40,15 @@ function Get-SandboxSkipReason {
 }
 
 function Set-TestAwsEnvironment {
-    <# Points every AWS setting at a scratch folder so a developer's real ~/.aws is never read or used. #>
+    <# Points every AWS setting at a scratch folder so a developer's real ~/.aws is never read or used.
+       The AWS SDK reads AWS_SHARED_CREDENTIALS_FILE and AWS_CONFIG_FILE once per process (static default paths),
+       so a second test file in the same Pester process that named another folder would add profiles the SDK
+       never reads. The first folder named in a process is therefore kept for every later call (made again and
+       emptied each time); Invoke-PesterRun.ps1 removes it at the end. #>
     param([Parameter(Mandatory)] [string] $Directory)
+    New-Item -ItemType Directory -Force -Path $Directory | Out-Null    # callers may keep other scratch files there
+    $pinned = [AppDomain]::CurrentDomain.GetData('MoltarTestAwsDirectory')
+    if ($pinned) { $Directory = $pinned } else { [AppDomain]::CurrentDomain.SetData('MoltarTestAwsDirectory', $Directory) }
     New-Item -ItemType Directory -Force -Path $Directory | Out-Null
     foreach ($name in 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_PROFILE', 'AWS_DEFAULT_PROFILE',
                       'AWS_REGION', 'AWS_DEFAULT_REGION', 'AWS_ENDPOINT_URL', 'AWS_ENDPOINT_URL_EC2',

@@ -206,6 +206,26 @@ public sealed class ConnectTests(SshdFixture sshd, ITestOutputHelper output)
     }
 
     [SshdFact]
+    public void A_config_key_with_a_wrong_passphrase_fails_authentication_saying_why()
+    {
+        sshd.EnsureAvailable();
+        var config = sshd.NewTempFile("config", $"Host *\n  IdentityFile {sshd.EncryptedKey}\n");
+        var failure = ConnectFails(sshd.Options() with { KeyFiles = Array.Empty<string>(), ConfigPath = config, Passphrase = "wrong" }, sshd.Hosts[1].Target);
+        output.WriteLine(failure.Message);
+        Assert.Equal(SshErrorIds.AuthenticationFailed, failure.ErrorId);
+        Assert.Contains(sshd.EncryptedKey, failure.Message);
+        Assert.Contains("passphrase", failure.Message);
+        Assert.DoesNotContain("wrong", failure.Message.Replace("is wrong", "", StringComparison.Ordinal));
+        output.WriteLine(failure.Message);
+
+        // Without a passphrase the encrypted config key is skipped (not offered), with a verbose note.
+        var log = new ConcurrentQueue<SshLogEntry>();
+        using var connector = new SshConnector(sshd.Options() with { KeyFiles = Array.Empty<string>(), ConfigPath = config }, log.Enqueue);
+        Assert.Equal(SshErrorIds.AuthenticationFailed, Assert.Throws<SshFailure>(() => connector.Connect(sshd.Hosts[1].Target)).ErrorId);
+        Assert.Contains(log, e => e.Message.Contains("encrypted") && e.Message.Contains("skipped"));
+    }
+
+    [SshdFact]
     public void Agent_keys_authenticate_without_key_files_ed25519_and_rsa_sha2()
     {
         sshd.EnsureAvailable();
@@ -221,7 +241,7 @@ public sealed class ConnectTests(SshdFixture sshd, ITestOutputHelper output)
             Assert.Equal("agent", identities[0].Source);
 
             // Parallel connects share the agent (one short agent connection per signature).
-            var tasks = sshd.Hosts.Take(8).Select(h => connector.ConnectAsync(h.Target)).ToArray();
+            var tasks = sshd.Hosts.Take(4).Select(h => connector.ConnectAsync(h.Target)).ToArray();
             Task.WaitAll(tasks);
             foreach (var t in tasks)
             {

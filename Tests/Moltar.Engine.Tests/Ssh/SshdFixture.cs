@@ -445,13 +445,38 @@ public sealed class SshdFixture : IDisposable
 
     public static List<int> DescendantsOf(int pid)
     {
+        // One pass over /proc for the parent of every process, then a walk down from pid.
+        var children = new Dictionary<int, List<int>>();
+        foreach (var dir in System.IO.Directory.GetDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out var child))
+            {
+                continue;
+            }
+
+            try
+            {
+                var stat = File.ReadAllText(Path.Combine(dir, "stat"));
+                var parent = int.Parse(stat.Substring(stat.LastIndexOf(')') + 2).Split(' ')[1]);
+                if (!children.TryGetValue(parent, out var list))
+                {
+                    children[parent] = list = new List<int>();
+                }
+
+                list.Add(child);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException)
+            {
+            }
+        }
+
         var result = new List<int>();
-        var queue = new Queue<int>(ChildrenOf(pid));
+        var queue = new Queue<int>(children.GetValueOrDefault(pid) ?? new List<int>());
         while (queue.Count > 0)
         {
             var p = queue.Dequeue();
             result.Add(p);
-            foreach (var c in ChildrenOf(p))
+            foreach (var c in children.GetValueOrDefault(p) ?? new List<int>())
             {
                 queue.Enqueue(c);
             }
@@ -498,10 +523,9 @@ public sealed class SshdFixture : IDisposable
             {
                 if (!p.HasExited)
                 {
-                    // `timeout`, the sshd under it and any session processes still there, each by PID.
-                    var tree = DescendantsOf(p.Id);
-                    p.Kill(entireProcessTree: false);
-                    foreach (var child in tree)
+                    // The sshd under `timeout` and any session processes first, then `timeout` itself, each by PID:
+                    // if this is cut short, `timeout` still ends when its sshd has gone.
+                    foreach (var child in DescendantsOf(p.Id))
                     {
                         try
                         {
@@ -511,6 +535,8 @@ public sealed class SshdFixture : IDisposable
                         {
                         }
                     }
+
+                    p.Kill(entireProcessTree: false);
                 }
             }
             catch (Exception)

@@ -212,6 +212,7 @@ public sealed class SshConnection : IDisposable
         using (shell)
         {
             var done = new ManualResetEventSlim(false);
+            var endSeen = new ManualResetEventSlim(false);
             var stdin = options.Stdin;
             var reader = new Thread(() =>
             {
@@ -219,10 +220,18 @@ public sealed class SshConnection : IDisposable
                 var stdinSent = false;
                 try
                 {
+                    // Read until the server closes the channel (Read returns 0 only after SSH.NET has finished
+                    // disposing the stream on its own thread): disposing it ourselves while the server closes it
+                    // deadlocks inside SSH.NET (ShellStream lock vs channel lock).
                     int n;
-                    while (!parser.Ended && (n = shell.Read(buffer, 0, buffer.Length)) > 0)
+                    while ((n = shell.Read(buffer, 0, buffer.Length)) > 0)
                     {
                         parser.Feed(buffer.AsSpan(0, n), output.Append);
+                        if (parser.Ended)
+                        {
+                            endSeen.Set();
+                        }
+
                         if (parser.Started && !stdinSent)
                         {
                             stdinSent = true;
@@ -251,14 +260,39 @@ public sealed class SshConnection : IDisposable
             { IsBackground = true, Name = "Moltar SSH pty" };
             reader.Start();
 
-            var ended = Wait(done.WaitHandle, options.Timeout, cancellationToken);
-            if (ended != WaitResult.Completed)
+            var clock2 = Stopwatch.StartNew();
+            var ended = Wait(new[] { done.WaitHandle, endSeen.WaitHandle }, options.Timeout, cancellationToken);
+            if (ended == WaitResult.Completed && !done.IsSet)
             {
-                SshConnector.SafeDispose(shell); // unblocks the reader
+                // The exit marker came; the channel should close right after. If something keeps the terminal
+                // open (a background job), stop waiting after a moment: the exit code is known.
+                var grace = TimeSpan.FromSeconds(2);
+                if (options.Timeout is { } limit && limit - clock2.Elapsed < grace)
+                {
+                    grace = limit - clock2.Elapsed < TimeSpan.Zero ? TimeSpan.Zero : limit - clock2.Elapsed;
+                }
+
+                var after = Wait(done.WaitHandle, grace, cancellationToken);
+                if (after != WaitResult.Completed)
+                {
+                    Close();
+                }
+
+                if (after == WaitResult.Cancelled)
+                {
+                    ended = WaitResult.Cancelled;
+                }
+            }
+            else if (ended != WaitResult.Completed)
+            {
+                // Close the connection first (SSH.NET's message thread stops), then dispose the stream so the reader
+                // returns; disposing it while that thread may be closing the channel could deadlock inside SSH.NET.
                 Close();
+                var stream = shell;
+                new Thread(() => SshConnector.SafeDispose(stream)) { IsBackground = true, Name = "Moltar SSH pty close" }.Start();
             }
 
-            reader.Join(TimeSpan.FromSeconds(5));
+            reader.Join(TimeSpan.FromSeconds(3));
             output.Complete();
             if (ended == WaitResult.Cancelled)
             {
@@ -359,17 +393,26 @@ public sealed class SshConnection : IDisposable
         Cancelled,
     }
 
-    private static WaitResult Wait(WaitHandle handle, TimeSpan? timeout, CancellationToken cancellationToken)
+    private static WaitResult Wait(WaitHandle handle, TimeSpan? timeout, CancellationToken cancellationToken) =>
+        Wait(new[] { handle }, timeout, cancellationToken);
+
+    /// <summary>Waits for any of the handles (Completed), the token (Cancelled) or the timeout (TimedOut).</summary>
+    private static WaitResult Wait(WaitHandle[] handles, TimeSpan? timeout, CancellationToken cancellationToken)
     {
         var ms = timeout is { } t ? (int)Math.Clamp(t.TotalMilliseconds, 0, int.MaxValue - 1) : Timeout.Infinite;
-        var handles = cancellationToken.CanBeCanceled ? new[] { handle, cancellationToken.WaitHandle } : new[] { handle };
-        var index = WaitHandle.WaitAny(handles, ms);
-        return index switch
+        var all = cancellationToken.CanBeCanceled ? handles.Append(cancellationToken.WaitHandle).ToArray() : handles;
+        var index = WaitHandle.WaitAny(all, ms);
+        if (index == WaitHandle.WaitTimeout)
         {
-            0 => WaitResult.Completed,
-            1 => cancellationToken.IsCancellationRequested && !handle.WaitOne(0) ? WaitResult.Cancelled : WaitResult.Completed,
-            _ => WaitResult.TimedOut,
-        };
+            return WaitResult.TimedOut;
+        }
+
+        if (index < handles.Length || handles.Any(h => h.WaitOne(0)))
+        {
+            return WaitResult.Completed;
+        }
+
+        return WaitResult.Cancelled;
     }
 
     /// <summary>Ends a running command: TERM (waiting briefly for it to go), then the connection is closed.</summary>

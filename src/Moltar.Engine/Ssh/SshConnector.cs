@@ -384,7 +384,13 @@ public sealed class SshConnector : IDisposable
             return verifier.Failure;
         }
 
-        var where = $"{settings.HostName}:{settings.Port}";
+        if (tracker.SignFailure is not null)
+        {
+            // The server accepted a key but signing failed (agent refused, wrong passphrase): an auth failure.
+            return AuthFailure(tracker.SignFailure, settings, role, tracker);
+        }
+
+        var where = $"{settings.HostName}:{settings.Port}" + (settings.Jumps.Count > 0 ? $" (through jump host {string.Join(",", settings.Jumps)})" : "");
         switch (e)
         {
             case SshFailure f:
@@ -403,11 +409,6 @@ public sealed class SshConnector : IDisposable
                 return new SshFailure(SshErrorIds.ConnectFailed,
                     $"Could not connect to the {role} {where}: {se.Message} ({se.SocketErrorCode}).", settings.HostName, e);
             default:
-                if (tracker.SignFailure is not null)
-                {
-                    return AuthFailure(tracker.SignFailure, settings, role, tracker);
-                }
-
                 return new SshFailure(SshErrorIds.ConnectFailed,
                     $"Could not connect to the {role} {where}: {e.Message}", settings.HostName, e);
         }
@@ -416,10 +417,16 @@ public sealed class SshConnector : IDisposable
     private static SshFailure AuthFailure(Exception e, SshHostSettings settings, string role, OfferTracker tracker)
     {
         var offered = tracker.Offered;
-        var keys = offered.Count == 0 ? "no key was accepted for offering" : "offered " + string.Join("; ", offered.Select(o => o.Description));
-        var reason = tracker.SignFailure is { } sf ? $" Signing failed: {sf.Message}" : "";
+        var keys = offered.Count == 0 ? "no key could be offered" : "offered " + string.Join("; ", offered.Select(o => o.Description));
+        if (tracker.SignFailure is { } sf)
+        {
+            return new SshFailure(SshErrorIds.AuthenticationFailed,
+                $"Could not log in to the {role} as {settings.User}@{settings.HostName}:{settings.Port}: the server accepted a key but signing with it failed: {sf.Message} ({keys}).",
+                settings.HostName, e);
+        }
+
         return new SshFailure(SshErrorIds.AuthenticationFailed,
-            $"Permission denied for {settings.User}@{settings.HostName}:{settings.Port} (the {role} refused public key authentication; {keys}).{reason}",
+            $"Permission denied for {settings.User}@{settings.HostName}:{settings.Port}: the {role} refused public key authentication ({keys}).",
             settings.HostName, e);
     }
 
@@ -468,23 +475,30 @@ public sealed class SshConnector : IDisposable
         }
     }
 
-    private SshConfig LoadConfig(string? path, string defaultPath, string includeBase)
+    private SshConfig LoadConfig(string? path, string defaultPath, string includeBase) =>
+        LoadConfig(path, defaultPath, includeBase, Home, note => Log(SshLogLevel.Verbose, "ssh config: " + note));
+
+    /// <summary>
+    /// Reads an ssh config as the options name it: null = the default file (missing is empty), "" or "none" =
+    /// none, a path that does not exist = InvalidConfiguration. Shared with OpenSshCommandLine.
+    /// </summary>
+    internal static SshConfig LoadConfig(string? path, string defaultPath, string includeBase, string home, Action<string>? note)
     {
         if (path is not null && (path.Length == 0 || path.Equals("none", StringComparison.OrdinalIgnoreCase)))
         {
             return SshConfig.Empty;
         }
 
-        var full = SshPaths.ExpandTilde(path ?? defaultPath, Home);
+        var full = SshPaths.ExpandTilde(path ?? defaultPath, home);
         if (path is not null && !File.Exists(full))
         {
             throw new SshFailure(SshErrorIds.InvalidConfiguration, $"ssh config file {full} does not exist.");
         }
 
-        var config = SshConfig.Load(full, Home, includeBase);
-        foreach (var note in config.Notes)
+        var config = SshConfig.Load(full, home, includeBase);
+        foreach (var text in config.Notes)
         {
-            Log(SshLogLevel.Verbose, "ssh config: " + note);
+            note?.Invoke(text);
         }
 
         return config;

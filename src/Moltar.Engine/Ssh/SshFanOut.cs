@@ -15,17 +15,36 @@ public static class SshFanOut
         FanOutOptions? options = null, CancellationToken cancellationToken = default)
     {
         exec ??= new ExecOptions();
-        return new FanOutRunner<SshTarget, ExecOutcome>(
-            ctx =>
-            {
-                ctx.Status("connecting");
-                using var connection = connector.Connect(ctx.Item, ctx.CancellationToken);
-                ctx.Status("running");
-                return connection.Run(command, exec.WithOnLine((stream, line) => ctx.Output(line, stream == ExecStream.Stderr)), ctx.CancellationToken);
-            },
-            options,
-            cancellationToken,
-            isFailure: outcome => !outcome.Succeeded);
+        return new FanOutRunner<SshTarget, ExecOutcome>(ctx => RunOne(connector, ctx, command, exec), options, cancellationToken, IsFailure);
+    }
+
+    /// <summary>
+    /// The per-target work of RunCommand, for callers that build the runner themselves (e.g. to create the
+    /// connector after the runner, so the connector's log can be posted to it): connect, run, close.
+    /// </summary>
+    public static ExecOutcome RunOne(SshConnector connector, FanOutContext<SshTarget, ExecOutcome> ctx, string command, ExecOptions exec)
+    {
+        ctx.Status("connecting");
+        using var connection = connector.Connect(ctx.Item, ctx.CancellationToken);
+        ctx.Status("running");
+        return connection.Run(command, exec.WithOnLine((stream, line) => ctx.Output(line, stream == ExecStream.Stderr)), ctx.CancellationToken);
+    }
+
+    /// <summary>An outcome that should stop a StopOnFailure fan-out.</summary>
+    public static bool IsFailure(ExecOutcome outcome) => !outcome.Succeeded;
+
+    /// <summary>Queues a connector log entry on a runner (Warning or Verbose, about its target when it has one).</summary>
+    public static void Post<TResult>(this FanOutRunner<SshTarget, TResult> runner, SshLogEntry entry)
+    {
+        var kind = entry.Level == SshLogLevel.Warning ? FanOutEventKind.Warning : FanOutEventKind.Verbose;
+        if (entry.Target is { } target)
+        {
+            runner.Post(kind, entry.Message, target);
+        }
+        else
+        {
+            runner.Post(kind, entry.Message);
+        }
     }
 
     /// <summary>The result object for a finished item (success, command failure, or a host that failed).</summary>

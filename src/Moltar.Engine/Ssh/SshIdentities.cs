@@ -68,8 +68,8 @@ internal sealed class KeyFile
             throw new SshFailure(SshErrorIds.KeyFileInvalid, $"Key file {path} could not be read: {e.Message}");
         }
 
-        var lazy = new Lazy<PrivateKeyFile>(() => LoadPrivate(path, text, passphrase), LazyThreadSafetyMode.ExecutionAndPublication);
         var blob = ReadPublicBlob(path, text, out var encrypted);
+        var lazy = new Lazy<PrivateKeyFile>(() => LoadPrivate(path, text, passphrase, encrypted), LazyThreadSafetyMode.ExecutionAndPublication);
         if (blob is null)
         {
             // No public half readable without decrypting (PEM without .pub): load it now.
@@ -98,7 +98,7 @@ internal sealed class KeyFile
             ?? throw new SshFailure(SshErrorIds.KeyFileInvalid, $"Key file {Path} cannot sign with {name}.");
     }
 
-    private static PrivateKeyFile LoadPrivate(string path, string text, string? passphrase)
+    private static PrivateKeyFile LoadPrivate(string path, string text, string? passphrase, bool encrypted)
     {
         try
         {
@@ -111,9 +111,9 @@ internal sealed class KeyFile
         }
         catch (Exception e) when (e is SshException or FormatException or ArgumentException or NotSupportedException or InvalidOperationException or System.Security.Cryptography.CryptographicException)
         {
-            var reason = e.Message.Contains("passphrase", StringComparison.OrdinalIgnoreCase) || e is System.Security.Cryptography.CryptographicException
+            var reason = encrypted || e.Message.Contains("passphrase", StringComparison.OrdinalIgnoreCase) || e is System.Security.Cryptography.CryptographicException
                 ? "the passphrase is wrong or the key is damaged"
-                : e.Message;
+                : e.Message.TrimEnd('.');
             throw new SshFailure(SshErrorIds.KeyFileInvalid, $"Key file {path} could not be loaded: {reason}.");
         }
     }

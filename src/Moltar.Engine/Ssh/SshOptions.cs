@@ -61,4 +61,15 @@ public sealed record SshOptions
 
     /// <summary>Connect timeout when neither these options nor ssh config give one.</summary>
     public static readonly TimeSpan DefaultConnectTimeout = TimeSpan.FromSeconds(15);
+
+    // The record's generated ToString would print the passphrase: list the members by hand, passphrase masked.
+    private bool PrintMembers(System.Text.StringBuilder builder)
+    {
+        builder.Append($"User = {User}, Port = {Port}, KeyFiles = [{string.Join(", ", KeyFiles)}], ");
+        builder.Append($"Passphrase = {(Passphrase is null ? "" : "***")}, JumpHost = {JumpHost}, ");
+        builder.Append($"StrictHostKeyChecking = {StrictHostKeyChecking}, KnownHostsPaths = [{string.Join(", ", KnownHostsPaths ?? Array.Empty<string>())}], ");
+        builder.Append($"ConfigPath = {ConfigPath}, ConnectTimeout = {ConnectTimeout}, ServerAliveInterval = {ServerAliveInterval}, ");
+        builder.Append($"UseAgent = {UseAgent}, AgentPath = {AgentPath}, KexAlgorithms = {KexAlgorithms}, Ciphers = {Ciphers}");
+        return true;
+    }
 }

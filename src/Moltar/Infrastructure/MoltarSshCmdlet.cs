@@ -81,16 +81,32 @@ public abstract class MoltarSshCmdlet : MoltarAwsCmdlet
     /// <summary>Discovery with the selection parameters, as Get-MoltarInstance would do it; none found is a terminating error.</summary>
     protected IReadOnlyList<MoltarInstance> FindInstances(MoltarContext context)
     {
-        InstanceSelection selection;
+        var instances = DiscoverInstances(context, MakeSelection(context, Environment, Cluster, Name, Tag, first: false));
+        var missingAddress = instances.Where(i => i.Address is null).ToList();
+        foreach (var instance in missingAddress)
+            WriteError(new ErrorRecord(new InvalidOperationException(
+                $"{instance.DisplayName} has no {(context.AddressType == "Auto" ? "" : context.AddressType.ToLowerInvariant() + " ")}IP address; it is left out. Try -AddressType Private or Public."),
+                "NoAddress", ErrorCategory.ResourceUnavailable, instance));
+        return instances.Where(i => i.Address is not null).ToList();
+    }
+
+    /// <summary>The engine's selection for these filters (running instances only); a bad -Tag is a terminating InvalidTagFilter.</summary>
+    protected InstanceSelection MakeSelection(MoltarContext context, string? environment, string? cluster, string? name, Hashtable? tag, bool first)
+    {
         try
         {
-            selection = Selection.From(context, Environment, Cluster, Name, SelectionPackages, Tag, null, first: false);
+            return Selection.From(context, environment, cluster, name, SelectionPackages, tag, null, first);
         }
         catch (ArgumentException e)
         {
             ThrowInvalidArgument("InvalidTagFilter", e.Message);
             throw;
         }
+    }
+
+    /// <summary>Every instance the selection finds, with or without an address; none is a terminating InstanceNotFound.</summary>
+    protected IReadOnlyList<MoltarInstance> DiscoverInstances(MoltarContext context, InstanceSelection selection)
+    {
         var session = CreateAwsSession(context);
         var discovery = new InstanceDiscovery(session, context, PostVerbose);
         IReadOnlyList<MoltarInstance> instances;
@@ -109,12 +125,7 @@ public abstract class MoltarSshCmdlet : MoltarAwsCmdlet
                 new ItemNotFoundException($"No instance matches {selection.Describe()} in region {session.RegionName}; nothing was run."),
                 "InstanceNotFound", ErrorCategory.ObjectNotFound, selection.Describe()));
         }
-        var missingAddress = instances.Where(i => i.Address is null).ToList();
-        foreach (var instance in missingAddress)
-            WriteError(new ErrorRecord(new InvalidOperationException(
-                $"{instance.DisplayName} has no {(context.AddressType == "Auto" ? "" : context.AddressType.ToLowerInvariant() + " ")}IP address; it is left out. Try -AddressType Private or Public."),
-                "NoAddress", ErrorCategory.ResourceUnavailable, instance));
-        return instances.Where(i => i.Address is not null).ToList();
+        return instances;
     }
 
     protected SshOptions BuildSshOptions(MoltarContext context)
@@ -163,18 +174,32 @@ public abstract class MoltarSshCmdlet : MoltarAwsCmdlet
     /// <summary>
     /// Drains a fan-out on the pipeline thread until every item completed: output lines (prefixed with the host,
     /// on the Information stream unless quiet), warnings, verbose, progress, and each item's completion.
+    /// describeProgress (optional) gives the progress status and percent from (hosts done, hosts, hosts failed);
+    /// it is asked on each completion and every quarter second, for work whose progress moves between completions.
     /// </summary>
     protected void Drain<TResult>(FanOutRunner<SshTarget, TResult> runner, string activity, bool quiet,
-                                  Action<FanOutEvent<SshTarget, TResult>> completed)
+                                  Action<FanOutEvent<SshTarget, TResult>> completed,
+                                  Func<int, int, int, (string Status, int Percent)>? describeProgress = null)
     {
-        var progress = new ProgressRecord(1, activity, "starting");
+        // A new record per write: whoever keeps the records (a runspace's Progress stream) sees each state, not the last.
+        string status = "starting";
+        int percent = -1;
+        void Report(ProgressRecordType type = ProgressRecordType.Processing) =>
+            WriteProgress(new ProgressRecord(1, activity, status) { PercentComplete = percent, RecordType = type });
         int failed = 0;
         bool bold = !Console.IsOutputRedirected && Host?.UI?.SupportsVirtualTerminal == true;
+        var sinceProgress = System.Diagnostics.Stopwatch.StartNew();
         while (!runner.IsFinished)
         {
             if (StopToken.IsCancellationRequested) runner.Cancel();
             // Messages posted by discovery or the connector (other threads) are written here too.
             DrainPosted();
+            if (describeProgress is not null && sinceProgress.ElapsedMilliseconds >= 250)
+            {
+                (status, percent) = describeProgress(runner.CompletedCount, runner.TotalCount, failed);
+                Report();
+                sinceProgress.Restart();
+            }
             if (!runner.TryTake(out var e, 100))
                 continue;
             switch (e.Kind)
@@ -194,15 +219,22 @@ public abstract class MoltarSshCmdlet : MoltarAwsCmdlet
                 case FanOutEventKind.Completed:
                     if (e.Error is not null || e.Skipped) failed++;
                     completed(e);
-                    progress.StatusDescription = $"{e.CompletedCount} of {e.TotalCount} hosts done, {failed} failed";
-                    progress.PercentComplete = e.TotalCount == 0 ? 100 : (int)(100.0 * e.CompletedCount / e.TotalCount);
-                    WriteProgress(progress);
+                    if (describeProgress is not null)
+                    {
+                        (status, percent) = describeProgress(e.CompletedCount, e.TotalCount, failed);
+                    }
+                    else
+                    {
+                        status = $"{e.CompletedCount} of {e.TotalCount} hosts done, {failed} failed";
+                        percent = e.TotalCount == 0 ? 100 : (int)(100.0 * e.CompletedCount / e.TotalCount);
+                    }
+                    Report();
+                    sinceProgress.Restart();
                     break;
             }
         }
         DrainPosted();
-        progress.RecordType = ProgressRecordType.Completed;
-        WriteProgress(progress);
+        Report(ProgressRecordType.Completed);
         if (StopToken.IsCancellationRequested)
             throw new PipelineStoppedException();
     }

@@ -1,0 +1,528 @@
+using System.Diagnostics;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using Moltar.Engine.FanOut;
+using Moltar.Engine.Ssh;
+using Renci.SshNet;
+using Renci.SshNet.Common;
+
+namespace Moltar.Engine.Transfer;
+
+/// <summary>What one host's copy did: the files copied, and the files (or the host) that failed.</summary>
+public sealed class HostCopyOutcome
+{
+    public List<MoltarCopyResult> Copied { get; } = new();
+    /// <summary>TransferFailure per file, or an SshFailure (ConnectionLost) that ended the host's copy early.</summary>
+    public List<MoltarException> Failures { get; } = new();
+}
+
+/// <summary>
+/// One host's copy: an SFTP session for the bytes, and (opened when first needed) an SSH connection of the
+/// same connector for the shell commands around them: mkdir -p and sha256sum. SSH.NET cannot run an exec
+/// channel and the SFTP subsystem on one session, so these are two connections to the host, made the same way
+/// (same user, keys, host key check, jump host). Files go one after another, streamed in both directions
+/// (never a whole file in memory), written under a temporary name and renamed into place once verified.
+/// </summary>
+internal sealed class HostCopySession : IDisposable
+{
+    /// <summary>SFTP request size: SSH.NET caps it to what the server accepts; large requests are what make SFTP fast.</summary>
+    internal const uint SftpBufferSize = 256 * 1024;
+    private const int LocalBufferSize = 1024 * 1024;
+
+    private readonly SshConnector _connector;
+    private readonly SftpConnection _sftp;
+    private readonly CancellationToken _cancellationToken;
+    private readonly CancellationTokenRegistration _registration;
+    private SshConnection? _shell;
+
+    private HostCopySession(SshConnector connector, SftpConnection sftp, CancellationToken cancellationToken)
+    {
+        _connector = connector;
+        _sftp = sftp;
+        _cancellationToken = cancellationToken;
+        // Cancelling closes the connections, which ends any SFTP call blocked in SSH.NET.
+        _registration = cancellationToken.UnsafeRegister(static s => ((HostCopySession)s!).Close(), this);
+    }
+
+    public static HostCopySession Open(SshConnector connector, SshTarget target, CancellationToken cancellationToken)
+    {
+        var sftp = connector.ConnectSftp(target, cancellationToken);
+        sftp.Client.BufferSize = SftpBufferSize;
+        return new HostCopySession(connector, sftp, cancellationToken);
+    }
+
+    private SshTarget Target => _sftp.Target;
+    private SftpClient Client => _sftp.Client;
+    private string Host => Target.DisplayName;
+
+    public HostCopyOutcome Upload(UploadRequest request, TransferProgress progress)
+    {
+        var plan = request.Plan;
+        var outcome = new HostCopyOutcome();
+        long accounted = 0;
+        void Account(long bytes)
+        {
+            accounted += bytes;
+            progress.AddBytes(bytes);
+        }
+
+        try
+        {
+            string home = Client.WorkingDirectory;
+            string destination = RemotePath.Resolve(home, plan.Destination);
+            bool destinationIsDirectory = plan.Kind == DestinationKind.Directory
+                || Guard(() => Stat(destination))?.Kind == RemoteEntryKind.Directory;
+
+            var directories = plan.RemoteDirectoriesFor(destination, destinationIsDirectory)
+                .Where(d => d != home && d != "/" && !(d == destination && plan.Kind == DestinationKind.FileOrDirectory))
+                .ToList();
+            string? mkdirError = directories.Count == 0 ? null : MakeDirectories(directories);
+
+            foreach (var file in plan.Files)
+            {
+                _cancellationToken.ThrowIfCancellationRequested();
+                var remote = plan.RemotePathOf(file, destination, destinationIsDirectory);
+                long sent = 0;
+                try
+                {
+                    outcome.Copied.Add(UploadOne(file, remote, request, b => { sent += b; Account(b); }));
+                }
+                catch (Exception e) when (!_cancellationToken.IsCancellationRequested && e is not OperationCanceledException)
+                {
+                    var failure = Failure(e, $"Could not upload '{file.LocalPath}' to '{remote}' on {Host}", mkdirError);
+                    outcome.Failures.Add(failure);
+                    if (failure is SshFailure)
+                    {
+                        break; // the connection is gone: the remaining files cannot go either
+                    }
+                }
+                finally
+                {
+                    Account(Math.Max(0, file.Length - sent)); // what was not sent will not come
+                    progress.FileDone();
+                }
+            }
+
+            return outcome;
+        }
+        finally
+        {
+            progress.AddBytes(Math.Max(0, plan.TotalBytes - accounted));
+        }
+    }
+
+    public HostCopyOutcome Download(DownloadRequest request, string hostFolder, TransferProgress progress, Action<string> warn)
+    {
+        var outcome = new HostCopyOutcome();
+        var plan = Guard(() => RemoteExpansion.Expand(new SftpRemoteFileSystem(Client), request.RemotePaths, request.Recurse));
+        foreach (var warning in plan.Warnings)
+        {
+            warn(warning);
+        }
+
+        outcome.Failures.AddRange(plan.Failures);
+        progress.AddTotal(plan.Files.Sum(f => f.Length), plan.Files.Count);
+
+        foreach (var directory in plan.Directories)
+        {
+            try
+            {
+                Directory.CreateDirectory(DownloadLayout.LocalPathFor(hostFolder, directory));
+            }
+            catch (TransferFailure failure)
+            {
+                outcome.Failures.Add(failure);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                outcome.Failures.Add(new TransferFailure(TransferErrorIds.CopyFailed, $"Could not create the local folder for '{directory}': {e.Message}", directory, e));
+            }
+        }
+
+        foreach (var file in plan.Files)
+        {
+            _cancellationToken.ThrowIfCancellationRequested();
+            var received = new long[1];
+            try
+            {
+                outcome.Copied.Add(DownloadOne(file, hostFolder, request, b => { received[0] += b; progress.AddBytes(b); }));
+            }
+            catch (Exception e) when (!_cancellationToken.IsCancellationRequested && e is not OperationCanceledException)
+            {
+                var failure = Failure(e, $"Could not download '{file.RemotePath}' from {Host}", null);
+                outcome.Failures.Add(failure);
+                if (failure is SshFailure)
+                {
+                    break;
+                }
+            }
+            finally
+            {
+                progress.AddBytes(Math.Max(0, file.Length - received[0]));
+                progress.FileDone();
+            }
+        }
+
+        return outcome;
+    }
+
+    private MoltarCopyResult UploadOne(UploadSource file, string remote, UploadRequest request, Action<long> onBytes)
+    {
+        var clock = Stopwatch.StartNew();
+        var existing = Stat(remote);
+        if (existing?.Kind == RemoteEntryKind.Directory)
+        {
+            throw new TransferFailure(TransferErrorIds.CopyFailed, $"'{remote}' is a directory on {Host}; '{file.LocalPath}' was not copied over it.", remote);
+        }
+
+        if (existing is not null && !request.Force)
+        {
+            throw new TransferFailure(TransferErrorIds.RemoteFileExists,
+                $"'{remote}' already exists on {Host}; it was left as it is. Add -Force to replace it.", remote);
+        }
+
+        var temp = RemotePath.Join(RemotePath.GetDirectory(remote), TempName());
+        long bytes;
+        string sha256;
+        bool uploaded = false;
+        try
+        {
+            using (var local = new FileStream(file.LocalPath, FileMode.Open, FileAccess.Read, FileShare.Read, LocalBufferSize, FileOptions.SequentialScan))
+            using (var hashing = HashingStream.ForReading(local, onBytes, _cancellationToken))
+            {
+                uploaded = true; // from here a partial temporary file may exist
+                Client.UploadFile(hashing, temp, canOverride: false);
+                bytes = hashing.BytesTransferred;
+                sha256 = hashing.Sha256;
+            }
+
+            var (verified, note) = Verify(temp, bytes, sha256, "sent");
+            int mode = request.Mode ?? file.Mode;
+            Client.ChangePermissions(temp, FileModes.ToSshNetDigits(mode));
+            MoveIntoPlace(temp, remote, request.Force);
+            return new MoltarCopyResult
+            {
+                InstanceId = Target.InstanceId,
+                Name = Target.Name,
+                Address = Target.Address,
+                Direction = MoltarCopyDirection.Upload,
+                Source = file.LocalPath,
+                Destination = remote,
+                Bytes = bytes,
+                Sha256 = sha256,
+                Verified = verified,
+                VerificationNote = note,
+                Mode = FileModes.Format(mode),
+                Duration = clock.Elapsed,
+            };
+        }
+        catch when (uploaded)
+        {
+            TryDeleteRemote(temp);
+            throw;
+        }
+    }
+
+    private MoltarCopyResult DownloadOne(RemoteSource file, string hostFolder, DownloadRequest request, Action<long> onBytes)
+    {
+        var clock = Stopwatch.StartNew();
+        var local = DownloadLayout.LocalPathFor(hostFolder, file.RelativePath);
+        if (Directory.Exists(local))
+        {
+            throw new TransferFailure(TransferErrorIds.CopyFailed, $"'{local}' is a local directory; '{file.RemotePath}' from {Host} was not copied over it.", local);
+        }
+
+        if (File.Exists(local) && !request.Force)
+        {
+            throw new TransferFailure(TransferErrorIds.LocalFileExists,
+                $"'{local}' already exists; '{file.RemotePath}' from {Host} was not copied. Add -Force to replace it.", local);
+        }
+
+        var folder = Path.GetDirectoryName(local)!;
+        Directory.CreateDirectory(folder);
+        var temp = Path.Combine(folder, TempName());
+        try
+        {
+            long bytes;
+            string sha256;
+            using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, LocalBufferSize))
+            using (var hashing = HashingStream.ForWriting(stream, onBytes, _cancellationToken))
+            {
+                Client.DownloadFile(file.RemotePath, hashing);
+                hashing.Flush();
+                bytes = hashing.BytesTransferred;
+                sha256 = hashing.Sha256;
+            }
+
+            var (verified, note) = Verify(file.RemotePath, bytes, sha256, "received");
+            int mode = request.Mode ?? FileModes.PermissionBits(file.Mode);
+            if (!OperatingSystem.IsWindows())
+            {
+                File.SetUnixFileMode(temp, (UnixFileMode)mode);
+            }
+
+            try
+            {
+                File.Move(temp, local, overwrite: request.Force);
+            }
+            catch (IOException) when (!request.Force && File.Exists(local))
+            {
+                throw new TransferFailure(TransferErrorIds.LocalFileExists,
+                    $"'{local}' appeared while '{file.RemotePath}' was copied from {Host}; it was left as it is. Add -Force to replace it.", local);
+            }
+
+            return new MoltarCopyResult
+            {
+                InstanceId = Target.InstanceId,
+                Name = Target.Name,
+                Address = Target.Address,
+                Direction = MoltarCopyDirection.Download,
+                Source = file.RemotePath,
+                Destination = local,
+                Bytes = bytes,
+                Sha256 = sha256,
+                Verified = verified,
+                VerificationNote = note,
+                Mode = FileModes.Format(mode),
+                Duration = clock.Elapsed,
+            };
+        }
+        catch
+        {
+            TryDeleteLocal(temp);
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Size from SFTP, then the SHA-256 from the host's own sha256sum (over the SSH connection) against the hash
+    /// computed locally while the bytes streamed. A mismatch is a CopyFailed; a host without sha256sum gives
+    /// Verified = false and says so.
+    /// </summary>
+    private (bool Verified, string Note) Verify(string remotePath, long bytes, string sha256, string verb)
+    {
+        long remoteSize = Client.GetAttributes(remotePath).Size;
+        if (remoteSize != bytes)
+        {
+            throw new TransferFailure(TransferErrorIds.CopyFailed,
+                $"'{remotePath}' on {Host} has {remoteSize} bytes but {bytes} were {verb} (did it change during the copy?).", remotePath);
+        }
+
+        var outcome = RunShell(RemoteCommands.Sha256Sum(remotePath));
+        if (outcome.ErrorId is SshErrorIds.ConnectionLost or SshErrorIds.Timeout)
+        {
+            throw new SshFailure(SshErrorIds.ConnectionLost, outcome.ErrorMessage ?? $"The connection to {Host} was lost.", Target.Address);
+        }
+
+        if (RemoteCommands.IsCommandNotFound(outcome.ExitCode))
+        {
+            return (false, "Size matches; not hashed on the host: sha256sum is not available there.");
+        }
+
+        var remoteHash = outcome.ExitCode == 0 ? RemoteCommands.ParseSha256Sum(outcome.Stdout) : null;
+        if (remoteHash is null)
+        {
+            var why = FirstLine(outcome.Stderr) is { Length: > 0 } line ? line : $"exit code {outcome.ExitCode}";
+            return (false, $"Size matches; not hashed on the host: sha256sum failed ({why}).");
+        }
+
+        if (!string.Equals(remoteHash, sha256, StringComparison.Ordinal))
+        {
+            throw new TransferFailure(TransferErrorIds.CopyFailed,
+                $"SHA-256 mismatch for '{remotePath}' on {Host}: {sha256} {verb}, {remoteHash} on the host (did it change during the copy?).", remotePath);
+        }
+
+        return (true, "SHA-256 and size match (sha256sum on the host).");
+    }
+
+    /// <summary>
+    /// Renames the verified temporary file to its name. Without force a plain SFTP rename, which never replaces an
+    /// existing file (so a file that appeared meanwhile is not clobbered); with force a POSIX rename, which
+    /// replaces it atomically: readers see the old file or the new one, never half of one.
+    /// </summary>
+    private void MoveIntoPlace(string temp, string remote, bool force)
+    {
+        if (!force)
+        {
+            try
+            {
+                Client.RenameFile(temp, remote, isPosix: false);
+            }
+            catch (SftpException) when (Stat(remote) is not null)
+            {
+                throw new TransferFailure(TransferErrorIds.RemoteFileExists,
+                    $"'{remote}' appeared on {Host} during the copy; it was left as it is. Add -Force to replace it.", remote);
+            }
+
+            return;
+        }
+
+        try
+        {
+            Client.RenameFile(temp, remote, isPosix: true);
+        }
+        catch (NotSupportedException)
+        {
+            // A server without posix-rename@openssh.com: replace in two steps.
+            if (Stat(remote) is not null)
+            {
+                Client.DeleteFile(remote);
+            }
+
+            Client.RenameFile(temp, remote, isPosix: false);
+        }
+    }
+
+    /// <summary>Creates the remote directories with one mkdir -p (per 64 KB of paths); returns its error text, if any.</summary>
+    private string? MakeDirectories(IReadOnlyList<string> directories)
+    {
+        foreach (var command in RemoteCommands.MakeDirectories(directories))
+        {
+            var outcome = RunShell(command);
+            if (outcome.ErrorId is SshErrorIds.ConnectionLost or SshErrorIds.Timeout)
+            {
+                throw new SshFailure(SshErrorIds.ConnectionLost, outcome.ErrorMessage ?? $"The connection to {Host} was lost.", Target.Address);
+            }
+
+            if (!outcome.Succeeded)
+            {
+                // Not fatal by itself: the files whose directory is missing fail with this as the reason.
+                return FirstLine(outcome.Stderr) is { Length: > 0 } line ? line : $"mkdir exited with code {outcome.ExitCode}";
+            }
+        }
+
+        return null;
+    }
+
+    private RemoteEntry? Stat(string path)
+    {
+        try
+        {
+            var file = Client.Get(path);
+            return SftpRemoteFileSystem.Entry(RemotePath.GetFileName(path), file.FullName, file.Attributes);
+        }
+        catch (SftpPathNotFoundException)
+        {
+            return null;
+        }
+    }
+
+    private SshConnection Shell() => _shell ??= _connector.Connect(Target, _cancellationToken);
+
+    /// <summary>
+    /// Runs one of the copy's own commands (mkdir -p, sha256sum: both safe to run twice). When the shell connection
+    /// turns out to be gone (the server dropped it), it is opened again and the command retried once.
+    /// </summary>
+    private ExecOutcome RunShell(string command)
+    {
+        var options = new ExecOptions { MaxOutputBytes = 64 * 1024 };
+        var outcome = Shell().Run(command, options, _cancellationToken);
+        if (outcome.ErrorId == SshErrorIds.ConnectionLost && !_cancellationToken.IsCancellationRequested)
+        {
+            SshConnector.SafeDispose(_shell!);
+            _shell = null;
+            try
+            {
+                return Shell().Run(command, options, _cancellationToken);
+            }
+            catch (SshFailure)
+            {
+                // The host itself is gone: the lost connection is the failure to report.
+            }
+        }
+
+        return outcome;
+    }
+
+    /// <summary>Runs a step whose failure ends the host's copy (a TransferFailure or an SSH error maps to its id).</summary>
+    private T Guard<T>(Func<T> step)
+    {
+        try
+        {
+            return step();
+        }
+        catch (Exception e) when (!_cancellationToken.IsCancellationRequested && e is not OperationCanceledException and not MoltarException)
+        {
+            throw Failure(e, $"Could not prepare the copy on {Host}", null);
+        }
+    }
+
+    /// <summary>An exception from a copy step as a MoltarException with a stable id and the host in the message.</summary>
+    private MoltarException Failure(Exception e, string what, string? mkdirError)
+    {
+        if (_cancellationToken.IsCancellationRequested)
+        {
+            throw new OperationCanceledException("The copy was cancelled.", e, _cancellationToken);
+        }
+
+        switch (e)
+        {
+            case TransferFailure or SshFailure:
+                return (MoltarException)e;
+            case SshConnectionException or SocketException or ObjectDisposedException or SshOperationTimeoutException:
+                Close();
+                return new SshFailure(SshErrorIds.ConnectionLost, $"{what}: the connection was lost ({e.Message}).", Target.Address, e);
+            case SftpPermissionDeniedException:
+                return new TransferFailure(TransferErrorIds.CopyFailed, $"{what}: permission denied.{MkdirNote(mkdirError)}", null, e);
+            case SftpPathNotFoundException:
+                return new TransferFailure(TransferErrorIds.CopyFailed, $"{what}: no such file or directory.{MkdirNote(mkdirError)}", null, e);
+            case SshException or IOException or UnauthorizedAccessException:
+                return new TransferFailure(TransferErrorIds.CopyFailed, $"{what}: {e.Message.TrimEnd('.')}.{MkdirNote(mkdirError)}", null, e);
+            case MoltarException m:
+                return m;
+            default:
+                return new TransferFailure(TransferErrorIds.CopyFailed, $"{what}: {e.GetType().Name}: {e.Message}", null, e);
+        }
+    }
+
+    private static string MkdirNote(string? mkdirError) => mkdirError is null ? "" : $" (creating the directories failed: {mkdirError})";
+
+    private static string? FirstLine(string text) =>
+        text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).FirstOrDefault();
+
+    /// <summary>A hidden name in the destination's own folder, so the final rename never crosses file systems.</summary>
+    private static string TempName() => $".moltar-{Convert.ToHexString(RandomNumberGenerator.GetBytes(6)).ToLowerInvariant()}.part";
+
+    private void TryDeleteRemote(string path)
+    {
+        if (_cancellationToken.IsCancellationRequested)
+        {
+            return; // the connection is closed; the host keeps the .part file
+        }
+
+        try
+        {
+            Client.DeleteFile(path);
+        }
+        catch (Exception)
+        {
+            // Best effort: the failure being reported matters more.
+        }
+    }
+
+    private static void TryDeleteLocal(string path)
+    {
+        try
+        {
+            File.Delete(path);
+        }
+        catch (Exception)
+        {
+        }
+    }
+
+    private void Close()
+    {
+        SshConnector.SafeDispose(_sftp);
+        if (_shell is { } shell)
+        {
+            SshConnector.SafeDispose(shell);
+        }
+    }
+
+    public void Dispose()
+    {
+        _registration.Dispose();
+        Close();
+    }
+}
