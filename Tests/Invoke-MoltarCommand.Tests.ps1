@@ -473,6 +473,19 @@ Import-Module '$ModulePath'
             }
         }
 
+        It 'accepts new hosts by default, and leaves the policy to ssh config when it sets one' {
+            $file = Join-Path $Scratch 'default-policy/new/known_hosts'
+            $results = $Instances[0..4] | Invoke-MoltarCommand 'true' -KeyFile $Sandbox.ClientKeyPath -KnownHostsPath $file -SshConfigPath none -Quiet
+            @($results | Where-Object Succeeded).Count | Should -Be 5
+            @(Get-Content $file).Count | Should -Be 5
+
+            $config = Join-Path $Scratch 'ssh_config_strict'
+            Set-Content $config @('Host *', '    StrictHostKeyChecking yes')
+            $strict = New-KnownHosts 'default-policy-config' @()
+            $refused = $Instances[0..4] | Invoke-MoltarCommand 'true' -KeyFile $Sandbox.ClientKeyPath -KnownHostsPath $strict -SshConfigPath $config -Quiet -ErrorAction SilentlyContinue
+            $refused.ErrorId | Select-Object -Unique | Should -Be 'HostKeyUnknown'
+        }
+
         It 'refuses a changed host key with HostKeyMismatch naming the host, the expected and the offered fingerprints' -TestCases @(
             @{ Policy = 'Yes' }, @{ Policy = 'AcceptNew' }
         ) {

@@ -148,6 +148,8 @@ public abstract class MoltarSshCmdlet : MoltarAwsCmdlet
             Passphrase = Credential?.GetNetworkCredential().Password is { Length: > 0 } passphrase ? passphrase : null,
             JumpHost = context.JumpHost,
             StrictHostKeyChecking = ParsePolicy(context),
+            // Not chosen here, not in ssh config: the context's default (AcceptNew), as the help says.
+            DefaultStrictHostKeyChecking = Enum.Parse<Engine.Ssh.StrictHostKeyChecking>(context.StrictHostKeyChecking, ignoreCase: true),
             KnownHostsPaths = context.KnownHostsPath is null ? null : new[] { ExpandHome(context.KnownHostsPath) },
             ConfigPath = SshConfigPath is null ? null : SshConfigPath == "none" ? "none" : GetUnresolvedProviderPathFromPSPath(SshConfigPath),
             // As ssh -F: a config file given on the command line replaces /etc/ssh/ssh_config too.
