@@ -29,6 +29,9 @@ Describe 'Invoke-MoltarCommand' -Skip:([bool] $SkipReason) {
         $script:Addresses = @($Hosts | ForEach-Object Address)
         $script:Ssh = @{ KeyFile = $Sandbox.ClientKeyPath; KnownHostsPath = $Sandbox.KnownHostsPath; SshConfigPath = 'none' }
         $script:CmdletId = 'Moltar.Cmdlets.InvokeMoltarCommandCommand'
+        # A command that never ends would hang the whole run: let it fail as a Timeout instead (tests that are
+        # about timeouts give their own -TimeoutSeconds).
+        $global:PSDefaultParameterValues['Invoke-MoltarCommand:TimeoutSeconds'] = 90
 
         $script:Repo = Join-Path $Scratch 'repo'
         New-Item -ItemType Directory -Force -Path $Repo | Out-Null
@@ -71,15 +74,17 @@ Describe 'Invoke-MoltarCommand' -Skip:([bool] $SkipReason) {
             ($results | ForEach-Object { [int] $_.Output.Trim() } | Measure-Object -Sum).Sum
         }
 
-        # Client: TCP connections of this process to the given hosts' port 22 that are still open.
+        # Client: TCP connections of this process to the given hosts' port 22 that are still open (SSH.NET's sockets
+        # are dual-mode: ss shows the peer as [::ffff:127.0.10.1]:22).
         function Get-OpenConnection([string[]] $Address) {
             $wanted = [Collections.Generic.HashSet[string]]::new([string[]] @($Address | ForEach-Object { "${_}:22" }))
             @(ss -Htnp state established | Where-Object { $_ -match "pid=$PID," } |
-                Where-Object { $columns = -split $_; $columns.Count -ge 4 -and $wanted.Contains($columns[3]) })
+                Where-Object { $columns = -split $_; $columns.Count -ge 4 -and $wanted.Contains(($columns[3] -replace '^\[::ffff:([^\]]+)\]:', '$1:')) })
         }
     }
 
     AfterAll {
+        $global:PSDefaultParameterValues.Remove('Invoke-MoltarCommand:TimeoutSeconds')
         Pop-Location -ErrorAction Ignore
         if ($Runspace) { $Runspace.Dispose() }
         Stop-TestSandbox $Sandbox
@@ -134,6 +139,10 @@ Describe 'Invoke-MoltarCommand' -Skip:([bool] $SkipReason) {
             $thrown | Should -Not -BeNullOrEmpty
             $thrown.FullyQualifiedErrorId | Should -BeExactly "CommandFailed,$CmdletId"
             $thrown.Exception.Message | Should -Match '^The command exited with code 9 on demo-\w+-jobs-\d+\.$'
+            # The hosts still connecting or running when it stopped are closed too (connects finish their handshake first).
+            $deadline = [DateTime]::UtcNow.AddSeconds(10)
+            while ((Get-OpenConnection $Addresses) -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 100 }
+            Get-OpenConnection $Addresses | Should -BeNullOrEmpty
         }
 
         It 'brings back a 10 MB output from one host whole, beside the results of the other hosts' {
@@ -265,7 +274,7 @@ Describe 'Invoke-MoltarCommand' -Skip:([bool] $SkipReason) {
     }
 
     Context 'Ctrl+C' {
-        It 'stops every host within seconds when the pipeline is stopped, leaving no connection and no remote command' -TestCases @(
+        It 'stops every host within seconds when the pipeline is stopped (<Mode>), leaving no connection and no remote command' -TestCases @(
             @{ Mode = 'exec'; Sleep = 'sleep 47'; Pty = $false }
             @{ Mode = 'pty'; Sleep = 'sleep 48'; Pty = $true }
         ) {
@@ -277,6 +286,7 @@ Describe 'Invoke-MoltarCommand' -Skip:([bool] $SkipReason) {
                 while ($ps.Streams.Information.Count -lt 20 -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 50 }
                 $ps.Streams.Information.Count | Should -Be 20 -Because 'every host started the command'
                 Get-RemoteProcessCount $Addresses $Sleep | Should -Be 20
+                (Get-OpenConnection $Addresses).Count | Should -Be 20
 
                 $clock = [Diagnostics.Stopwatch]::StartNew()
                 $ps.Stop()
@@ -349,10 +359,10 @@ Describe 'Invoke-MoltarCommand' -Skip:([bool] $SkipReason) {
         }
 
         It 'runs nothing with -WhatIf' {
-            $results = $Instances | Invoke-MoltarCommand 'touch /tmp/moltar-whatif' @Ssh -WhatIf
+            $results = $Instances[0..2] | Invoke-MoltarCommand 'touch /tmp/moltar-whatif' @Ssh -WhatIf
             $results | Should -BeNullOrEmpty
-            $check = $Instances | Invoke-MoltarCommand 'test ! -e /tmp/moltar-whatif' @Ssh -Quiet
-            @($check | Where-Object Succeeded).Count | Should -Be 20
+            $check = $Instances[0..2] | Invoke-MoltarCommand 'test ! -e /tmp/moltar-whatif' @Ssh -Quiet
+            @($check | Where-Object Succeeded).Count | Should -Be 3
         }
     }
 
@@ -491,7 +501,7 @@ Import-Module '$ModulePath'
             $refused.ErrorId | Select-Object -Unique | Should -Be 'HostKeyUnknown'
         }
 
-        It 'refuses a changed host key with HostKeyMismatch naming the host, the expected and the offered fingerprints' -TestCases @(
+        It 'refuses a changed host key under <Policy> with HostKeyMismatch naming the host, the expected and the offered fingerprints' -TestCases @(
             @{ Policy = 'Yes' }, @{ Policy = 'AcceptNew' }
         ) {
             $victim = $Hosts[6]
