@@ -246,13 +246,20 @@ function Invoke-Package {
 Register-PSResourceRepository -Name MoltarLocal -Uri '$repository' -Trusted
 Publish-PSResource -Path '$moduleDir' -Repository MoltarLocal
 "@
-    $savedHome = $env:HOME
+    # NuGet inside Publish-PSResource writes NuGet/NuGet.Config where it runs: keep that in the package home too.
+    $saved = @{ HOME = $env:HOME; XDG_CONFIG_HOME = $env:XDG_CONFIG_HOME }
+    Push-Location $packageHome
     try {
         $env:HOME = $packageHome
+        $env:XDG_CONFIG_HOME = Join-Path $packageHome '.config'
         & $pwsh.FilePath @($pwsh.Arguments) -NoProfile -NonInteractive -Command $script
         if ($LASTEXITCODE -ne 0) { throw "Publish-PSResource failed (exit $LASTEXITCODE)." }
     }
-    finally { $env:HOME = $savedHome }
+    finally {
+        Pop-Location
+        $env:HOME = $saved.HOME
+        $env:XDG_CONFIG_HOME = $saved.XDG_CONFIG_HOME
+    }
     $package = Get-ChildItem $repository -Filter "Moltar.$version.nupkg"
     if (-not $package) { throw "Publishing wrote no Moltar.$version.nupkg into $repository." }
     Write-Step "Published $($package.FullName)"

@@ -40,12 +40,18 @@ Get-MoltarInstance -Project demo -EndpointUrl '$($Sandbox.Endpoint)' |
     Invoke-MoltarCommand 'uname -n' -KeyFile '$($Sandbox.ClientKeyPath)' -KnownHostsPath '$($Sandbox.KnownHostsPath)' -StrictHostKeyChecking Yes -Quiet |
     ForEach-Object { 'ran=' + `$_.Output.Trim() }
 "@
-        $savedHome = $env:HOME
+        $saved = @{ HOME = $env:HOME; XDG_CONFIG_HOME = $env:XDG_CONFIG_HOME }
+        Push-Location $freshHome
         try {
             $env:HOME = $freshHome
+            $env:XDG_CONFIG_HOME = Join-Path $freshHome '.config'
             $output = Invoke-CleanPwsh $script 2>&1
         }
-        finally { $env:HOME = $savedHome }
+        finally {
+            Pop-Location
+            $env:HOME = $saved.HOME
+            $env:XDG_CONFIG_HOME = $saved.XDG_CONFIG_HOME
+        }
         $LASTEXITCODE | Should -Be 0 -Because ($output -join "`n")
         ($output | Where-Object { "$_" -like 'base=*' }) | Should -BeLike "base=$freshHome*"
         $output | Should -Contain 'instances=2'
