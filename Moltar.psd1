@@ -15,6 +15,7 @@
         'Get-MoltarContext'
         'Get-MoltarInstance'
         'Invoke-MoltarCommand'
+        'Invoke-MoltarDeploy'
     )
     FunctionsToExport    = @()
     AliasesToExport      = @()

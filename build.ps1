@@ -16,7 +16,10 @@ param(
     [switch] $SkipUnit,
     [switch] $SkipPester,
     # Bench: fleet sizes.
-    [int[]] $Hosts = @(10, 50, 100)
+    [int[]] $Hosts = @(10, 50, 100),
+    # Package: the local PSResourceGet file repository to publish to; -SkipBuild packages the existing build.
+    [string] $RepositoryPath,
+    [switch] $SkipBuild
 )
 
 $ErrorActionPreference = 'Stop'
@@ -62,6 +65,14 @@ function Invoke-Build {
     foreach ($file in 'Moltar.psd1', 'Moltar.psm1', 'Moltar.format.ps1xml') {
         Copy-Item (Join-Path $root $file) $moduleDir
     }
+    # Release notes: this version's section of CHANGELOG.md, so the gallery page says what changed.
+    $changelog = Get-Content -Raw (Join-Path $root 'CHANGELOG.md')
+    if ($changelog -notmatch "(?ms)^## $([regex]::Escape($version))\b[^\n]*\n(?<notes>.*?)(?=^## |\z)") {
+        throw "CHANGELOG.md has no section for $version."
+    }
+    $notes = $Matches['notes'].Trim().Replace("'", "''")
+    $builtManifest = Join-Path $moduleDir 'Moltar.psd1'
+    (Get-Content -Raw $builtManifest).Replace("ReleaseNotes = 'See CHANGELOG.md'", "ReleaseNotes = '$notes'") | Set-Content -NoNewline $builtManifest
     # The cmdlets and the model load in the default context; everything else from deps/.
     foreach ($file in 'Moltar.Cmdlets.dll', 'Moltar.Model.dll') {
         Copy-Item (Join-Path $publish "module/$file") $moduleDir
@@ -221,10 +232,43 @@ function Invoke-Demo {
     if ($LASTEXITCODE -ne 0) { throw "The demo failed (exit $LASTEXITCODE)." }
 }
 
+function Invoke-Package {
+    if (-not $SkipBuild) { Invoke-Build }
+    $repository = if ($RepositoryPath) { $RepositoryPath } else { Join-Path $out 'repository' }
+    New-Item -ItemType Directory -Force -Path $repository | Out-Null
+    Write-Step "Publishing Moltar $version to the local repository $repository"
+    # A child pwsh with its own HOME, so registering the file repository never touches the user's PSResourceGet settings.
+    $packageHome = Join-Path $out 'package-home'
+    Remove-Item -Recurse -Force $packageHome -ErrorAction Ignore
+    New-Item -ItemType Directory -Force -Path $packageHome | Out-Null
+    $script = @"
+`$ErrorActionPreference = 'Stop'
+Register-PSResourceRepository -Name MoltarLocal -Uri '$repository' -Trusted
+Publish-PSResource -Path '$moduleDir' -Repository MoltarLocal
+"@
+    # NuGet inside Publish-PSResource writes NuGet/NuGet.Config where it runs: keep that in the package home too.
+    $saved = @{ HOME = $env:HOME; XDG_CONFIG_HOME = $env:XDG_CONFIG_HOME }
+    Push-Location $packageHome
+    try {
+        $env:HOME = $packageHome
+        $env:XDG_CONFIG_HOME = Join-Path $packageHome '.config'
+        & $pwsh.FilePath @($pwsh.Arguments) -NoProfile -NonInteractive -Command $script
+        if ($LASTEXITCODE -ne 0) { throw "Publish-PSResource failed (exit $LASTEXITCODE)." }
+    }
+    finally {
+        Pop-Location
+        $env:HOME = $saved.HOME
+        $env:XDG_CONFIG_HOME = $saved.XDG_CONFIG_HOME
+    }
+    $package = Get-ChildItem $repository -Filter "Moltar.$version.nupkg"
+    if (-not $package) { throw "Publishing wrote no Moltar.$version.nupkg into $repository." }
+    Write-Step "Published $($package.FullName)"
+}
+
 switch ($Task) {
     'Build' { Invoke-Build }
     'Test' { Invoke-Test }
     'Demo' { Invoke-Demo }
     'Bench' { throw 'The Bench task is not built yet (issue: Performance).' }
-    'Package' { throw 'The Package task is not built yet (issue: Help, packaging).' }
+    'Package' { Invoke-Package }
 }

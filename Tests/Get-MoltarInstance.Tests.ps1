@@ -195,6 +195,29 @@ Describe 'Accounts and regions' {
         finally { Pop-Location; Remove-Item env:AWS_ACCESS_KEY_ID, env:AWS_SECRET_ACCESS_KEY, env:AWS_REGION }
     }
 
+    It 'takes credentials from a credential_process profile' {
+        Add-Content -Path $env:AWS_CONFIG_FILE -Value @"
+[profile fromprocess]
+region = us-east-1
+credential_process = /bin/sh -c "printf '{\"Version\":1,\"AccessKeyId\":\"AKIDPROCESS\",\"SecretAccessKey\":\"s\"}'"
+"@
+        $null = Get-MoltarInstance -ProfileName fromprocess
+        (Get-MoltarSandboxRequest -Sandbox $Sandbox | Select-Object -Last 1).accessKeyId | Should -Be 'AKIDPROCESS'
+    }
+
+    It 'fails clearly, without waiting for input, when an assume-role profile needs MFA in a non-interactive session' {
+        Add-Content -Path $env:AWS_CONFIG_FILE -Value @"
+[profile needsmfa]
+role_arn = arn:aws:iam::123456789012:role/ops
+source_profile = shop
+mfa_serial = arn:aws:iam::123456789012:mfa/ops-user
+region = us-east-1
+"@
+        $output = Invoke-CleanPwsh "Import-Module '$(Get-TestModulePath)'; try { Get-MoltarInstance -ProfileName needsmfa -EndpointUrl '$($Sandbox.Endpoint)' -ErrorAction Stop } catch { `$_.FullyQualifiedErrorId; `$_.Exception.Message }"
+        $output[0] | Should -Be 'MfaRequired,Moltar.Cmdlets.GetMoltarInstanceCommand'
+        $output[1] | Should -Match "profile 'needsmfa'.*arn:aws:iam::123456789012:mfa/ops-user"
+    }
+
     It 'refuses -AccessKey without -SecretKey' {
         { Get-MoltarInstance -AccessKey AKID } | Should -Throw -ErrorId 'IncompleteCredentials,Moltar.Cmdlets.GetMoltarInstanceCommand'
     }

@@ -71,7 +71,9 @@ Describe 'Examples run against the sandbox' {
     BeforeAll {
         $script:Scratch = Join-Path ([IO.Path]::GetTempPath()) "moltar-examples-$PID"
         Set-TestAwsEnvironment -Directory (Join-Path $Scratch 'aws')
-        $script:Sandbox = Start-TestSandbox -Hosts 6 -Options @{ Project = 'demo'; Environments = 'production', 'staging'; Clusters = 'web', 'jobs', 'search' }
+        # The deploy examples install demo-app (the generated instances' Packages tag) from a test APT repository.
+        $repository = & (Join-Path $PSScriptRoot 'Sandbox/New-TestAptRepository.ps1') -Path (Join-Path $Scratch 'apt')
+        $script:Sandbox = Start-TestSandbox -Hosts 6 -Options @{ Project = 'demo'; Environments = 'production', 'staging'; Clusters = 'web', 'jobs', 'search'; AptRepository = $repository }
         Add-TestAwsProfile -Name 'demo' -Region $Sandbox.Region
         $script:Project = Join-Path $Scratch 'demo-app'
         New-Item -ItemType Directory -Force -Path $Project | Out-Null

@@ -98,3 +98,17 @@ Describe 'Get-MoltarContext' {
         finally { Pop-Location }
     }
 }
+
+Describe 'A broken installation' {
+    It 'says the deps folder is missing instead of crashing' {
+        $copy = Join-Path ([IO.Path]::GetTempPath()) "moltar-nodeps-$PID"
+        Copy-Item -Recurse (Split-Path (Get-TestModulePath)) $copy
+        Remove-Item -Recurse (Join-Path $copy 'deps')
+        try {
+            $output = Invoke-CleanPwsh "try { Import-Module '$(Join-Path $copy 'Moltar.psd1')' -ErrorAction Stop; 'imported' } catch { 'error: ' + `$_.Exception.Message }"
+            $LASTEXITCODE | Should -Be 0
+            "$output" | Should -Match 'error: Moltar is incomplete: .*deps must hold Moltar.Engine.dll'
+        }
+        finally { Remove-Item -Recurse -Force $copy -ErrorAction Ignore }
+    }
+}

@@ -16,7 +16,9 @@ $scratch = Join-Path ([IO.Path]::GetTempPath()) "moltar-demo-$PID"
 $sandbox = $null
 try {
     Say 'Starting a sandbox: a local EC2-compatible endpoint and 6 real sshd hosts on loopback addresses.'
-    $sandbox = Start-MoltarSandbox -SandboxPath $SandboxPath -Hosts 6 -Project demo -Environments production, staging -Clusters web, jobs, search
+    # Each host has its own root filesystem and, as its only APT source, a repository built here (demo-app 1.0.0, 1.1.0).
+    $repository = & (Join-Path $PSScriptRoot 'New-TestAptRepository.ps1') -Path (Join-Path $scratch 'apt')
+    $sandbox = Start-MoltarSandbox -SandboxPath $SandboxPath -Hosts 6 -Project demo -Environments production, staging -Clusters web, jobs, search -AptRepository $repository
     Write-Host "  EC2 endpoint $($sandbox.Endpoint); hosts $(($sandbox.Hosts | ForEach-Object address) -join ', ')"
 
     Say 'A repository says which project it is about in .moltar.psd1; the project name picks the AWS profile.'
@@ -50,6 +52,14 @@ try {
     if (Get-Command Invoke-MoltarCommand -ErrorAction Ignore) {
         Say 'Run a command on every web instance, in parallel, over SSH.'
         Show "Get-MoltarInstance -Cluster web | Invoke-MoltarCommand 'uname -n'"
+    }
+    if (Get-Command Invoke-MoltarDeploy -ErrorAction Ignore) {
+        Say 'Deploying is upgrading a Debian package: -WhatIf shows the exact commands per host, and runs nothing.'
+        Show 'Invoke-MoltarDeploy staging web -Package demo-app -WhatIf'
+        Say 'Deploy it to production two hosts at a time; dpkg verifies each host. (-Confirm:$false: no prompt per batch.)'
+        Show 'Invoke-MoltarDeploy production -Package demo-app -BatchSize 2 -Quiet -Confirm:$false'
+        Say 'Roll back by pinning a version.'
+        Show 'Invoke-MoltarDeploy production -Package demo-app -Version 1.0.0 -Quiet -Confirm:$false'
     }
     Say 'Done. Stopping the sandbox.'
 }

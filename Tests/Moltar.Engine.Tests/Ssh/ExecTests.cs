@@ -226,8 +226,9 @@ public sealed class ExecTests(SshdFixture sshd, ITestOutputHelper output)
     {
         var host = sshd.Hosts[1];
         using var connection = Connect(host);
-        var task = connection.RunAsync("echo running; sleep 33", new ExecOptions { Timeout = TimeSpan.FromSeconds(20) });
-        Thread.Sleep(500);
+        using var running = new ManualResetEventSlim(false);
+        var task = connection.RunAsync("echo running; sleep 33", new ExecOptions { Timeout = TimeSpan.FromSeconds(20), OnLine = (_, _) => running.Set() });
+        Assert.True(running.Wait(TimeSpan.FromSeconds(10)), "the command did not start");
 
         // Kill the sshd processes serving sessions on this host (not the listener), as a crash or a reboot would.
         var listener = host.SshdPid;

@@ -66,6 +66,12 @@ public sealed class AwsSession
         }
         catch (Exception e) when (e is AmazonClientException or AmazonServiceException)
         {
+            // The SDK wraps what our own callbacks throw (MfaRequired); that one says best what to do.
+            for (var inner = e.InnerException; inner is not null; inner = inner.InnerException)
+            {
+                if (inner is MoltarException own)
+                    throw own;
+            }
             throw new MoltarException("CredentialsUnavailable", "AuthenticationError",
                 $"AWS credentials from {CredentialSource} could not be obtained: {e.Message}", e);
         }

@@ -55,6 +55,8 @@ public sealed class FanOutEvent<TItem, TResult>
     public Exception? Error { get; init; }
     /// <summary>For Completed: the item never ran (cancelled before it started, or StopOnFailure).</summary>
     public bool Skipped { get; init; }
+    /// <summary>For Completed: the item failed (an error other than cancellation, a result the runner's isFailure judged failed, or skipped).</summary>
+    public bool Failed { get; init; }
     /// <summary>For Completed: how long the item ran.</summary>
     public TimeSpan Duration { get; init; }
     /// <summary>Items finished and items added so far, when the event was made (for progress).</summary>
@@ -440,6 +442,7 @@ public sealed class FanOutRunner<TItem, TResult> : IDisposable
                 Index = index,
                 Result = result,
                 Error = error,
+                Failed = failed,
                 Duration = clock.Elapsed,
                 CompletedCount = done,
                 TotalCount = TotalCount,
@@ -473,6 +476,7 @@ public sealed class FanOutRunner<TItem, TResult> : IDisposable
             HasItem = true,
             Index = index,
             Skipped = true,
+            Failed = true,
             Error = _cts.IsCancellationRequested
                 ? new OperationCanceledException(reason, _cts.Token)
                 : new FanOutSkippedException(reason),

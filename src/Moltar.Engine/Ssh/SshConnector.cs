@@ -304,8 +304,8 @@ public sealed class SshConnector : IDisposable
 
     /// <summary>
     /// SSH.NET's Connect blocks and cannot be cancelled while it reads the server's version or waits for key
-    /// exchange. It runs on a thread of its own; on cancellation this returns at once, the client is disposed
-    /// (which ends most waits), and the connect thread disposes it again when SSH.NET lets go.
+    /// exchange. It runs on a thread of its own; on cancellation this returns at once and the connect thread
+    /// disposes the client when SSH.NET lets go (within ConnectTimeout).
     /// </summary>
     private void ConnectCancellable(BaseClient client, CancellationToken cancellationToken)
     {
@@ -358,12 +358,10 @@ public sealed class SshConnector : IDisposable
 
         public void Abandon()
         {
-            if (Interlocked.CompareExchange(ref _state, Abandoned, Running) == Running)
-            {
-                // Closing now ends waits that watch the socket; never block the caller on it.
-                ThreadPool.UnsafeQueueUserWorkItem(static c => SafeDispose(c), client, preferLocal: false);
-            }
-            else
+            // While Connect runs, disposing the client stops nothing (SSH.NET assigns the session only once the
+            // handshake is done) and turns the later Dispose into a no-op, so the session it then assigns stayed
+            // connected for good. The connect thread disposes the client when SSH.NET returns (Run, above).
+            if (Interlocked.CompareExchange(ref _state, Abandoned, Running) != Running)
             {
                 SafeDispose(client);
             }

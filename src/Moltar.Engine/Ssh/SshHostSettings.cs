@@ -211,7 +211,8 @@ public sealed class SshHostSettings
             ?? PathList(config.Get("GlobalKnownHostsFile"), tokens)
             ?? new[] { "/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2" };
 
-        var strict = options.StrictHostKeyChecking ?? ParseStrict(config.Get("StrictHostKeyChecking"), notes) ?? StrictHostKeyChecking.Yes;
+        var strict = options.StrictHostKeyChecking ?? ParseStrict(config.Get("StrictHostKeyChecking"), notes)
+            ?? options.DefaultStrictHostKeyChecking ?? StrictHostKeyChecking.Yes;
 
         var connectTimeout = options.ConnectTimeout
             ?? (IntValue(config.Get("ConnectTimeout"), notes) is int ct && ct > 0 ? TimeSpan.FromSeconds(ct) : (TimeSpan?)null)

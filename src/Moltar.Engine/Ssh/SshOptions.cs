@@ -37,7 +37,10 @@ public sealed record SshOptions
     public string? Passphrase { get; init; }
     /// <summary>"[user@]host[:port]" (comma-separated for a chain), or "none"; null = ssh config's ProxyJump.</summary>
     public string? JumpHost { get; init; }
+    /// <summary>The host key policy; wins over ssh config. Null = ssh config's, else DefaultStrictHostKeyChecking.</summary>
     public StrictHostKeyChecking? StrictHostKeyChecking { get; init; }
+    /// <summary>The policy when neither StrictHostKeyChecking nor ssh config sets one. Null = Yes (OpenSSH's ask, with nobody to answer).</summary>
+    public StrictHostKeyChecking? DefaultStrictHostKeyChecking { get; init; }
     /// <summary>User known_hosts files; the first is the one AcceptNew writes to. Null = ssh config, else ~/.ssh/known_hosts.</summary>
     public IReadOnlyList<string>? KnownHostsPaths { get; init; }
     /// <summary>Global known_hosts files (read only). Null = ssh config, else /etc/ssh/ssh_known_hosts.</summary>
@@ -67,7 +70,7 @@ public sealed record SshOptions
     {
         builder.Append($"User = {User}, Port = {Port}, KeyFiles = [{string.Join(", ", KeyFiles)}], ");
         builder.Append($"Passphrase = {(Passphrase is null ? "" : "***")}, JumpHost = {JumpHost}, ");
-        builder.Append($"StrictHostKeyChecking = {StrictHostKeyChecking}, KnownHostsPaths = [{string.Join(", ", KnownHostsPaths ?? Array.Empty<string>())}], ");
+        builder.Append($"StrictHostKeyChecking = {StrictHostKeyChecking}, DefaultStrictHostKeyChecking = {DefaultStrictHostKeyChecking}, KnownHostsPaths = [{string.Join(", ", KnownHostsPaths ?? Array.Empty<string>())}], ");
         builder.Append($"ConfigPath = {ConfigPath}, ConnectTimeout = {ConnectTimeout}, ServerAliveInterval = {ServerAliveInterval}, ");
         builder.Append($"UseAgent = {UseAgent}, AgentPath = {AgentPath}, KexAlgorithms = {KexAlgorithms}, Ciphers = {Ciphers}");
         return true;

@@ -53,10 +53,22 @@ public sealed class InvokeMoltarCommandCommand : MoltarSshCmdlet
         Drain(runner, $"Invoke-MoltarCommand: {Command}", Quiet, completed =>
         {
             var result = SshFanOut.ToResult(completed, Command);
+            WarnTruncated(completed);
             WriteObject(result);
             if (SshFanOut.FailureOf(completed) is { } failure)
                 WriteError(HostError(failure, completed.Item!, approved[completed.Index].Origin));
         });
+    }
+
+    /// <summary>Output beyond -MaxOutputBytes is not in the result: say so rather than hand back a silently cut text.</summary>
+    private void WarnTruncated(FanOutEvent<SshTarget, ExecOutcome> completed)
+    {
+        if (completed.Result is not { } outcome)
+            return;
+        if (outcome.StdoutTruncated)
+            WriteWarning($"{completed.Item!.DisplayName}: kept the first {MaxOutputBytes} bytes of {outcome.StdoutBytes} bytes of output (-MaxOutputBytes).");
+        if (outcome.StderrTruncated)
+            WriteWarning($"{completed.Item!.DisplayName}: kept the first {MaxOutputBytes} bytes of {outcome.StderrBytes} bytes of error output (-MaxOutputBytes).");
     }
 
     private SshConnector CreateConnector(SshOptions options)

@@ -22,8 +22,8 @@ public abstract class MoltarSshCmdlet : MoltarAwsCmdlet
     [Parameter(ParameterSetName = PipelineSet, Mandatory = true, ValueFromPipeline = true)]
     public PSObject[]? InputObject { get; set; }
 
-    [Parameter(ParameterSetName = SelectionSet)] [ValidateNotNullOrEmpty] [ArgumentCompleter(typeof(EnvironmentCompleter))] public string? Environment { get; set; }
-    [Parameter(ParameterSetName = SelectionSet)] [ValidateNotNullOrEmpty] [ArgumentCompleter(typeof(ClusterCompleter))] public string? Cluster { get; set; }
+    [Parameter(ParameterSetName = SelectionSet)] [ValidateNotNullOrEmpty] [ArgumentCompleter(typeof(EnvironmentCompleter))] public virtual string? Environment { get; set; }
+    [Parameter(ParameterSetName = SelectionSet)] [ValidateNotNullOrEmpty] [ArgumentCompleter(typeof(ClusterCompleter))] public virtual string? Cluster { get; set; }
     [Parameter(ParameterSetName = SelectionSet)] [ValidateNotNullOrEmpty] [ArgumentCompleter(typeof(NameCompleter))] public string? Name { get; set; }
     [Parameter(ParameterSetName = SelectionSet)] [ValidateNotNullOrEmpty] public Hashtable? Tag { get; set; }
 
@@ -36,7 +36,7 @@ public abstract class MoltarSshCmdlet : MoltarAwsCmdlet
     [Parameter] [ValidateSet("Auto", "Public", "Private", IgnoreCase = true)] public string? AddressType { get; set; }
     [Parameter] [ValidateSet("Yes", "AcceptNew", "No", IgnoreCase = true)] public string? StrictHostKeyChecking { get; set; }
     [Parameter] [ValidateNotNullOrEmpty] [Alias("UserKnownHostsFile")] public string? KnownHostsPath { get; set; }
-    /// <summary>The ssh config file to read instead of ~/.ssh/config (as ssh -F); 'none' reads none.</summary>
+    /// <summary>The ssh config file to read instead of ~/.ssh/config and /etc/ssh/ssh_config (as ssh -F); 'none' reads none.</summary>
     [Parameter] [ValidateNotNullOrEmpty] public string? SshConfigPath { get; set; }
     [Parameter] [ValidateRange(1, 3600)] public int? ConnectTimeoutSeconds { get; set; }
 
@@ -70,7 +70,9 @@ public abstract class MoltarSshCmdlet : MoltarAwsCmdlet
             var targets = new List<HostWork>();
             foreach (var input in _input)
             {
-                try { targets.Add(new HostWork(InstanceInput.ToTarget(input, context.AddressType), input.BaseObject)); }
+                // The error records' target is what the user piped; a PSCustomObject is only whole as its PSObject.
+                object origin = input.BaseObject is PSCustomObject ? input : input.BaseObject;
+                try { targets.Add(new HostWork(InstanceInput.ToTarget(input, context.AddressType), origin)); }
                 catch (ArgumentException e) { ThrowInvalidArgument("InvalidInputObject", e.Message, input); }
             }
             return targets;
@@ -155,8 +157,12 @@ public abstract class MoltarSshCmdlet : MoltarAwsCmdlet
             Passphrase = Credential?.GetNetworkCredential().Password is { Length: > 0 } passphrase ? passphrase : null,
             JumpHost = context.JumpHost,
             StrictHostKeyChecking = ParsePolicy(context),
+            // Not chosen here, not in ssh config: the context's default (AcceptNew), as the help says.
+            DefaultStrictHostKeyChecking = Enum.Parse<Engine.Ssh.StrictHostKeyChecking>(context.StrictHostKeyChecking, ignoreCase: true),
             KnownHostsPaths = context.KnownHostsPath is null ? null : new[] { ExpandHome(context.KnownHostsPath) },
             ConfigPath = SshConfigPath is null ? null : SshConfigPath == "none" ? "none" : GetUnresolvedProviderPathFromPSPath(SshConfigPath),
+            // As ssh -F: a config file given on the command line replaces /etc/ssh/ssh_config too.
+            SystemConfigPath = SshConfigPath is null ? null : "none",
             ConnectTimeout = ConnectTimeoutSeconds is { } seconds ? TimeSpan.FromSeconds(seconds) : null,
         };
     }
@@ -226,7 +232,7 @@ public abstract class MoltarSshCmdlet : MoltarAwsCmdlet
                     WriteVerbose(e.HasItem ? $"{e.Item!.DisplayName}: {e.Text}" : e.Text ?? "");
                     break;
                 case FanOutEventKind.Completed:
-                    if (e.Error is not null || e.Skipped) failed++;
+                    if (e.Failed) failed++;
                     completed(e);
                     if (describeProgress is not null)
                     {

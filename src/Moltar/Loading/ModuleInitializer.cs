@@ -30,6 +30,16 @@ public sealed class ModuleInitializer : IModuleAssemblyInitializer, IModuleAssem
         AssemblyLoadContext.Default.Resolving -= ResolveEngine;
     }
 
-    private static Assembly? ResolveEngine(AssemblyLoadContext context, AssemblyName name) =>
-        name.Name == EngineAssemblyName ? s_context?.LoadFromAssemblyName(name) : null;
+    // Only when deps/ holds the engine: otherwise the private context would defer to the default one, which
+    // asks this handler again, forever (a module folder copied without deps/ must fail with a clear message).
+    private static Assembly? ResolveEngine(AssemblyLoadContext context, AssemblyName name)
+    {
+        if (name.Name != EngineAssemblyName)
+            return null;
+        string engine = Path.Combine(DependencyDirectory, EngineAssemblyName + ".dll");
+        if (!File.Exists(engine))
+            throw new FileNotFoundException(
+                $"Moltar's engine is missing: {engine} does not exist. Reinstall the module (its deps folder must stay beside Moltar.Cmdlets.dll).", engine);
+        return s_context?.LoadFromAssemblyPath(engine);
+    }
 }

@@ -1,0 +1,740 @@
+# Invoke-MoltarCommand against one sandbox fleet of 20 real sshd hosts (plus, for jump hosts, sshd processes of this
+# file's own in two network namespaces). Nothing here reads or writes the real ~/.ssh: HOME points at a scratch folder.
+BeforeDiscovery {
+    Import-Module (Join-Path $PSScriptRoot 'TestHelpers.psm1') -Force
+    $script:SkipReason = Get-SandboxSkipReason
+}
+
+Describe 'Invoke-MoltarCommand' -Skip:([bool] $SkipReason) {
+    BeforeAll {
+        Import-Module (Join-Path $PSScriptRoot 'TestHelpers.psm1') -Force
+        $script:ModulePath = Get-TestModulePath
+        Import-Module $ModulePath -Force
+        $script:Scratch = Join-Path ([IO.Path]::GetTempPath()) "moltar-command-$PID"
+        Remove-Item -Recurse -Force $Scratch -ErrorAction Ignore
+        New-Item -ItemType Directory -Force -Path $Scratch | Out-Null
+        Set-TestAwsEnvironment -Directory (Join-Path $Scratch 'aws')
+        Add-TestAwsProfile -Name 'demo' -Region 'us-east-1'
+
+        # The engine reads ~ for default keys, ~/.ssh/config and known_hosts: point it at an empty home, and no agent.
+        $script:SavedHome = $env:HOME
+        $script:SavedAgent = $env:SSH_AUTH_SOCK
+        $env:HOME = Join-Path $Scratch 'home'
+        New-Item -ItemType Directory -Force -Path $env:HOME | Out-Null
+        Remove-Item env:SSH_AUTH_SOCK -ErrorAction Ignore
+
+        $script:Sandbox = Start-TestSandbox -Hosts 20
+        $env:MOLTAR_ENDPOINT_URL = $Sandbox.Endpoint
+        $script:Hosts = @($Sandbox.Hosts | Sort-Object Name)
+        $script:Addresses = @($Hosts | ForEach-Object Address)
+        $script:Ssh = @{ KeyFile = $Sandbox.ClientKeyPath; KnownHostsPath = $Sandbox.KnownHostsPath; SshConfigPath = 'none' }
+        $script:CmdletId = 'Moltar.Cmdlets.InvokeMoltarCommandCommand'
+        # A command that never ends would hang the whole run: let it fail as a Timeout instead (tests that are
+        # about timeouts give their own -TimeoutSeconds).
+        $global:PSDefaultParameterValues['Invoke-MoltarCommand:TimeoutSeconds'] = 90
+
+        $script:Repo = Join-Path $Scratch 'repo'
+        New-Item -ItemType Directory -Force -Path $Repo | Out-Null
+        Set-Content (Join-Path $Repo '.moltar.psd1') "@{ Project = 'demo' }"
+        Push-Location $Repo
+        $script:Instances = @(Get-MoltarInstance)
+
+        # A second runspace with the module loaded: Ctrl+C (Stop) and the progress stream are driven through it.
+        $script:Runspace = [runspacefactory]::CreateRunspace()
+        $Runspace.Open()
+        $Runspace.SessionStateProxy.Path.SetLocation($Repo) | Out-Null
+        $init = [powershell]::Create()
+        $init.Runspace = $Runspace
+        $null = $init.AddCommand('Import-Module').AddParameter('Name', $ModulePath).Invoke()
+        $init.Dispose()
+
+        function New-RunspaceCommand([scriptblock] $Script, [object[]] $Arguments = @()) {
+            $ps = [powershell]::Create()
+            $ps.Runspace = $script:Runspace
+            $null = $ps.AddScript($Script)
+            foreach ($argument in $Arguments) { $null = $ps.AddArgument($argument) }
+            $ps
+        }
+
+        function Get-ThrownError([scriptblock] $Script) {
+            try { & $Script; $null } catch { $_ }
+        }
+
+        function Find-TestHost([string] $Address) { $script:Hosts | Where-Object Address -EQ $Address }
+
+        function New-KnownHosts([string] $Name, [string[]] $Lines) {
+            $path = Join-Path $script:Scratch "$Name.known_hosts"
+            Set-Content -Path $path -Value $Lines
+            $path
+        }
+
+        # Remote: how many processes run exactly this command line (the grep itself never matches -x).
+        function Get-RemoteProcessCount([string[]] $Address, [string] $CommandLine) {
+            $results = $Address | Invoke-MoltarCommand "ps -eo args | grep -cx '$CommandLine' || true" @script:Ssh -Quiet
+            ($results | ForEach-Object { [int] $_.Output.Trim() } | Measure-Object -Sum).Sum
+        }
+
+        # Client: TCP connections of this process to the given hosts' port 22 that are still open (SSH.NET's sockets
+        # are dual-mode: ss shows the peer as [::ffff:127.0.10.1]:22).
+        function Get-OpenConnection([string[]] $Address) {
+            $wanted = [Collections.Generic.HashSet[string]]::new([string[]] @($Address | ForEach-Object { "${_}:22" }))
+            @(ss -Htnp state established | Where-Object { $_ -match "pid=$PID," } |
+                Where-Object { $columns = -split $_; $columns.Count -ge 4 -and $wanted.Contains(($columns[3] -replace '^\[::ffff:([^\]]+)\]:', '$1:')) })
+        }
+    }
+
+    AfterAll {
+        $global:PSDefaultParameterValues.Remove('Invoke-MoltarCommand:TimeoutSeconds')
+        Pop-Location -ErrorAction Ignore
+        if ($Runspace) { $Runspace.Dispose() }
+        Stop-TestSandbox $Sandbox
+        Remove-Item env:MOLTAR_ENDPOINT_URL -ErrorAction Ignore
+        $env:HOME = $SavedHome
+        if ($SavedAgent) { $env:SSH_AUTH_SOCK = $SavedAgent }
+        Remove-Item -Recurse -Force $Scratch -ErrorAction Ignore
+    }
+
+    Context 'results, exit codes and errors' {
+        It 'returns each host its own output, stderr apart, its exit code and a CommandFailed error for non-zero exits' {
+            $command = 'n=$(uname -n); echo "out $n"; echo "err $n" >&2; case $n in *-web-*) exit 0;; *-jobs-*) exit 3;; *) exit 70;; esac'
+            $results = $Instances | Invoke-MoltarCommand $command @Ssh -Quiet -ErrorAction SilentlyContinue -ErrorVariable failures
+            $succeeded = $?
+
+            $succeeded | Should -BeFalse
+            $results.Count | Should -Be 20
+            ($results.InstanceId | Sort-Object) | Should -Be ($Instances.InstanceId | Sort-Object)
+            foreach ($result in $results) {
+                $result | Should -BeOfType ([Moltar.MoltarCommandResult])
+                $expected = if ($result.Name -like '*-web-*') { 0 } elseif ($result.Name -like '*-jobs-*') { 3 } else { 70 }
+                $result.Output | Should -BeExactly "out $($result.Name)`n"
+                $result.Error | Should -BeExactly "err $($result.Name)`n"
+                $result.ExitCode | Should -Be $expected
+                $result.Succeeded | Should -Be ($expected -eq 0)
+                $result.ErrorId | Should -Be $(if ($expected -eq 0) { $null } else { 'CommandFailed' })
+                $result.Command | Should -BeExactly $command
+                $result.Address | Should -Be ($Instances | Where-Object InstanceId -EQ $result.InstanceId).Address
+                $result.Duration | Should -BeGreaterThan ([TimeSpan]::Zero)
+            }
+
+            $failed = @($results | Where-Object { -not $_.Succeeded })
+            $failed.Count | Should -BeGreaterThan 0
+            $failures.Count | Should -Be $failed.Count
+            foreach ($record in $failures) {
+                $record.FullyQualifiedErrorId | Should -BeExactly "CommandFailed,$CmdletId"
+                $record.TargetObject | Should -BeOfType ([Moltar.MoltarInstance])
+                $record.CategoryInfo.Category | Should -Be 'InvalidResult'
+                $result = $results | Where-Object InstanceId -EQ $record.TargetObject.InstanceId
+                $record.Exception.Message | Should -BeExactly "The command exited with code $($result.ExitCode) on $($result.Name)."
+            }
+        }
+
+        It 'leaves $? true when every host succeeds' {
+            $results = $Instances | Invoke-MoltarCommand 'true' @Ssh -Quiet
+            $? | Should -BeTrue
+            @($results | Where-Object Succeeded).Count | Should -Be 20
+        }
+
+        It 'stops a scheduled task with -ErrorAction Stop' {
+            $thrown = Get-ThrownError { $Instances | Invoke-MoltarCommand 'case $(uname -n) in *-jobs-*) exit 9;; esac' @Ssh -Quiet -ErrorAction Stop }
+            $thrown | Should -Not -BeNullOrEmpty
+            $thrown.FullyQualifiedErrorId | Should -BeExactly "CommandFailed,$CmdletId"
+            $thrown.Exception.Message | Should -Match '^The command exited with code 9 on demo-\w+-jobs-\d+\.$'
+            # The hosts still connecting or running when it stopped are closed too (connects finish their handshake first).
+            $deadline = [DateTime]::UtcNow.AddSeconds(10)
+            while ((Get-OpenConnection $Addresses) -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 100 }
+            Get-OpenConnection $Addresses | Should -BeNullOrEmpty
+        }
+
+        It 'brings back a 10 MB output from one host whole, beside the results of the other hosts' {
+            $big = $Hosts[4].Name
+            $line = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-' # 63 characters + newline = 64 bytes
+            $command = "if [ `$(uname -n) = $big ]; then yes '$line' | head -c 10485760; else uname -n; fi"
+            $results = $Instances | Invoke-MoltarCommand $command @Ssh -Quiet
+            $large = $results | Where-Object Name -EQ $big
+            $large.Succeeded | Should -BeTrue
+            $large.Output.Length | Should -Be 10485760
+            $large.Output -ceq ("$line`n" * 163840) | Should -BeTrue
+            foreach ($other in $results | Where-Object Name -NE $big) { $other.Output | Should -BeExactly "$($other.Name)`n" }
+        }
+
+        It 'keeps at most -MaxOutputBytes of a host''s output and says so in a warning' {
+            $result = $Addresses[0] | Invoke-MoltarCommand 'seq 1 20000' @Ssh -Quiet -MaxOutputBytes 100 -WarningVariable warnings
+            $result.Succeeded | Should -BeTrue
+            $result.Output | Should -BeExactly ((1..20000 -join "`n") + "`n").Substring(0, 100)
+            $warnings.Count | Should -Be 1
+            "$($warnings[0])" | Should -BeExactly "$($Addresses[0]): kept the first 100 bytes of 108894 bytes of output (-MaxOutputBytes)."
+        }
+    }
+
+    Context 'fan-out' {
+        It 'emits each host''s result as it finishes: a slow host does not hold back the others' {
+            $slow = $Instances[0]
+            $clock = [Diagnostics.Stopwatch]::StartNew()
+            $seen = $Instances | Invoke-MoltarCommand "if [ `$(uname -n) = $($slow.Name) ]; then sleep 8; fi; uname -n" @Ssh -Quiet |
+                ForEach-Object { [pscustomobject]@{ Name = $_.Name; At = $clock.Elapsed.TotalSeconds; Output = $_.Output } }
+
+            $seen.Count | Should -Be 20
+            $seen[-1].Name | Should -Be $slow.Name
+            $seen[-1].At | Should -BeGreaterOrEqual 8
+            $latestOther = ($seen | Select-Object -SkipLast 1 | Measure-Object At -Maximum).Maximum
+            # The 19 others were written to the pipeline while the slow host still slept, not all at the end.
+            $latestOther | Should -BeLessThan ($seen[-1].At - 2)
+        }
+
+        It 'ends a command that outlasts -TimeoutSeconds on that host only, with a Timeout error, and kills it' {
+            $stuck = $Instances[1]
+            $results = $Instances | Invoke-MoltarCommand "if [ `$(uname -n) = $($stuck.Name) ]; then sleep 31; fi; echo done" @Ssh -Quiet -TimeoutSeconds 2 -ErrorAction SilentlyContinue -ErrorVariable failures
+
+            $timedOut = $results | Where-Object Name -EQ $stuck.Name
+            $timedOut.Succeeded | Should -BeFalse
+            $timedOut.ErrorId | Should -Be 'Timeout'
+            $timedOut.ExitCode | Should -BeNullOrEmpty
+            $timedOut.Error | Should -Match "did not finish within 2 s on $($stuck.Name)"
+            $timedOut.Duration.TotalSeconds | Should -BeGreaterOrEqual 2
+            $timedOut.Duration.TotalSeconds | Should -BeLessThan 6
+            @($results | Where-Object { $_.Succeeded -and $_.Output -eq "done`n" }).Count | Should -Be 19
+            $failures.Count | Should -Be 1
+            $failures[0].FullyQualifiedErrorId | Should -BeExactly "Timeout,$CmdletId"
+            $failures[0].TargetObject.InstanceId | Should -Be $stuck.InstanceId
+            Get-RemoteProcessCount $stuck.Address 'sleep 31' | Should -Be 0
+        }
+
+        It 'runs hosts one at a time in the order given with -Series' {
+            $order = $Instances[7, 2, 11, 5]
+            $results = $order | Invoke-MoltarCommand 'sleep 0.2; uname -n' @Ssh -Quiet -Series
+            $results.Name | Should -Be $order.Name
+            for ($i = 1; $i -lt $results.Count; $i++) {
+                $results[$i].StartTime | Should -BeGreaterThan ($results[$i - 1].StartTime + $results[$i - 1].Duration)
+            }
+        }
+
+        It 'never runs more than -ThrottleLimit hosts at once' {
+            $results = $Instances[0..7] | Invoke-MoltarCommand 'sleep 0.3' @Ssh -Quiet -ThrottleLimit 2
+            $results.Count | Should -Be 8
+            # At the moment each command started, at most two commands (itself included) were running.
+            foreach ($result in $results) {
+                $running = @($results | Where-Object { $_.StartTime -le $result.StartTime -and $result.StartTime -lt ($_.StartTime + $_.Duration) })
+                $running.Count | Should -BeLessOrEqual 2
+            }
+            # And the limit was used, not just respected: some commands ran side by side.
+            $sideBySide = @(foreach ($a in $results) { foreach ($b in $results) {
+                        if ($a -ne $b -and $a.StartTime -lt ($b.StartTime + $b.Duration) -and $b.StartTime -lt ($a.StartTime + $a.Duration)) { $a } } })
+            $sideBySide.Count | Should -BeGreaterThan 0
+        }
+
+        It 'reports a host that cannot be reached as ConnectFailed without disturbing the others' {
+            $results = @($Addresses[0], '127.0.11.250', $Addresses[1]) | Invoke-MoltarCommand 'echo ok' @Ssh -Quiet -ConnectTimeoutSeconds 3 -ErrorAction SilentlyContinue -ErrorVariable failures
+            $results.Count | Should -Be 3
+            ($results | Where-Object Address -EQ '127.0.11.250').ErrorId | Should -Be 'ConnectFailed'
+            @($results | Where-Object Succeeded).Count | Should -Be 2
+            $failures.Count | Should -Be 1
+            $failures[0].FullyQualifiedErrorId | Should -BeExactly "ConnectFailed,$CmdletId"
+            $failures[0].TargetObject | Should -Be '127.0.11.250'
+            $failures[0].Exception.Message | Should -Match '127\.0\.11\.250:22'
+        }
+
+        It 'reports a connection dropped mid-command as ConnectionLost' {
+            $victim = $Hosts[19]
+            $ps = New-RunspaceCommand { param($address, $ssh) $address | Invoke-MoltarCommand 'echo started; sleep 20' @ssh } @($victim.Address, $Ssh)
+            try {
+                $async = $ps.BeginInvoke()
+                $deadline = [DateTime]::UtcNow.AddSeconds(30)
+                while ($ps.Streams.Information.Count -lt 1 -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 50 }
+                Stop-MoltarSandboxHost $Sandbox $victim.Name
+                $result = $ps.EndInvoke($async)
+                $result.Count | Should -Be 1
+                $result[0].ErrorId | Should -Be 'ConnectionLost'
+                $result[0].Output | Should -BeExactly "started`n"
+                $ps.Streams.Error[0].FullyQualifiedErrorId | Should -BeExactly "ConnectionLost,$CmdletId"
+            }
+            finally {
+                $ps.Dispose()
+                $null = Start-MoltarSandboxHost $Sandbox $victim.Name
+            }
+            ($victim.Address | Invoke-MoltarCommand 'uname -n' @Ssh -Quiet).Output | Should -BeExactly "$($victim.Name)`n"
+        }
+
+        It 'writes progress: hosts done of total, and failed' {
+            $ps = New-RunspaceCommand { param($instances, $ssh) $instances | Invoke-MoltarCommand 'case $(uname -n) in *-search-*) exit 1;; esac' @ssh -Quiet } @(, $Instances)
+            $null = $ps.AddArgument($Ssh)
+            try {
+                $results = $ps.Invoke()
+                $results.Count | Should -Be 20
+                $failedCount = @($results | Where-Object { -not $_.Succeeded }).Count
+                $progress = @($ps.Streams.Progress)
+                $progress.Activity | Select-Object -Unique | Should -Be "Invoke-MoltarCommand: case `$(uname -n) in *-search-*) exit 1;; esac"
+                $running = @($progress | Where-Object RecordType -EQ 'Processing')
+                $running.Count | Should -Be 20
+                $running[-1].StatusDescription | Should -BeExactly "20 of 20 hosts done, $failedCount failed"
+                $running[-1].PercentComplete | Should -Be 100
+                $progress[-1].RecordType | Should -Be 'Completed'
+            }
+            finally { $ps.Dispose() }
+        }
+    }
+
+    Context 'Ctrl+C' {
+        It 'stops every host within seconds when the pipeline is stopped (<Mode>), leaving no connection and no remote command' -TestCases @(
+            @{ Mode = 'exec'; Sleep = 'sleep 47'; Pty = $false }
+            @{ Mode = 'pty'; Sleep = 'sleep 48'; Pty = $true }
+        ) {
+            $ps = New-RunspaceCommand { param($instances, $ssh, $command, $pty) $instances | Invoke-MoltarCommand $command @ssh -Pty:$pty } @(, $Instances)
+            $null = $ps.AddArgument($Ssh).AddArgument("echo started; $Sleep; echo never").AddArgument($Pty)
+            try {
+                $async = $ps.BeginInvoke()
+                $deadline = [DateTime]::UtcNow.AddSeconds(40)
+                while ($ps.Streams.Information.Count -lt 20 -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 50 }
+                $ps.Streams.Information.Count | Should -Be 20 -Because 'every host started the command'
+                Get-RemoteProcessCount $Addresses $Sleep | Should -Be 20
+                (Get-OpenConnection $Addresses).Count | Should -Be 20
+
+                $clock = [Diagnostics.Stopwatch]::StartNew()
+                $ps.Stop()
+                $clock.Stop()
+                $clock.Elapsed.TotalSeconds | Should -BeLessThan 3
+                $ps.InvocationStateInfo.State | Should -Be 'Stopped'
+                $async.IsCompleted | Should -BeTrue
+                Get-OpenConnection $Addresses | Should -BeNullOrEmpty
+                # TERM (exec) or the hang-up of the terminal (pty) ends the remote commands.
+                $deadline = [DateTime]::UtcNow.AddSeconds(5)
+                do { $left = Get-RemoteProcessCount $Addresses $Sleep } while ($left -gt 0 -and [DateTime]::UtcNow -lt $deadline)
+                $left | Should -Be 0
+            }
+            finally { $ps.Dispose() }
+        }
+    }
+
+    Context 'input and selection' {
+        It 'selects instances with the selection parameters, as Get-MoltarInstance does' {
+            $web = @(Get-MoltarInstance -Cluster web)
+            $web.Count | Should -BeGreaterThan 1
+            $results = Invoke-MoltarCommand -Cluster web 'uname -n' @Ssh -Quiet
+            ($results.Name | Sort-Object) | Should -Be ($web.Name | Sort-Object)
+            foreach ($result in $results) { $result.Output | Should -BeExactly "$($result.Name)`n" }
+            $results = Invoke-MoltarCommand -Environment staging -Cluster web 'uname -n' @Ssh -Quiet
+            $results.Name | ForEach-Object { $_ | Should -BeLike 'demo-staging-web-*' }
+        }
+
+        It 'stops with InstanceNotFound when the selection finds nothing' {
+            $thrown = Get-ThrownError { Invoke-MoltarCommand -Cluster nosuch 'true' @Ssh }
+            $thrown.FullyQualifiedErrorId | Should -BeExactly "InstanceNotFound,$CmdletId"
+            $thrown.Exception.Message | Should -Match 'nothing was run'
+        }
+
+        It 'takes Get-EC2Instance-shaped objects by property, with -AddressType choosing the address' {
+            $shaped = $Hosts[0..2] | ForEach-Object {
+                [pscustomobject]@{
+                    InstanceId       = $_.InstanceId
+                    PrivateIpAddress = '10.255.255.1'
+                    PublicIpAddress  = $_.Address
+                    Tags             = @([pscustomobject]@{ Key = 'Cluster'; Value = 'web' }, [pscustomobject]@{ Key = 'Name'; Value = $_.Name })
+                }
+            }
+            $results = $shaped | Invoke-MoltarCommand 'uname -n; exit 5' @Ssh -Quiet -AddressType Public -ErrorAction SilentlyContinue -ErrorVariable failures
+            $results.Count | Should -Be 3
+            foreach ($result in $results) {
+                $source = $Hosts | Where-Object InstanceId -EQ $result.InstanceId
+                $result.Name | Should -Be $source.Name
+                $result.Address | Should -Be $source.Address
+                $result.Output | Should -BeExactly "$($source.Name)`n"
+                $result.ExitCode | Should -Be 5
+            }
+            $failures.Count | Should -Be 3
+            $failures | ForEach-Object { $_.TargetObject | Should -BeIn $shaped }
+        }
+
+        It 'takes plain host names and addresses' {
+            $results = $Addresses[0..3] | Invoke-MoltarCommand 'uname -n' @Ssh -Quiet
+            ($results | ForEach-Object Address | Sort-Object) | Should -Be ($Addresses[0..3] | Sort-Object)
+            foreach ($result in $results) {
+                $result.InstanceId | Should -BeExactly ''
+                $result.Output | Should -BeExactly "$((Find-TestHost $result.Address).Name)`n"
+            }
+        }
+
+        It 'refuses input without an address, naming what it needs' {
+            $thrown = Get-ThrownError { [pscustomobject]@{ InstanceId = 'i-0123456789abcdef0' } | Invoke-MoltarCommand 'true' @Ssh }
+            $thrown.FullyQualifiedErrorId | Should -BeExactly "InvalidInputObject,$CmdletId"
+            $thrown.Exception.Message | Should -Match 'i-0123456789abcdef0 has no address'
+        }
+
+        It 'runs nothing with -WhatIf' {
+            $results = $Instances[0..2] | Invoke-MoltarCommand 'touch /tmp/moltar-whatif' @Ssh -WhatIf
+            $results | Should -BeNullOrEmpty
+            $check = $Instances[0..2] | Invoke-MoltarCommand 'test ! -e /tmp/moltar-whatif' @Ssh -Quiet
+            @($check | Where-Object Succeeded).Count | Should -Be 3
+        }
+    }
+
+    Context 'standard input, terminal and live output' {
+        It 'sends -Stdin to every host' {
+            $results = $Instances | Invoke-MoltarCommand 'cat; echo "<$(uname -n)"' @Ssh -Quiet -Stdin "first line`nsecond line`n"
+            foreach ($result in $results) { $result.Output | Should -BeExactly "first line`nsecond line`n<$($result.Name)`n" }
+        }
+
+        It 'sends the bytes of -StdinPath to every host' {
+            $file = Join-Path $Scratch 'payload.bin'
+            $bytes = [byte[]]::new(1MB)
+            [Random]::new(7).NextBytes($bytes)
+            [IO.File]::WriteAllBytes($file, $bytes)
+            $expected = (Get-FileHash $file -Algorithm SHA256).Hash.ToLowerInvariant()
+            $results = $Instances | Invoke-MoltarCommand 'sha256sum | cut -d" " -f1' @Ssh -Quiet -StdinPath $file
+            $results.Count | Should -Be 20
+            foreach ($result in $results) { $result.Output.Trim() | Should -Be $expected }
+        }
+
+        It 'refuses -Stdin with -StdinPath, and a -StdinPath that does not exist' {
+            (Get-ThrownError { $Addresses[0] | Invoke-MoltarCommand 'cat' @Ssh -Stdin 'x' -StdinPath $PSCommandPath }).FullyQualifiedErrorId |
+                Should -BeExactly "StdinConflict,$CmdletId"
+            $thrown = Get-ThrownError { $Addresses[0] | Invoke-MoltarCommand 'cat' @Ssh -StdinPath (Join-Path $Scratch 'missing.txt') }
+            $thrown.FullyQualifiedErrorId | Should -BeExactly "StdinPathNotFound,$CmdletId"
+            $thrown.Exception.Message | Should -Match 'missing\.txt'
+        }
+
+        It 'runs under a terminal with -Pty: tty answers, stderr merges into the output, the exit code is kept' {
+            $results = $Instances | Invoke-MoltarCommand 'tty; echo to-stderr >&2; exit 4' @Ssh -Quiet -Pty -ErrorAction SilentlyContinue
+            $results.Count | Should -Be 20
+            foreach ($result in $results) {
+                $result.Output | Should -Match '^/dev/pts/\d+\nto-stderr\n$'
+                $result.Error | Should -BeExactly ''
+                $result.ExitCode | Should -Be 4
+                $result.ErrorId | Should -Be 'CommandFailed'
+            }
+            $plain = $Addresses[0] | Invoke-MoltarCommand 'tty' @Ssh -Quiet -ErrorAction SilentlyContinue
+            $plain.Output | Should -BeExactly "not a tty`n"
+            $plain.ExitCode | Should -Be 1
+        }
+
+        It 'gets sudo through requiretty with -Pty' {
+            $target = $Addresses[3]
+            $setup = $target | Invoke-MoltarCommand 'echo "Defaults requiretty" > /tmp/requiretty && sudo -n install -m 0440 /tmp/requiretty /etc/sudoers.d/zz-requiretty' @Ssh -Quiet
+            $setup.Succeeded | Should -BeTrue
+            try {
+                $refused = $target | Invoke-MoltarCommand 'sudo -n id -u' @Ssh -Quiet -ErrorAction SilentlyContinue
+                $refused.Succeeded | Should -BeFalse
+                $refused.Error | Should -Match 'must have a tty'
+                $allowed = $target | Invoke-MoltarCommand 'sudo -n id -u' @Ssh -Quiet -Pty
+                $allowed.Output | Should -BeExactly "0`n"
+            }
+            finally {
+                $null = $target | Invoke-MoltarCommand 'sudo -n rm -f /etc/sudoers.d/zz-requiretty' @Ssh -Quiet -Pty
+            }
+        }
+
+        It 'writes each output line live on the Information stream, prefixed with the host name and tagged stdout or stderr' {
+            $results = $Instances[0..2] | Invoke-MoltarCommand 'echo line-one; echo line-two; echo oops >&2' @Ssh -InformationVariable lines 6>$null
+            $results.Count | Should -Be 3
+            $lines.Count | Should -Be 9
+            foreach ($instance in $Instances[0..2]) {
+                $mine = @($lines | Where-Object { ($_.MessageData.Message -replace '\e\[[0-9;]*m') -like "$($instance.Name): *" })
+                ($mine | Where-Object Tags -Contains 'stdout' | ForEach-Object { $_.MessageData.Message -replace '\e\[[0-9;]*m' }) |
+                    Should -Be @("$($instance.Name): line-one", "$($instance.Name): line-two")
+                ($mine | Where-Object Tags -Contains 'stderr' | ForEach-Object { $_.MessageData.Message -replace '\e\[[0-9;]*m' }) |
+                    Should -Be "$($instance.Name): oops"
+                $mine | ForEach-Object { $_.Tags | Should -Contain 'Moltar' }
+            }
+            $quiet = $Instances[0..2] | Invoke-MoltarCommand 'echo line-one' @Ssh -Quiet -InformationVariable none
+            $none | Should -BeNullOrEmpty
+            $quiet.Output | Should -Be @("line-one`n", "line-one`n", "line-one`n")
+        }
+
+        It 'shows live lines plainly on a redirected console, and hides them with -Quiet or 6>$null while results remain' {
+            $address = $Addresses[5]
+            $script = @"
+Import-Module '$ModulePath'
+`$p = @{ KeyFile = '$($Sandbox.ClientKeyPath)'; KnownHostsPath = '$($Sandbox.KnownHostsPath)'; SshConfigPath = 'none' }
+'== shown'
+'result ' + ('$address' | Invoke-MoltarCommand 'echo live-out; echo live-err >&2' @p).Output.Trim()
+'== redirected'
+'result ' + ('$address' | Invoke-MoltarCommand 'echo live-out; echo live-err >&2' @p 6>`$null).Output.Trim()
+'== quiet'
+'result ' + ('$address' | Invoke-MoltarCommand 'echo live-out; echo live-err >&2' @p -Quiet).Output.Trim()
+"@
+            $output = @(Invoke-CleanPwsh -Command $script)
+            $LASTEXITCODE | Should -Be 0
+            $text = $output -join "`n"
+            $text | Should -Not -Match '\e'
+            $sections = $text -split '== \w+\n' | Select-Object -Skip 1
+            ($sections[0].Trim() -split "`n" | Sort-Object) | Should -Be @("$($address): live-err", "$($address): live-out", 'result live-out')
+            $sections[1].Trim() | Should -BeExactly 'result live-out'
+            $sections[2].Trim() | Should -BeExactly 'result live-out'
+        }
+    }
+
+    Context 'host keys' {
+        It 'refuses unknown hosts under -StrictHostKeyChecking Yes with HostKeyUnknown, writing nothing' {
+            $file = New-KnownHosts 'empty' @()
+            $results = $Instances | Invoke-MoltarCommand 'true' @Ssh -KnownHostsPath $file -StrictHostKeyChecking Yes -Quiet -ErrorAction SilentlyContinue -ErrorVariable failures
+            @($results | Where-Object ErrorId -EQ 'HostKeyUnknown').Count | Should -Be 20
+            $failures.Count | Should -Be 20
+            $failures | ForEach-Object { $_.FullyQualifiedErrorId | Should -BeExactly "HostKeyUnknown,$CmdletId" }
+            $failures[0].Exception.Message | Should -Match 'is not in known_hosts .*StrictHostKeyChecking is yes'
+            (Get-Content $file -Raw) | Should -BeNullOrEmpty
+        }
+
+        It 'records each new host exactly once under AcceptNew, with 20 hosts in parallel, and trusts them afterwards' {
+            $file = Join-Path $Scratch 'acceptnew/known_hosts'
+            New-Item -ItemType Directory -Force -Path (Split-Path $file) | Out-Null
+            $first = $Instances | Invoke-MoltarCommand 'true' @Ssh -KnownHostsPath $file -StrictHostKeyChecking AcceptNew -Quiet
+            @($first | Where-Object Succeeded).Count | Should -Be 20
+            $second = $Instances | Invoke-MoltarCommand 'true' @Ssh -KnownHostsPath $file -StrictHostKeyChecking Yes -Quiet
+            @($second | Where-Object Succeeded).Count | Should -Be 20
+
+            $lines = @(Get-Content $file | Where-Object { $_.Trim() })
+            $lines.Count | Should -Be 20
+            foreach ($h in $Hosts) {
+                $entries = @($lines | Where-Object { $_ -eq "$($h.Address) $($h.HostPublicKey)" })
+                $entries.Count | Should -Be 1 -Because "$($h.Address) is recorded once, with its key"
+            }
+        }
+
+        It 'accepts new hosts by default, and leaves the policy to ssh config when it sets one' {
+            $file = Join-Path $Scratch 'default-policy/new/known_hosts'
+            $results = $Instances[0..4] | Invoke-MoltarCommand 'true' -KeyFile $Sandbox.ClientKeyPath -KnownHostsPath $file -SshConfigPath none -Quiet
+            @($results | Where-Object Succeeded).Count | Should -Be 5
+            @(Get-Content $file).Count | Should -Be 5
+
+            $config = Join-Path $Scratch 'ssh_config_strict'
+            Set-Content $config @('Host *', '    StrictHostKeyChecking yes')
+            $strict = New-KnownHosts 'default-policy-config' @()
+            $refused = $Instances[0..4] | Invoke-MoltarCommand 'true' -KeyFile $Sandbox.ClientKeyPath -KnownHostsPath $strict -SshConfigPath $config -Quiet -ErrorAction SilentlyContinue
+            $refused.ErrorId | Select-Object -Unique | Should -Be 'HostKeyUnknown'
+        }
+
+        It 'refuses a changed host key under <Policy> with HostKeyMismatch naming the host, the expected and the offered fingerprints' -TestCases @(
+            @{ Policy = 'Yes' }, @{ Policy = 'AcceptNew' }
+        ) {
+            $victim = $Hosts[6]
+            $other = $Hosts[7]
+            $lines = $Hosts | ForEach-Object { if ($_ -eq $victim) { "$($_.Address) $($other.HostPublicKey)" } else { "$($_.Address) $($_.HostPublicKey)" } }
+            $file = New-KnownHosts "changed-$Policy" $lines
+            $before = Get-Content $file -Raw
+            $results = $Instances | Invoke-MoltarCommand 'true' @Ssh -KnownHostsPath $file -StrictHostKeyChecking $Policy -Quiet -ErrorAction SilentlyContinue -ErrorVariable failures
+            ($results | Where-Object Address -EQ $victim.Address).ErrorId | Should -Be 'HostKeyMismatch'
+            @($results | Where-Object Succeeded).Count | Should -Be 19
+            $failures.Count | Should -Be 1
+            $failures[0].FullyQualifiedErrorId | Should -BeExactly "HostKeyMismatch,$CmdletId"
+            $failures[0].TargetObject.InstanceId | Should -Be $victim.InstanceId
+            $message = $failures[0].Exception.Message
+            $message | Should -BeLike "*$($victim.Address)*"
+            $message | Should -BeLike "*has CHANGED*expected ED25519 $($other.HostKeyFingerprint)*offered ED25519 $($victim.HostKeyFingerprint)*"
+            Get-Content $file -Raw | Should -BeExactly $before
+        }
+
+        It 'refuses a host key marked @revoked with HostKeyRevoked' {
+            $victim = $Hosts[8]
+            $lines = @($Hosts | ForEach-Object { "$($_.Address) $($_.HostPublicKey)" }) + "@revoked * $($victim.HostPublicKey)"
+            $file = New-KnownHosts 'revoked' $lines
+            $results = $Instances | Invoke-MoltarCommand 'true' @Ssh -KnownHostsPath $file -Quiet -ErrorAction SilentlyContinue -ErrorVariable failures
+            ($results | Where-Object Address -EQ $victim.Address).ErrorId | Should -Be 'HostKeyRevoked'
+            $failures.Count | Should -Be 1
+            $failures[0].FullyQualifiedErrorId | Should -BeExactly "HostKeyRevoked,$CmdletId"
+        }
+
+        It 'checks no key under -StrictHostKeyChecking No, and warns once' {
+            $file = New-KnownHosts 'unchecked' @()
+            $results = $Instances | Invoke-MoltarCommand 'true' @Ssh -KnownHostsPath $file -StrictHostKeyChecking No -Quiet -WarningVariable warnings 3>$null
+            @($results | Where-Object Succeeded).Count | Should -Be 20
+            @($warnings | Where-Object { "$_" -match 'StrictHostKeyChecking is no' }).Count | Should -Be 1
+            (Get-Content $file -Raw) | Should -BeNullOrEmpty
+        }
+    }
+
+    Context 'authentication' {
+        It 'logs in through a real ssh-agent with no key file given (ed25519, and RSA with rsa-sha2 signatures)' {
+            $rsa = Join-Path $Scratch 'agent_rsa'
+            ssh-keygen -q -t rsa -b 3072 -N '' -C 'moltar-agent-rsa' -f $rsa | Out-Null
+            $authorize = $Instances | Invoke-MoltarCommand 'cat >> ~/.ssh/authorized_keys' @Ssh -Quiet -StdinPath "$rsa.pub"
+            @($authorize | Where-Object Succeeded).Count | Should -Be 20
+
+            $socket = Join-Path $Scratch 'agent.sock'
+            $agent = Start-Process -FilePath ssh-agent -ArgumentList '-D', '-a', $socket -PassThru -RedirectStandardOutput (Join-Path $Scratch 'agent.out')
+            try {
+                $deadline = [DateTime]::UtcNow.AddSeconds(10)
+                while (-not (Test-Path $socket) -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 50 }
+                $env:SSH_AUTH_SOCK = $socket
+                ssh-add -q $Sandbox.ClientKeyPath 2>&1 | Out-Null
+                $LASTEXITCODE | Should -Be 0
+                $viaAgent = $Instances | Invoke-MoltarCommand 'whoami' -KnownHostsPath $Sandbox.KnownHostsPath -SshConfigPath none -Quiet
+                @($viaAgent | Where-Object { $_.Succeeded -and $_.Output -eq "ubuntu`n" }).Count | Should -Be 20
+
+                ssh-add -q -D 2>&1 | Out-Null
+                ssh-add -q $rsa 2>&1 | Out-Null
+                $viaRsa = $Instances | Invoke-MoltarCommand 'whoami' -KnownHostsPath $Sandbox.KnownHostsPath -SshConfigPath none -Quiet
+                @($viaRsa | Where-Object Succeeded).Count | Should -Be 20
+            }
+            finally {
+                Remove-Item env:SSH_AUTH_SOCK -ErrorAction Ignore
+                Stop-Process -Id $agent.Id -ErrorAction Ignore
+            }
+        }
+
+        It 'fails with AuthenticationFailed when no agent and no usable key can log in' {
+            $stranger = Join-Path $Scratch 'stranger_ed25519'
+            ssh-keygen -q -t ed25519 -N '' -f $stranger | Out-Null
+            $results = $Instances[0..1] | Invoke-MoltarCommand 'true' -KeyFile $stranger -KnownHostsPath $Sandbox.KnownHostsPath -SshConfigPath none -Quiet -ErrorAction SilentlyContinue -ErrorVariable failures
+            $results.ErrorId | Should -Be @('AuthenticationFailed', 'AuthenticationFailed')
+            $failures.Count | Should -Be 2
+            $failures[0].FullyQualifiedErrorId | Should -BeExactly "AuthenticationFailed,$CmdletId"
+            $failures[0].Exception.Message | Should -Match "Permission denied for ubuntu@127\.0\.\d+\.\d+:22"
+        }
+
+        It 'uses an encrypted key with its passphrase from -Credential, and refuses it without or with a wrong one' {
+            $key = Join-Path $Scratch 'encrypted_ed25519'
+            Copy-Item $Sandbox.ClientKeyPath $key
+            chmod 600 $key
+            ssh-keygen -q -p -P '' -N 'correct horse battery' -f $key | Out-Null
+            $LASTEXITCODE | Should -Be 0
+            Get-Content $key -Raw | Should -Not -Be (Get-Content $Sandbox.ClientKeyPath -Raw)
+            $credential = [pscredential]::new('key', (ConvertTo-SecureString 'correct horse battery' -AsPlainText -Force))
+            $results = $Instances | Invoke-MoltarCommand 'whoami' -KeyFile $key -Credential $credential -KnownHostsPath $Sandbox.KnownHostsPath -SshConfigPath none -Quiet
+            @($results | Where-Object Succeeded).Count | Should -Be 20
+
+            $missing = Get-ThrownError { $Instances | Invoke-MoltarCommand 'whoami' -KeyFile $key -KnownHostsPath $Sandbox.KnownHostsPath -SshConfigPath none }
+            $missing.FullyQualifiedErrorId | Should -BeExactly "KeyFileInvalid,$CmdletId"
+            $missing.Exception.Message | Should -Match 'is encrypted; give its passphrase'
+            $wrong = [pscredential]::new('key', (ConvertTo-SecureString 'wrong horse' -AsPlainText -Force))
+            $bad = Get-ThrownError { $Instances | Invoke-MoltarCommand 'whoami' -KeyFile $key -Credential $wrong -KnownHostsPath $Sandbox.KnownHostsPath -SshConfigPath none }
+            $bad.FullyQualifiedErrorId | Should -BeExactly "KeyFileInvalid,$CmdletId"
+            $bad.Exception.Message | Should -Not -Match 'wrong horse'
+        }
+
+        It 'refuses a -KeyFile or -SshConfigPath that does not exist before connecting anywhere' {
+            $thrown = Get-ThrownError { $Addresses[0] | Invoke-MoltarCommand 'true' -KeyFile (Join-Path $Scratch 'nokey') -SshConfigPath none }
+            $thrown.FullyQualifiedErrorId | Should -BeExactly "KeyFileNotFound,$CmdletId"
+            $thrown = Get-ThrownError { $Addresses[0] | Invoke-MoltarCommand 'true' @Ssh -SshConfigPath (Join-Path $Scratch 'no_config') }
+            $thrown.FullyQualifiedErrorId | Should -BeExactly "InvalidConfiguration,$CmdletId"
+        }
+    }
+
+    Context 'ssh config and jump hosts' {
+        BeforeAll {
+            # Two network namespaces: a bastion reachable from here (10.210.1.2, sshd on port 2222), and a private
+            # subnet (10.210.2.0/24, two sshd targets) that only the bastion can reach. No forwarding between them.
+            $script:Bastion = 'moltar-cmd-bastion'
+            $script:Private = 'moltar-cmd-private'
+            $script:SshdDir = Join-Path $Scratch 'sshd'
+            New-Item -ItemType Directory -Force -Path $SshdDir | Out-Null
+            foreach ($ns in $Bastion, $Private) { if ((ip netns list) -match "^$ns\b") { ip netns delete $ns } }
+            if ((ip link show mcmdb0 2>$null)) { ip link delete mcmdb0 }
+            $setup = @(
+                "netns add $Bastion", "netns add $Private",
+                "link add mcmdb0 type veth peer name mcmdb1", "link set mcmdb1 netns $Bastion",
+                'addr add 10.210.1.1/30 dev mcmdb0', 'link set mcmdb0 up',
+                "-n $Bastion addr add 10.210.1.2/30 dev mcmdb1", "-n $Bastion link set mcmdb1 up", "-n $Bastion link set lo up",
+                "-n $Bastion link add mcmdp0 type veth peer name mcmdp1", "-n $Bastion link set mcmdp1 netns $Private",
+                "-n $Bastion addr add 10.210.2.1/24 dev mcmdp0", "-n $Bastion link set mcmdp0 up",
+                "-n $Private addr add 10.210.2.2/24 dev mcmdp1", "-n $Private addr add 10.210.2.3/24 dev mcmdp1",
+                "-n $Private link set mcmdp1 up", "-n $Private link set lo up"
+            )
+            foreach ($step in $setup) {
+                $output = & ip @(-split $step) 2>&1
+                if ($LASTEXITCODE -ne 0) { throw "ip $step failed: $output" }
+            }
+
+            Copy-Item "$($Sandbox.ClientKeyPath).pub" (Join-Path $SshdDir 'authorized_keys') -ErrorAction Ignore
+            if (-not (Test-Path (Join-Path $SshdDir 'authorized_keys'))) {
+                ssh-keygen -y -f $Sandbox.ClientKeyPath | Set-Content (Join-Path $SshdDir 'authorized_keys')
+            }
+            $script:Sshd = @{}
+            foreach ($spec in @(
+                    @{ Name = 'bastion'; Namespace = $Bastion; Address = '10.210.1.2'; Port = 2222 }
+                    @{ Name = 'target-a'; Namespace = $Private; Address = '10.210.2.2'; Port = 22 }
+                    @{ Name = 'target-b'; Namespace = $Private; Address = '10.210.2.3'; Port = 22 })) {
+                $key = Join-Path $SshdDir "$($spec.Name)_host_ed25519"
+                ssh-keygen -q -t ed25519 -N '' -C $spec.Name -f $key | Out-Null
+                $config = Join-Path $SshdDir "$($spec.Name).sshd_config"
+                Set-Content $config @(
+                    "ListenAddress $($spec.Address):$($spec.Port)", "HostKey $key", 'PidFile none', 'UsePAM no',
+                    'PermitRootLogin prohibit-password', 'PasswordAuthentication no', 'KbdInteractiveAuthentication no',
+                    "AuthorizedKeysFile $(Join-Path $SshdDir 'authorized_keys')", 'StrictModes no', 'AllowTcpForwarding yes',
+                    'PrintMotd no', 'LogLevel VERBOSE')
+                $log = Join-Path $SshdDir "$($spec.Name).log"
+                $process = Start-Process -FilePath ip -ArgumentList 'netns', 'exec', $spec.Namespace, '/usr/sbin/sshd', '-D', '-f', $config, '-E', $log -PassThru
+                $Sshd[$spec.Name] = [pscustomobject]@{
+                    Process = $process; Log = $log; Address = $spec.Address; Port = $spec.Port
+                    KnownHost = "$(if ($spec.Port -eq 22) { $spec.Address } else { "[$($spec.Address)]:$($spec.Port)" }) $((Get-Content "$key.pub") -replace ' \S+$')"
+                }
+            }
+            foreach ($server in $Sshd.Values) {
+                $deadline = [DateTime]::UtcNow.AddSeconds(15)
+                while (-not ((Test-Path $server.Log) -and (Select-String -Path $server.Log -Pattern 'Server listening' -Quiet))) {
+                    if ($server.Process.HasExited -or [DateTime]::UtcNow -gt $deadline) { throw "sshd on $($server.Address) did not start: $(Get-Content $server.Log -Raw -ErrorAction Ignore)" }
+                    Start-Sleep -Milliseconds 50
+                }
+            }
+            $script:PrivateTargets = @('10.210.2.2', '10.210.2.3')
+            function Get-AcceptedLogins([string] $Name) { @(Select-String -Path $script:Sshd[$Name].Log -Pattern 'Accepted publickey for root').Count }
+        }
+
+        AfterAll {
+            foreach ($server in $Sshd.Values) { Stop-Process -Id $server.Process.Id -ErrorAction Ignore; $server.Process.WaitForExit(5000) | Out-Null }
+            foreach ($ns in $Bastion, $Private) { ip netns delete $ns 2>$null }
+        }
+
+        It 'honours a Host alias with HostName, User, Port, IdentityFile and UserKnownHostsFile from -SshConfigPath' {
+            $knownHosts = New-KnownHosts 'config' @($Sshd['bastion'].KnownHost)
+            $config = Join-Path $Scratch 'ssh_config'
+            Set-Content $config @(
+                '# a Host alias, as people keep in ~/.ssh/config'
+                'Host gateway-alias'
+                '    HostName 10.210.1.2'
+                '    User root'
+                '    Port 2222'
+                "    IdentityFile $($Sandbox.ClientKeyPath)"
+                "    UserKnownHostsFile $knownHosts"
+                '    StrictHostKeyChecking yes'
+                'Host *'
+                '    ForwardX11 no')
+            $result = 'gateway-alias' | Invoke-MoltarCommand 'whoami; echo $SSH_CONNECTION' -SshConfigPath $config -Quiet -Verbose 4>&1 |
+                Tee-Object -Variable all | Where-Object { $_ -is [Moltar.MoltarCommandResult] }
+            $result.Succeeded | Should -BeTrue
+            $result.Address | Should -Be 'gateway-alias'
+            $lines = $result.Output -split "`n"
+            $lines[0] | Should -Be 'root'
+            ($lines[1] -split ' ')[2, 3] | Should -Be @('10.210.1.2', '2222')
+            # Keywords Moltar does not act on are named with -Verbose, not dropped silently.
+            @($all | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] -and $_.Message -match 'ForwardX11' }).Count | Should -BeGreaterThan 0
+        }
+
+        It 'reaches targets only reachable through a -JumpHost, over one shared bastion connection' {
+            $direct = $PrivateTargets[0] | Invoke-MoltarCommand 'true' -User root @Ssh -ConnectTimeoutSeconds 2 -Quiet -ErrorAction SilentlyContinue
+            $direct.ErrorId | Should -Be 'ConnectFailed'
+
+            $knownHosts = Join-Path $Scratch 'jump/known_hosts'
+            New-Item -ItemType Directory -Force -Path (Split-Path $knownHosts) | Out-Null
+            Set-Content $knownHosts $Sshd['bastion'].KnownHost
+            $before = Get-AcceptedLogins 'bastion'
+            $results = $PrivateTargets | Invoke-MoltarCommand 'echo $SSH_CONNECTION' -User root -JumpHost 'root@10.210.1.2:2222' -KeyFile $Sandbox.ClientKeyPath `
+                -KnownHostsPath $knownHosts -StrictHostKeyChecking AcceptNew -SshConfigPath none -Quiet
+            $results.Count | Should -Be 2
+            foreach ($result in $results) {
+                $result.Succeeded | Should -BeTrue
+                $connection = -split $result.Output
+                $connection[0] | Should -Be '10.210.2.1'   # the target saw the bastion connect
+                $connection[2] | Should -Be $result.Address
+            }
+            (Get-AcceptedLogins 'bastion') - $before | Should -Be 1
+            # The targets' keys are checked and recorded under their own names, not the tunnel's.
+            $recorded = Get-Content $knownHosts
+            $recorded | Should -Contain $Sshd['target-a'].KnownHost
+            $recorded | Should -Contain $Sshd['target-b'].KnownHost
+        }
+
+        It 'takes the jump host from ProxyJump in ssh config' {
+            $knownHosts = New-KnownHosts 'proxyjump' @($Sshd.Values.KnownHost)
+            $config = Join-Path $Scratch 'ssh_config_jump'
+            Set-Content $config @(
+                'Host 10.210.2.*'
+                '    ProxyJump root@10.210.1.2:2222'
+                'Host *'
+                '    User root'
+                "    IdentityFile $($Sandbox.ClientKeyPath)"
+                "    UserKnownHostsFile $knownHosts")
+            # Eight connections through one bastion: each must get through (SSH.NET's SOCKS forwarding lost about a third).
+            $results = @($PrivateTargets * 4) | Invoke-MoltarCommand 'echo $SSH_CONNECTION' -SshConfigPath $config -Quiet
+            $results.Count | Should -Be 8
+            $results | ForEach-Object { (-split $_.Output)[0] | Should -Be '10.210.2.1' }
+        }
+    }
+}

@@ -1,0 +1,191 @@
+using System.Diagnostics;
+using System.Text;
+using Moltar.Engine.FanOut;
+using Moltar.Engine.Ssh;
+
+namespace Moltar.Engine.Deploy;
+
+/// <summary>What a deploy did on one host that it reached.</summary>
+public sealed class DeployOutcome
+{
+    /// <summary>The SSH user the commands ran as (sudo unless root).</summary>
+    public string User { get; init; } = "";
+    /// <summary>Configured versions before the deploy, by package (absent: not installed).</summary>
+    public IReadOnlyDictionary<string, string> PreviousVersions { get; init; } = new Dictionary<string, string>();
+    /// <summary>Configured versions after the deploy (or when it stopped), by package.</summary>
+    public IReadOnlyDictionary<string, string> InstalledVersions { get; init; } = new Dictionary<string, string>();
+    /// <summary>The versions the host had to end up with (pinned, or apt's candidate).</summary>
+    public IReadOnlyDictionary<string, string> ExpectedVersions { get; init; } = new Dictionary<string, string>();
+    /// <summary>Every step's command line ("$ ...") and its output, stdout then stderr.</summary>
+    public string Output { get; init; } = "";
+    /// <summary>Why it failed and the failing step's stderr; empty on success.</summary>
+    public string Error { get; init; } = "";
+    /// <summary>Null on success; DeployFailed, VerifyFailed, Timeout or ConnectionLost.</summary>
+    public string? ErrorId { get; init; }
+    /// <summary>A sentence naming the host and what failed; null on success.</summary>
+    public string? ErrorMessage { get; init; }
+    public DateTimeOffset StartTime { get; init; }
+    public TimeSpan Duration { get; init; }
+    public bool Succeeded => ErrorId is null;
+
+    public override string ToString() => Succeeded ? "ok" : $"{ErrorId}: {ErrorMessage}";
+}
+
+/// <summary>
+/// Runs a deploy's steps (DeployPlan) on hosts through the fan-out: per host one SSH connection, each step a
+/// separate command, stopping at the first step that fails; output lines stream as the fan-out's Output events.
+/// </summary>
+public static class DeployFanOut
+{
+    /// <summary>
+    /// A runner for one batch. Completed events carry a DeployOutcome (which may be a failure), or an SshFailure
+    /// as Error when the host could not be reached. Add targets, Complete(), drain on the pipeline thread.
+    /// </summary>
+    public static FanOutRunner<SshTarget, DeployOutcome> Run(SshConnector connector, DeployRequest request, ExecOptions? exec = null,
+        FanOutOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(connector);
+        ArgumentNullException.ThrowIfNull(request);
+        exec ??= new ExecOptions();
+        return new FanOutRunner<SshTarget, DeployOutcome>(
+            ctx =>
+            {
+                ctx.Status("connecting");
+                using var connection = connector.Connect(ctx.Item, ctx.CancellationToken);
+                var steps = DeployPlan.For(request, connection.Settings.User);
+                var lineOptions = exec.WithOnLine((stream, line) => ctx.Output(line, stream == ExecStream.Stderr));
+                return RunSteps(ctx.Item, connection.Settings.User, request, steps, step =>
+                {
+                    ctx.Status(step.Kind.ToString().ToLowerInvariant());
+                    ctx.Output("$ " + step.Command);
+                    return connection.Run(step.Command, lineOptions, ctx.CancellationToken);
+                });
+            },
+            options,
+            cancellationToken,
+            isFailure: outcome => !outcome.Succeeded);
+    }
+
+    /// <summary>The steps in order, each judged by its exit code and output; the first failure ends the host's deploy.</summary>
+    internal static DeployOutcome RunSteps(SshTarget target, string user, DeployRequest request, IReadOnlyList<DeployStep> steps,
+                                           Func<DeployStep, ExecOutcome> run)
+    {
+        var start = DateTimeOffset.Now;
+        var clock = Stopwatch.StartNew();
+        var transcript = new StringBuilder();
+        IReadOnlyDictionary<string, string> previous = new Dictionary<string, string>();
+        IReadOnlyDictionary<string, string> installed = new Dictionary<string, string>();
+        var expected = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (request.Version is { } pinned)
+            foreach (var package in request.Packages) expected[package] = pinned;
+
+        DeployOutcome Finish(string? errorId = null, string? message = null, string? detail = null) => new()
+        {
+            User = user,
+            PreviousVersions = previous,
+            InstalledVersions = installed,
+            ExpectedVersions = expected,
+            Output = transcript.ToString(),
+            Error = errorId is null ? "" : message + (string.IsNullOrWhiteSpace(detail) ? "" : Environment.NewLine + detail!.TrimEnd()),
+            ErrorId = errorId,
+            ErrorMessage = message,
+            StartTime = start,
+            Duration = clock.Elapsed,
+        };
+
+        foreach (var step in steps)
+        {
+            // Until apt-get install runs, the host has what it had before; from then on only dpkg can say.
+            installed = step.Kind < DeployStepKind.Install ? previous
+                : step.Kind == DeployStepKind.Install ? new Dictionary<string, string>() : installed;
+            var outcome = run(step);
+            transcript.Append("$ ").AppendLine(step.Command);
+            Append(transcript, outcome.Stdout);
+            Append(transcript, outcome.Stderr);
+
+            // The connection itself failed: keep the SSH engine's id (Timeout, ConnectionLost).
+            if (outcome.ErrorId is SshErrorIds.Timeout or SshErrorIds.ConnectionLost)
+                return Finish(outcome.ErrorId, $"{target.DisplayName}: {Describe(step.Kind)} did not complete: {outcome.ErrorMessage}", outcome.Stderr);
+
+            switch (step.Kind)
+            {
+                case DeployStepKind.Previous:
+                case DeployStepKind.Verify:
+                    // Exit 1: some package is unknown to dpkg (not installed); that is an answer, not a failure.
+                    if (outcome.ExitCode is not (0 or 1))
+                        return Finish(DeployErrorIds.DeployFailed, $"{target.DisplayName}: dpkg-query failed ({ExitText(outcome)}); is this a Debian or Ubuntu host?", outcome.Stderr);
+                    var states = DeployVerification.ParseDpkgQuery(outcome.Stdout);
+                    var versions = DeployVerification.InstalledVersions(request.Packages, states);
+                    if (step.Kind == DeployStepKind.Previous)
+                    {
+                        previous = versions;
+                        break;
+                    }
+                    installed = versions;
+                    var problems = DeployVerification.Problems(request.Packages, expected, states);
+                    if (problems.Count > 0)
+                        return Finish(DeployErrorIds.VerifyFailed, $"{target.DisplayName}: apt-get succeeded but dpkg says {string.Join("; ", problems)}.");
+                    break;
+
+                case DeployStepKind.Policy:
+                    if (outcome.ExitCode != 0)
+                        return Finish(DeployErrorIds.DeployFailed, $"{target.DisplayName}: apt-cache policy failed ({ExitText(outcome)}).", outcome.Stderr);
+                    var missing = DeployVerification.Expected(request, DeployVerification.ParseCandidates(outcome.Stdout), out expected);
+                    if (missing.Count > 0)
+                        return Finish(DeployErrorIds.DeployFailed, $"{target.DisplayName}: {string.Join("; ", missing)}. Nothing was installed.");
+                    break;
+
+                default:
+                    if (outcome.ExitCode != 0)
+                    {
+                        // What the host has now, for the result (best effort; the deploy has failed either way).
+                        if (step.Kind >= DeployStepKind.Install && steps.FirstOrDefault(s => s.Kind == DeployStepKind.Verify) is { } verify)
+                        {
+                            var after = run(verify);
+                            transcript.Append("$ ").AppendLine(verify.Command);
+                            Append(transcript, after.Stdout);
+                            if (after.ExitCode is 0 or 1)
+                                installed = DeployVerification.InstalledVersions(request.Packages, DeployVerification.ParseDpkgQuery(after.Stdout));
+                        }
+                        // Half-installed packages, held packages, a missing version: apt explains on stderr ("E: ...").
+                        return Finish(DeployErrorIds.DeployFailed,
+                            $"{target.DisplayName}: {Describe(step.Kind)} failed ({ExitText(outcome)}){FirstError(outcome.Stderr)}", outcome.Stderr);
+                    }
+                    break;
+            }
+        }
+        return Finish();
+    }
+
+    private static string Describe(DeployStepKind kind) => kind switch
+    {
+        DeployStepKind.Previous => "dpkg-query (versions before)",
+        DeployStepKind.Update => "apt-get update",
+        DeployStepKind.Policy => "apt-cache policy",
+        DeployStepKind.Install => "apt-get install",
+        DeployStepKind.Autoremove => "apt-get autoremove",
+        DeployStepKind.Clean => "apt-get clean",
+        DeployStepKind.Verify => "dpkg-query (versions after)",
+        _ => kind.ToString(),
+    };
+
+    private static string ExitText(ExecOutcome outcome) =>
+        outcome.ExitCode is { } code ? $"exit {code}" : outcome.ExitSignal is { } signal ? $"signal {signal}" : "no exit status";
+
+    /// <summary>apt's own "E: ..." line (the reason), if it printed one; else the last stderr line.</summary>
+    private static string FirstError(string stderr)
+    {
+        var lines = stderr.Split('\n').Select(l => l.Trim()).Where(l => l.Length > 0).ToList();
+        var reason = lines.FirstOrDefault(l => l.StartsWith("E: ", StringComparison.Ordinal)) ?? lines.LastOrDefault();
+        return reason is null ? "." : $": {reason}";
+    }
+
+    private static void Append(StringBuilder transcript, string text)
+    {
+        if (string.IsNullOrEmpty(text))
+            return;
+        transcript.Append(text);
+        if (!text.EndsWith('\n'))
+            transcript.AppendLine();
+    }
+}
