@@ -165,6 +165,22 @@ public sealed class ExecTests(SshdFixture sshd, ITestOutputHelper output)
     }
 
     [SshdFact]
+    public void Without_line_room_lines_are_counted_not_delivered_and_the_output_is_still_kept()
+    {
+        using var connection = Connect();
+        var lines = 0;
+        var outcome = connection.Run("seq 1 50000; echo err >&2",
+            new ExecOptions { OnLine = (_, _) => Interlocked.Increment(ref lines), LineRoom = () => false, Timeout = TimeSpan.FromSeconds(30) });
+
+        Assert.True(outcome.Succeeded, outcome.ErrorMessage);
+        Assert.Equal(0, lines);
+        Assert.Equal(50001, outcome.LinesNotShown);
+        Assert.StartsWith("1\n2\n", outcome.Stdout);
+        Assert.EndsWith("\n50000\n", outcome.Stdout);
+        Assert.Equal("err\n", outcome.Stderr);
+    }
+
+    [SshdFact]
     public void Output_beyond_MaxOutputBytes_is_counted_not_kept()
     {
         using var connection = Connect();

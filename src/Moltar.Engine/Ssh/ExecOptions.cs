@@ -37,6 +37,8 @@ public sealed record ExecOptions
     /// Asked (on an engine thread) before each chunk of output is split into lines for OnLine: false = no room
     /// now. The chunk's lines are then skipped (counted in ExecOutcome.LinesNotShown, still kept in the outcome up
     /// to MaxOutputBytes), so reading never waits for the consumer: SSH.NET would buffer the difference without limit.
+    /// With LineRoom set, lines are also skipped while more than 4 MB wait unread in SSH.NET (splitting fell behind).
+    /// Null = every line is delivered.
     /// </summary>
     public Func<bool>? LineRoom { get; init; }
     /// <summary>How remote output is decoded; UTF-8 by default.</summary>

@@ -63,12 +63,13 @@ public sealed class SshConnection : IDisposable
         var start = DateTimeOffset.Now;
         var clock = Stopwatch.StartNew();
         var encoding = options.Encoding ?? new UTF8Encoding(false);
-        // Lines are split only while the reader keeps up: SSH.NET reads the socket on its own thread and buffers
-        // what this side has not read yet, without limit. When that backlog grows (splitting is slower than a
-        // host can print), lines are skipped until it has been read away, so memory stays bounded.
+        // A caller that lets lines be skipped (LineRoom) gets them split only while the reader keeps up: SSH.NET
+        // reads the socket on its own thread and buffers what this side has not read yet, without limit. When that
+        // backlog grows (splitting is slower than a host can print), lines are skipped until it has been read away,
+        // so memory stays bounded. Without LineRoom every line is delivered, however long that takes.
         Stream? outSource = null, errSource = null;
-        Func<bool>? Room(Func<Stream?> source) => options.OnLine is null ? null
-            : () => (options.LineRoom?.Invoke() ?? true) && Backlog(source()) < MaxReadBacklog;
+        Func<bool>? Room(Func<Stream?> source) => options.OnLine is null || options.LineRoom is null ? null
+            : () => options.LineRoom() && Backlog(source()) < MaxReadBacklog;
         var stdout = new OutputCollector(ExecStream.Stdout, options.MaxOutputBytes, encoding, options.OnLine, options.MaxLineLength, Room(() => outSource));
         var stderr = new OutputCollector(ExecStream.Stderr, options.MaxOutputBytes, encoding, options.OnLine, options.MaxLineLength, Room(() => errSource));
 
