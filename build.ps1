@@ -103,6 +103,14 @@ function Build-Sandbox {
     Join-Path $root 'Tests/Sandbox/Moltar.Sandbox/bin/Release/net10.0/Moltar.Sandbox.dll'
 }
 
+function Build-TestStandIn {
+    # Posh-SSH's older SSH.NET, emulated: an assembly named Renci.SshNet, version 2020.0.1.0 (Tests/Isolation.Tests.ps1).
+    Write-Step 'Building the SSH.NET stand-in for the coexistence tests'
+    $project = Join-Path $root 'Tests/Coexistence/Renci.SshNet.StandIn/Renci.SshNet.StandIn.csproj'
+    Invoke-Native dotnet @('build', $project, '-c', 'Release', '--nologo', '-v:q') -Quiet
+    Join-Path $root 'Tests/Coexistence/Renci.SshNet.StandIn/bin/Release/netstandard2.0/Renci.SshNet.dll'
+}
+
 function Get-MissingPrerequisite {
     $needed = [ordered]@{
         sshd               = @{ Path = '/usr/sbin/sshd'; Package = 'openssh-server' }
@@ -182,6 +190,7 @@ function Invoke-Test {
 
     $env:MOLTAR_TEST_MODULE = Join-Path $moduleDir 'Moltar.psd1'
     $env:MOLTAR_TEST_SANDBOX = $sandboxDll
+    if (-not $SkipPester) { $env:MOLTAR_TEST_SSHNET_STANDIN = Build-TestStandIn }
     $env:MOLTAR_TEST_SKIP_REASON = $skipReason
     $total = @{ Passed = 0; Failed = 0; Skipped = 0 }
 

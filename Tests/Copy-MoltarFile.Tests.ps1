@@ -90,7 +90,7 @@ Describe 'Copy-MoltarFile' -Skip:([bool] $SkipReason) {
         function Get-OpenConnection([string[]] $Address) {
             $wanted = [Collections.Generic.HashSet[string]]::new([string[]] @($Address | ForEach-Object { "${_}:22" }))
             @(ss -Htnp state established | Where-Object { $_ -match "pid=$PID," } |
-                Where-Object { $columns = -split $_; $columns.Count -ge 4 -and $wanted.Contains($columns[3]) })
+                Where-Object { $columns = -split $_; $columns.Count -ge 4 -and $wanted.Contains(($columns[3] -replace '^\[::ffff:([^\]]+)\]:', '$1:')) })
         }
 
         function Get-ThrownError([scriptblock] $Script) {

@@ -617,6 +617,7 @@ Import-Module '$ModulePath'
             New-Item -ItemType Directory -Force -Path $SshdDir | Out-Null
             foreach ($ns in $Bastion, $Private) { if ((ip netns list) -match "^$ns\b") { ip netns delete $ns } }
             if ((ip link show mcmdb0 2>$null)) { ip link delete mcmdb0 }
+            ip route delete unreachable 10.210.2.0/24 2>$null
             $setup = @(
                 "netns add $Bastion", "netns add $Private",
                 "link add mcmdb0 type veth peer name mcmdb1", "link set mcmdb1 netns $Bastion",
@@ -625,7 +626,10 @@ Import-Module '$ModulePath'
                 "-n $Bastion link add mcmdp0 type veth peer name mcmdp1", "-n $Bastion link set mcmdp1 netns $Private",
                 "-n $Bastion addr add 10.210.2.1/24 dev mcmdp0", "-n $Bastion link set mcmdp0 up",
                 "-n $Private addr add 10.210.2.2/24 dev mcmdp1", "-n $Private addr add 10.210.2.3/24 dev mcmdp1",
-                "-n $Private link set mcmdp1 up", "-n $Private link set lo up"
+                "-n $Private link set mcmdp1 up", "-n $Private link set lo up",
+                # From here the private subnet is unreachable at once: without this route a direct attempt would
+                # leave through the default route (a private-range address on the real network) and time out.
+                'route add unreachable 10.210.2.0/24'
             )
             foreach ($step in $setup) {
                 $output = & ip @(-split $step) 2>&1
@@ -670,6 +674,7 @@ Import-Module '$ModulePath'
         AfterAll {
             foreach ($server in $Sshd.Values) { Stop-Process -Id $server.Process.Id -ErrorAction Ignore; $server.Process.WaitForExit(5000) | Out-Null }
             foreach ($ns in $Bastion, $Private) { ip netns delete $ns 2>$null }
+            ip route delete unreachable 10.210.2.0/24 2>$null
         }
 
         It 'honours a Host alias with HostName, User, Port, IdentityFile and UserKnownHostsFile from -SshConfigPath' {

@@ -15,6 +15,12 @@ public sealed class MoltarCommandResult
     public string Error { get; init; } = "";
     /// <summary>The stable error id when the host failed (CommandFailed, ConnectFailed, ...), else null.</summary>
     public string? ErrorId { get; init; }
+    /// <summary>Bytes the command wrote to standard output, kept in Output or not (see -MaxOutputBytes).</summary>
+    public long OutputBytes { get; init; }
+    /// <summary>Bytes the command wrote to standard error, kept in Error or not.</summary>
+    public long ErrorBytes { get; init; }
+    /// <summary>True when Output or Error holds only the first -MaxOutputBytes of what the host sent.</summary>
+    public bool Truncated { get; init; }
     public DateTimeOffset StartTime { get; init; }
     public TimeSpan Duration { get; init; }
 

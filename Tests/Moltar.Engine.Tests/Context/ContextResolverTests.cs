@@ -51,6 +51,20 @@ public sealed class ContextResolverTests : IDisposable
     }
 
     [Fact]
+    public void AUserThatIsNotAUserNameIsRefusedNamingWhereItCameFrom()
+    {
+        string file = Path.Combine(_root, ".moltar.psd1");
+        File.WriteAllText(file, "@{ Project = 'shop'; User = '-oProxyCommand=touch /tmp/moltar-pwned' }");
+        var fromFile = Assert.Throws<FormatException>(() => Resolve());
+        Assert.Contains(file, fromFile.Message);
+        Assert.Contains("'-oProxyCommand=touch /tmp/moltar-pwned' is not a user name", fromFile.Message);
+
+        _environment["MOLTAR_USER"] = "a;b";
+        var fromEnvironment = Assert.Throws<FormatException>(() => Resolve());
+        Assert.StartsWith("Environment MOLTAR_USER: User 'a;b' is not a user name", fromEnvironment.Message);
+    }
+
+    [Fact]
     public void DotfilesOfTheOriginalToolWork()
     {
         File.WriteAllText(Path.Combine(_root, ".project-name"), "legacy-shop\n");

@@ -234,6 +234,97 @@ public sealed class FanOutRunnerTests
     }
 
     [Fact]
+    public void Output_back_pressure_counts_characters_so_long_lines_cannot_fill_memory()
+    {
+        var produced = 0;
+        var line = new string('x', 1000);
+        using var runner = new FanOutRunner<int, int>(ctx =>
+        {
+            for (var i = 0; i < 500; i++)
+            {
+                ctx.Output(line);
+                Interlocked.Increment(ref produced);
+            }
+
+            return 0;
+        }, new FanOutOptions { OutputCharCapacity = 10_000 });
+        runner.Add(1);
+        runner.Complete();
+        Thread.Sleep(300);
+        Assert.InRange(Volatile.Read(ref produced), 10, 11);
+        var events = Drain(runner);
+        Assert.Equal(500, events.Count(e => e.Kind == FanOutEventKind.Output));
+    }
+
+    [Fact]
+    public void A_line_longer_than_the_character_capacity_still_passes_alone()
+    {
+        using var runner = new FanOutRunner<int, int>(ctx =>
+        {
+            ctx.Output(new string('y', 5000));
+            ctx.Output(new string('z', 5000));
+            return 0;
+        }, new FanOutOptions { OutputCharCapacity = 100 });
+        runner.Add(1);
+        runner.Complete();
+        var events = Drain(runner);
+        Assert.Equal(new[] { 5000, 5000 }, events.Where(e => e.Kind == FanOutEventKind.Output).Select(e => e.Text!.Length));
+    }
+
+    [Fact]
+    public void TryOutput_refuses_at_once_when_the_queue_is_full_and_says_so_beforehand()
+    {
+        var accepted = 0;
+        var refused = 0;
+        var roomAtEnd = true;
+        using var runner = new FanOutRunner<int, int>(ctx =>
+        {
+            for (var i = 0; i < 100; i++)
+            {
+                if (ctx.TryOutput("line"))
+                {
+                    accepted++;
+                }
+                else
+                {
+                    refused++;
+                }
+            }
+
+            roomAtEnd = ctx.HasOutputRoom;
+            return 0;
+        }, new FanOutOptions { OutputCapacity = 10 });
+        runner.Add(1);
+        runner.Complete();
+        Assert.True(runner.WaitForWorkers(TimeSpan.FromSeconds(5)), "TryOutput waited for room");
+        Assert.Equal(10, accepted);
+        Assert.Equal(90, refused);
+        Assert.False(roomAtEnd);
+        Assert.Equal(10, Drain(runner).Count(e => e.Kind == FanOutEventKind.Output));
+    }
+
+    [Fact]
+    public void Cancel_releases_a_worker_waiting_to_queue_output()
+    {
+        using var runner = new FanOutRunner<int, int>(ctx =>
+        {
+            for (var i = 0; i < 100; i++)
+            {
+                ctx.Output("line");
+            }
+
+            return 0;
+        }, new FanOutOptions { OutputCapacity = 5 });
+        runner.Add(1);
+        runner.Complete();
+        Thread.Sleep(200);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        runner.Cancel();
+        Assert.True(runner.WaitForWorkers(TimeSpan.FromSeconds(2)), "the worker kept waiting for room after Cancel");
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(1), $"took {clock.Elapsed}");
+    }
+
+    [Fact]
     public void ReadAll_ends_when_everything_is_done_and_nothing_was_added()
     {
         using var runner = new FanOutRunner<int, int>(ctx => 0);

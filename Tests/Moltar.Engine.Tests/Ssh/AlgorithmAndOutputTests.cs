@@ -127,6 +127,48 @@ public sealed class OutputCollectorTests
         Assert.IsType<InvalidOperationException>(c.CallbackFailure);
         Assert.Equal("a\nb\n", c.Text);
     }
+
+    [Fact]
+    public void Without_room_chunks_are_counted_not_split_and_still_kept()
+    {
+        var lines = new List<string>();
+        var c = new OutputCollector(ExecStream.Stdout, 1000, Encoding.UTF8, (_, l) => lines.Add(l), 100, lineRoom: () => false);
+        c.Append(Encoding.UTF8.GetBytes("a\nb\nc"));
+        c.Complete();
+        Assert.Empty(lines);
+        Assert.Equal(3, c.LinesNotShown);
+        Assert.Equal("a\nb\nc", c.Text);
+    }
+
+    [Fact]
+    public void Splitting_resumes_after_a_line_end_once_there_is_room_again()
+    {
+        var lines = new List<string>();
+        var room = true;
+        var c = new OutputCollector(ExecStream.Stdout, 1000, Encoding.UTF8, (_, l) => lines.Add(l), 100, lineRoom: () => room);
+        c.Append(Encoding.UTF8.GetBytes("one\ntw"));
+        room = false;
+        c.Append(Encoding.UTF8.GetBytes("o\nthree\nfo"));   // "two" and "three" are skipped; "fo..." too
+        room = true;
+        c.Append(Encoding.UTF8.GetBytes("ur\nfive\nsi"));   // "four" ends here: counted; splitting resumes with "five"
+        c.Append(Encoding.UTF8.GetBytes("x"));
+        c.Complete();
+        Assert.Equal(new[] { "one", "five", "six" }, lines);
+        Assert.Equal(3, c.LinesNotShown);
+        Assert.Equal("one\ntwo\nthree\nfour\nfive\nsix", c.Text);
+    }
+
+    [Fact]
+    public void Room_is_not_asked_for_encodings_where_a_newline_byte_can_be_part_of_a_character()
+    {
+        var lines = new List<string>();
+        var asked = 0;
+        var c = new OutputCollector(ExecStream.Stdout, 1000, Encoding.Unicode, (_, l) => lines.Add(l), 100, lineRoom: () => { asked++; return false; });
+        c.Append(Encoding.Unicode.GetBytes("a\nb\n"));
+        c.Complete();
+        Assert.Equal(0, asked);
+        Assert.Equal(new[] { "a", "b" }, lines);
+    }
 }
 
 public sealed class PtyMarkerTests

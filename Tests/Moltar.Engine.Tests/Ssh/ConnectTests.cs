@@ -141,6 +141,22 @@ public sealed class ConnectTests(SshdFixture sshd, ITestOutputHelper output)
     }
 
     [SshdFact]
+    public void A_revoked_key_is_refused_under_every_policy_even_no_as_OpenSSH_does()
+    {
+        sshd.EnsureAvailable();
+        var host = sshd.Hosts[6];
+        var file = sshd.NewTempFile("known_hosts", $"@revoked * {host.PublicKeyLine}\n");
+        foreach (var policy in new[] { StrictHostKeyChecking.Yes, StrictHostKeyChecking.AcceptNew, StrictHostKeyChecking.No })
+        {
+            var failure = ConnectFails(sshd.Options() with { KnownHostsPaths = new[] { file }, StrictHostKeyChecking = policy }, host.Target);
+            Assert.Equal(SshErrorIds.HostKeyRevoked, failure.ErrorId);
+            Assert.Contains("@revoked", failure.Message);
+        }
+
+        Assert.Single(File.ReadAllLines(file)); // AcceptNew added nothing
+    }
+
+    [SshdFact]
     public void No_checking_connects_with_a_warning()
     {
         sshd.EnsureAvailable();
@@ -279,7 +295,7 @@ public sealed class ConnectTests(SshdFixture sshd, ITestOutputHelper output)
     }
 
     [SshdFact]
-    public void A_silent_host_is_ConnectFailed_after_the_connect_timeout()
+    public void A_silent_host_is_Timeout_after_the_connect_timeout()
     {
         sshd.EnsureAvailable();
         using var silent = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
@@ -287,7 +303,8 @@ public sealed class ConnectTests(SshdFixture sshd, ITestOutputHelper output)
         var port = ((System.Net.IPEndPoint)silent.LocalEndpoint).Port;
         var clock = Stopwatch.StartNew();
         var failure = ConnectFails(sshd.Options() with { Port = port, ConnectTimeout = TimeSpan.FromSeconds(1) }, new SshTarget("127.0.0.1"));
-        Assert.Equal(SshErrorIds.ConnectFailed, failure.ErrorId);
+        Assert.Equal(SshErrorIds.Timeout, failure.ErrorId);
+        Assert.Contains("did not complete the SSH handshake within 1 s", failure.Message);
         Assert.InRange(clock.Elapsed, TimeSpan.FromSeconds(0.9), TimeSpan.FromSeconds(4));
         output.WriteLine(failure.Message);
     }

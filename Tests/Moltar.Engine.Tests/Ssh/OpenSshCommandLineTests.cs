@@ -239,6 +239,19 @@ public class OpenSshCommandLineTests : IDisposable
         Assert.Equal(new[] { "-p", "2022", "root@10.0.0.9" }, line.Arguments);
     }
 
+    [Theory]
+    [InlineData("-oProxyCommand=touch /tmp/moltar-pwned")]
+    [InlineData("a;b")]
+    public void AUserThatSshWouldReadAsAnOptionOrAShellWouldSplitIsRefused(string user)
+    {
+        var fromOptions = Assert.Throws<SshFailure>(() => Build(With(_home.Options(), user: user)));
+        Assert.Equal(SshErrorIds.InvalidConfiguration, fromOptions.ErrorId);
+        // ssh config's User lands on the command line as user@host too.
+        var config = _home.Config($"Host *\n  User {user}\n");
+        var fromConfig = Assert.Throws<SshFailure>(() => Build(With(_home.Options(), config: config)));
+        Assert.Contains("is not a user name", fromConfig.Message);
+    }
+
     [Fact]
     public void ThePassphraseNeverReachesTheCommandLine()
     {

@@ -7,7 +7,12 @@ using Moltar.Engine.Context;
 namespace Moltar.Engine.Aws;
 
 /// <summary>Explicit credentials given as parameters (-AccessKey/-SecretKey/-SessionToken).</summary>
-public sealed record ExplicitCredentials(string AccessKey, string SecretKey, string? SessionToken);
+public sealed record ExplicitCredentials(string AccessKey, string SecretKey, string? SessionToken)
+{
+    /// <summary>A record prints every property; the secret key and the session token must never be printed.</summary>
+    public override string ToString() =>
+        $"ExplicitCredentials {{ AccessKey = {AccessKey}, SecretKey = ***, SessionToken = {(SessionToken is null ? "" : "***")} }}";
+}
 
 /// <summary>
 /// The account and region a call runs against: credentials resolved the way AWS tooling resolves them,

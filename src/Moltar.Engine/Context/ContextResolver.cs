@@ -60,6 +60,8 @@ public sealed class ContextResolver
             (raw, _) => raw.Split(new[] { ' ', ',', '\t' }, StringSplitOptions.RemoveEmptyEntries),
             (value, source) => AsStrings(value, source), null) ?? Array.Empty<string>();
         string? user = Pick("User", request.User, "MOLTAR_USER", Text, AsString, null);
+        if (user is not null && !Ssh.SshNames.IsValidUser(user))
+            throw new FormatException($"{settings.Last(s => s.Name == "User").Source}: User '{user}' is not {Ssh.SshNames.UserRule}.");
         int? port = Pick<int?>("Port", request.Port, "MOLTAR_PORT", (raw, v) => ParsePort(raw, v),
             (value, source) => ParsePort(AsString(value, source), source), null);
         string addressType = Pick("AddressType", request.AddressType, "MOLTAR_ADDRESS_TYPE",

@@ -13,6 +13,11 @@ public sealed class FanOutOptions
     public bool StopOnFailure { get; init; }
     /// <summary>Output lines queued but not yet taken by the pipeline thread before workers wait (back-pressure).</summary>
     public int OutputCapacity { get; init; } = 10_000;
+    /// <summary>
+    /// Characters of output queued before workers wait, whatever the number of lines (a host printing long lines
+    /// fills memory long before 10,000 of them are queued). One line longer than this still passes, alone.
+    /// </summary>
+    public long OutputCharCapacity { get; init; } = 4L * 1024 * 1024;
     public string ThreadName { get; init; } = "Moltar fan-out";
 }
 
@@ -79,7 +84,15 @@ public sealed class FanOutContext<TItem, TResult>
     /// <summary>Fires on Cancel/Dispose or the caller's token: stop within a second or two and close connections.</summary>
     public CancellationToken CancellationToken { get; }
 
-    public void Output(string line, bool isError = false) => _runner.PostOutput(Item, Index, line, isError);
+    /// <summary>Queues a line of output; waits while the pipeline thread is behind (OutputCapacity, OutputCharCapacity).</summary>
+    public void Output(string line, bool isError = false) => _runner.PostOutput(Item, Index, line, isError, wait: true);
+    /// <summary>
+    /// Queues a line of output if there is room now, else returns false at once (the line is not queued). For
+    /// producers that must not stall: SSH.NET buffers whatever its reader does not take, without limit.
+    /// </summary>
+    public bool TryOutput(string line, bool isError = false) => _runner.PostOutput(Item, Index, line, isError, wait: false);
+    /// <summary>Whether a line of output would be queued now (a hint: another worker may take the room first).</summary>
+    public bool HasOutputRoom => _runner.HasOutputRoom;
     public void Warning(string message) => _runner.Post(FanOutEventKind.Warning, message, Item, Index);
     public void Verbose(string message) => _runner.Post(FanOutEventKind.Verbose, message, Item, Index);
     public void Status(string status) => _runner.Post(FanOutEventKind.Status, status, Item, Index);
@@ -108,7 +121,9 @@ public sealed class FanOutRunner<TItem, TResult> : IDisposable
     private readonly List<Thread> _threads = new();
     private readonly ConcurrentQueue<FanOutEvent<TItem, TResult>> _events = new();
     private readonly SemaphoreSlim _eventCount = new(0);
-    private readonly SemaphoreSlim _outputSlots;
+    private readonly object _outputGate = new();
+    private int _queuedLines;
+    private long _queuedChars;
     private int _added;
     private int _completed;
     private int _idle;
@@ -125,7 +140,6 @@ public sealed class FanOutRunner<TItem, TResult> : IDisposable
         _throttle = _options.Series ? 1 : Math.Clamp(_options.ThrottleLimit, 1, 1024);
         _isFailure = isFailure;
         _cts = new CancellationTokenSource();
-        _outputSlots = new SemaphoreSlim(Math.Max(1, _options.OutputCapacity));
         if (cancellationToken.CanBeCanceled)
         {
             _callerRegistration = cancellationToken.UnsafeRegister(static r => ((FanOutRunner<TItem, TResult>)r!).Cancel(), this);
@@ -209,15 +223,34 @@ public sealed class FanOutRunner<TItem, TResult> : IDisposable
         TotalCount = TotalCount,
     });
 
-    internal void PostOutput(TItem item, int index, string line, bool isError)
+    internal bool HasOutputRoom =>
+        Volatile.Read(ref _queuedLines) < Math.Max(1, _options.OutputCapacity) && Interlocked.Read(ref _queuedChars) < Math.Max(1, _options.OutputCharCapacity);
+
+    internal bool PostOutput(TItem item, int index, string line, bool isError, bool wait)
     {
-        try
+        // Back-pressure when the pipeline falls behind: wait (or, not waiting, refuse the line) while too many
+        // lines or characters are queued.
+        var lines = Math.Max(1, _options.OutputCapacity);
+        var chars = Math.Max(1, _options.OutputCharCapacity);
+        lock (_outputGate)
         {
-            _outputSlots.Wait(_cts.Token); // back-pressure when the pipeline falls behind
-        }
-        catch (OperationCanceledException)
-        {
-            return; // cancelled: nobody wants the rest of the output
+            while (_queuedLines >= lines || _queuedLines > 0 && _queuedChars + line.Length > chars)
+            {
+                if (_cts.IsCancellationRequested || !wait)
+                {
+                    return false; // cancelled (nobody wants the rest of the output), or no room now
+                }
+
+                Monitor.Wait(_outputGate, 100);
+            }
+
+            if (_cts.IsCancellationRequested)
+            {
+                return false;
+            }
+
+            _queuedLines++;
+            _queuedChars += line.Length;
         }
 
         Enqueue(new FanOutEvent<TItem, TResult>
@@ -229,6 +262,7 @@ public sealed class FanOutRunner<TItem, TResult> : IDisposable
             HasItem = true,
             Index = index,
         });
+        return true;
     }
 
     /// <summary>
@@ -256,7 +290,12 @@ public sealed class FanOutRunner<TItem, TResult> : IDisposable
 
         if (ev.Kind == FanOutEventKind.Output)
         {
-            _outputSlots.Release();
+            lock (_outputGate)
+            {
+                _queuedLines--;
+                _queuedChars -= ev.Text?.Length ?? 0;
+                Monitor.PulseAll(_outputGate);
+            }
         }
 
         if (ReferenceEquals(ev, FinishMarker))
@@ -302,6 +341,11 @@ public sealed class FanOutRunner<TItem, TResult> : IDisposable
 
             SkipPending("cancelled before it started");
             Monitor.PulseAll(_gate);
+            lock (_outputGate)
+            {
+                Monitor.PulseAll(_outputGate); // workers waiting to queue output stop waiting
+            }
+
             QueueFinishIfDone();
         }
     }

@@ -11,7 +11,11 @@ public enum ExecStream
 /// <summary>How to run one command on a connection.</summary>
 public sealed record ExecOptions
 {
-    public const long DefaultMaxOutputBytes = 64L * 1024 * 1024;
+    /// <summary>
+    /// 16 MiB per stream and host: kept as bytes and then as text (twice that in memory), so a fan-out of 32 hosts
+    /// that all flood holds about 1.5 GiB at worst. Bigger outputs belong in a file (Copy-MoltarFile -FromRemote).
+    /// </summary>
+    public const long DefaultMaxOutputBytes = 16L * 1024 * 1024;
 
     /// <summary>Ends the command (signal TERM, connection closed) after this long: outcome Timeout. Null = no limit.</summary>
     public TimeSpan? Timeout { get; init; }
@@ -29,6 +33,12 @@ public sealed record ExecOptions
     public uint TerminalRows { get; init; } = 50;
     /// <summary>Called as each line arrives (on an engine thread: enqueue, do not block). Line ends are removed.</summary>
     public Action<ExecStream, string>? OnLine { get; init; }
+    /// <summary>
+    /// Asked (on an engine thread) before each chunk of output is split into lines for OnLine: false = no room
+    /// now. The chunk's lines are then skipped (counted in ExecOutcome.LinesNotShown, still kept in the outcome up
+    /// to MaxOutputBytes), so reading never waits for the consumer: SSH.NET would buffer the difference without limit.
+    /// </summary>
+    public Func<bool>? LineRoom { get; init; }
     /// <summary>How remote output is decoded; UTF-8 by default.</summary>
     public Encoding? Encoding { get; init; }
     /// <summary>Longest line handed to OnLine; longer lines are split (the kept output is unaffected).</summary>
@@ -54,6 +64,8 @@ public sealed class ExecOutcome
     public long StderrBytes { get; init; }
     public bool StdoutTruncated { get; init; }
     public bool StderrTruncated { get; init; }
+    /// <summary>Lines not handed to OnLine because ExecOptions.LineRoom said there was no room (they are in the output).</summary>
+    public long LinesNotShown { get; init; }
     public DateTimeOffset StartTime { get; init; }
     public TimeSpan Duration { get; init; }
     /// <summary>Null on success; else CommandFailed, Timeout or ConnectionLost (see SshErrorIds).</summary>

@@ -45,15 +45,18 @@ internal sealed class HostKeyVerifier
         var offered = $"{SshKeyBlob.ShortTypeName(keyType)} {SshKeyBlob.Fingerprint(blob)}";
         OfferedFingerprint = SshKeyBlob.Fingerprint(blob);
 
+        var files = _settings.AllKnownHostsFiles.ToList();
+        var check = _connector.KnownHosts.Check(files, _settings.HostName, _settings.Port, blob);
         if (_settings.StrictHostKeyChecking == StrictHostKeyChecking.No)
         {
             _connector.LogOnce("strict-no", SshLogLevel.Warning,
                 "StrictHostKeyChecking is no: host keys are not checked, so a machine in the middle would not be noticed.", null);
-            return true;
+            // As OpenSSH: a key marked @revoked is refused under every policy, "no" included.
+            if (check.Status != HostKeyStatus.Revoked)
+            {
+                return true;
+            }
         }
-
-        var files = _settings.AllKnownHostsFiles.ToList();
-        var check = _connector.KnownHosts.Check(files, _settings.HostName, _settings.Port, blob);
         if (check.HasCertAuthority)
         {
             _connector.LogOnce("ca:" + Name, SshLogLevel.Verbose,

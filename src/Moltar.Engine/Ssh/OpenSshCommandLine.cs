@@ -94,6 +94,12 @@ public sealed class OpenSshCommandLine
         SshConfigMatch Lookup(string host) => userConfig.Resolve(host).Then(systemConfig.Resolve(host));
 
         var settings = SshHostSettings.Resolve(target.Address, target.Port, target.User, options, Lookup(target.Address), home);
+        // The user goes on the command line as user@host: a leading '-' would make ssh read it as an option
+        // (-oProxyCommand=...), whichever source it came from (parameter, project file, ssh config).
+        if (!SshNames.IsValidUser(settings.User))
+        {
+            throw new SshFailure(SshErrorIds.InvalidConfiguration, $"User '{settings.User}' for {target.Address} is not {SshNames.UserRule}.");
+        }
         var notes = new List<string>();
         var environment = new Dictionary<string, string>(StringComparer.Ordinal);
 
@@ -109,6 +115,11 @@ public sealed class OpenSshCommandLine
         var hops = settings.Jumps
             .Select(hop => (Hop: hop, User: SshHostSettings.Resolve(hop.Host, hop.Port, hop.User, options, Lookup(hop.Host), home, isJump: true).User))
             .ToList();
+        foreach (var (hop, user) in hops.Where(h => !SshNames.IsValidUser(h.User)))
+        {
+            throw new SshFailure(SshErrorIds.InvalidConfiguration, $"User '{user}' for the jump host {hop.Host} is not {SshNames.UserRule}.");
+        }
+
         var jumpHosts = hops.Select(h => JumpSpec(h.Hop, h.User)).ToList();
         var forwarded = options.KeyFiles.Count > 0 || options.KnownHostsPaths is not null
             || options.StrictHostKeyChecking is not null || options.ConnectTimeout is not null;

@@ -14,12 +14,22 @@ internal sealed class OutputCollector
     private readonly Action<ExecStream, string>? _onLine;
     private readonly int _maxLine;
     private readonly Decoder? _decoder;
+    private readonly Func<bool>? _lineRoom;
     private readonly StringBuilder _line = new();
     private byte[] _kept = Array.Empty<byte>();
     private int _keptLength;
     private char[] _chars = Array.Empty<char>();
+    private bool _skipping;
+    private bool _skippedTail;
 
-    public OutputCollector(ExecStream stream, long maxBytes, Encoding encoding, Action<ExecStream, string>? onLine, int maxLine)
+    /// <param name="lineRoom">
+    /// Asked before each chunk is split into lines (when the encoding keeps '\n' a byte of its own, as UTF-8 and
+    /// single-byte encodings do): false = nobody can take lines now. The chunk is then not decoded, its lines are
+    /// counted in LinesNotShown, and splitting resumes after a line end once there is room. So a reader that must
+    /// not fall behind (SSH.NET buffers what is not read, without limit) keeps pace at memory speed.
+    /// </param>
+    public OutputCollector(ExecStream stream, long maxBytes, Encoding encoding, Action<ExecStream, string>? onLine, int maxLine,
+        Func<bool>? lineRoom = null)
     {
         _stream = stream;
         _max = Math.Max(0, maxBytes);
@@ -27,7 +37,11 @@ internal sealed class OutputCollector
         _onLine = onLine;
         _maxLine = Math.Max(1, maxLine);
         _decoder = onLine is null ? null : encoding.GetDecoder();
+        _lineRoom = onLine is not null && (encoding is UTF8Encoding || encoding.IsSingleByte) ? lineRoom : null;
     }
+
+    /// <summary>Lines not handed to the callback because LineRoom said there was no room.</summary>
+    public long LinesNotShown { get; private set; }
 
     public long TotalBytes { get; private set; }
     public bool Truncated => TotalBytes > _keptLength;
@@ -58,6 +72,39 @@ internal sealed class OutputCollector
             return;
         }
 
+        if (_lineRoom is not null)
+        {
+            if (!_skipping && !_lineRoom())
+            {
+                // The line begun so far is lost with the rest; it is counted when its end arrives.
+                _skipping = true;
+                _line.Clear();
+                _decoder.Reset();
+            }
+
+            if (_skipping)
+            {
+                var first = data.IndexOf((byte)'\n');
+                if (first < 0 || !_lineRoom())
+                {
+                    // Still no room (or the skipped line goes on): count the line ends, split nothing.
+                    LinesNotShown += first < 0 ? 0 : data.Count((byte)'\n');
+                    _skippedTail = first < 0 || data[^1] != (byte)'\n';
+                    return;
+                }
+
+                // Room again: the skipped line ends here; splitting resumes with the next one.
+                LinesNotShown++;
+                _skipping = false;
+                _skippedTail = false;
+                data = data.Slice(first + 1);
+                if (data.IsEmpty)
+                {
+                    return;
+                }
+            }
+        }
+
         var needed = _encoding.GetMaxCharCount(data.Length);
         if (_chars.Length < needed)
         {
@@ -71,7 +118,12 @@ internal sealed class OutputCollector
     /// <summary>End of stream: flushes the decoder and the last partial line.</summary>
     public void Complete()
     {
-        if (_decoder is not null && CallbackFailure is null)
+        if (_skipping && _skippedTail)
+        {
+            LinesNotShown++; // a last line without a line end
+        }
+
+        if (_decoder is not null && CallbackFailure is null && !_skipping)
         {
             var count = _decoder.GetChars(ReadOnlySpan<byte>.Empty, _chars.Length > 0 ? _chars : _chars = new char[16], flush: true);
             Scan(_chars.AsSpan(0, count));

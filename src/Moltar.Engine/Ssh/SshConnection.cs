@@ -63,8 +63,14 @@ public sealed class SshConnection : IDisposable
         var start = DateTimeOffset.Now;
         var clock = Stopwatch.StartNew();
         var encoding = options.Encoding ?? new UTF8Encoding(false);
-        var stdout = new OutputCollector(ExecStream.Stdout, options.MaxOutputBytes, encoding, options.OnLine, options.MaxLineLength);
-        var stderr = new OutputCollector(ExecStream.Stderr, options.MaxOutputBytes, encoding, options.OnLine, options.MaxLineLength);
+        // Lines are split only while the reader keeps up: SSH.NET reads the socket on its own thread and buffers
+        // what this side has not read yet, without limit. When that backlog grows (splitting is slower than a
+        // host can print), lines are skipped until it has been read away, so memory stays bounded.
+        Stream? outSource = null, errSource = null;
+        Func<bool>? Room(Func<Stream?> source) => options.OnLine is null ? null
+            : () => (options.LineRoom?.Invoke() ?? true) && Backlog(source()) < MaxReadBacklog;
+        var stdout = new OutputCollector(ExecStream.Stdout, options.MaxOutputBytes, encoding, options.OnLine, options.MaxLineLength, Room(() => outSource));
+        var stderr = new OutputCollector(ExecStream.Stderr, options.MaxOutputBytes, encoding, options.OnLine, options.MaxLineLength, Room(() => errSource));
 
         SshCommand cmd;
         Task execution;
@@ -80,6 +86,8 @@ public sealed class SshConnection : IDisposable
 
         using (cmd)
         {
+            outSource = cmd.OutputStream;
+            errSource = cmd.ExtendedOutputStream;
             var outReader = Pump(cmd.OutputStream, stdout, "stdout");
             var errReader = Pump(cmd.ExtendedOutputStream, stderr, "stderr");
             Thread? stdinWriter = null;
@@ -175,6 +183,7 @@ public sealed class SshConnection : IDisposable
                 StderrBytes = stderr.TotalBytes,
                 StdoutTruncated = stdout.Truncated,
                 StderrTruncated = stderr.Truncated,
+                LinesNotShown = stdout.LinesNotShown + stderr.LinesNotShown,
                 StartTime = start,
                 Duration = clock.Elapsed,
                 ErrorId = errorId,
@@ -188,7 +197,7 @@ public sealed class SshConnection : IDisposable
         var start = DateTimeOffset.Now;
         var clock = Stopwatch.StartNew();
         var encoding = options.Encoding ?? new UTF8Encoding(false);
-        var output = new OutputCollector(ExecStream.Stdout, options.MaxOutputBytes, encoding, options.OnLine, options.MaxLineLength);
+        var output = new OutputCollector(ExecStream.Stdout, options.MaxOutputBytes, encoding, options.OnLine, options.MaxLineLength, options.LineRoom);
         var nonce = Convert.ToHexString(RandomNumberGenerator.GetBytes(6)).ToLowerInvariant();
         var parser = new PtyMarkerParser(nonce);
 
@@ -338,6 +347,7 @@ public sealed class SshConnection : IDisposable
                 Stdout = output.Text,
                 StdoutBytes = output.TotalBytes,
                 StdoutTruncated = output.Truncated,
+                LinesNotShown = output.LinesNotShown,
                 StartTime = start,
                 Duration = clock.Elapsed,
                 ErrorId = errorId,
@@ -427,6 +437,21 @@ public sealed class SshConnection : IDisposable
         }
 
         Close();
+    }
+
+    /// <summary>Bytes SSH.NET has received but this side has not read, above which lines are skipped.</summary>
+    internal const long MaxReadBacklog = 4L * 1024 * 1024;
+
+    private static long Backlog(Stream? stream)
+    {
+        try
+        {
+            return stream?.Length ?? 0;
+        }
+        catch (Exception)
+        {
+            return 0; // a stream that cannot say (or is closed): no backlog known
+        }
     }
 
     private static Thread Pump(Stream stream, OutputCollector collector, string name)

@@ -28,6 +28,11 @@ public sealed class SshConnector : IDisposable
     public SshConnector(SshOptions? options = null, Action<SshLogEntry>? log = null)
     {
         Options = options ?? new SshOptions();
+        if (Options.User is { } user && !SshNames.IsValidUser(user))
+        {
+            throw new SshFailure(SshErrorIds.InvalidConfiguration, $"User '{user}' is not {SshNames.UserRule}.");
+        }
+
         _log = log;
         Home = Options.HomeDirectory ?? SshPaths.DefaultHome();
         KnownHosts = new KnownHosts(note => Log(SshLogLevel.Verbose, note));
@@ -398,8 +403,13 @@ public sealed class SshConnector : IDisposable
             case SshAgentException:
                 return AuthFailure(e, settings, role, tracker);
             case SshOperationTimeoutException:
-                return new SshFailure(SshErrorIds.ConnectFailed,
-                    $"Could not connect to the {role} {where}: no answer within {settings.ConnectTimeout.TotalSeconds:0.#} s.", settings.HostName, e);
+                // A time limit ran out (the TCP connect never completed, or the host accepted it and never spoke
+                // SSH): Timeout, like a command past -TimeoutSeconds, not ConnectFailed (refused, unreachable).
+                var waited = $"{settings.ConnectTimeout.TotalSeconds:0.#} s";
+                return new SshFailure(SshErrorIds.Timeout, e.Message.Contains("establish", StringComparison.OrdinalIgnoreCase)
+                    ? $"Could not connect to the {role} {where}: the TCP connection was not accepted within {waited} (-ConnectTimeoutSeconds)."
+                    : $"Could not connect to the {role} {where}: it accepted the connection but did not complete the SSH handshake within {waited} (-ConnectTimeoutSeconds); the connection was closed.",
+                    settings.HostName, e);
             case ProxyException:
                 return new SshFailure(SshErrorIds.ConnectFailed,
                     $"Could not reach the {role} {where} through the jump host: {e.Message}", settings.HostName, e);

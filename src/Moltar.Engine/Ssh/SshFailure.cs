@@ -8,7 +8,7 @@ public static class SshErrorIds
 {
     /// <summary>The command ran and exited non-zero (or was killed by a signal).</summary>
     public const string CommandFailed = "CommandFailed";
-    /// <summary>TCP connect, SSH handshake or the jump host failed (refused, unreachable, silent, protocol error).</summary>
+    /// <summary>TCP connect, SSH handshake or the jump host failed (refused, unreachable, protocol error).</summary>
     public const string ConnectFailed = "ConnectFailed";
     /// <summary>The server refused every key and agent identity offered.</summary>
     public const string AuthenticationFailed = "AuthenticationFailed";
@@ -18,7 +18,11 @@ public static class SshErrorIds
     public const string HostKeyUnknown = "HostKeyUnknown";
     /// <summary>The host offered a key marked @revoked in known_hosts.</summary>
     public const string HostKeyRevoked = "HostKeyRevoked";
-    /// <summary>The command did not finish in time; it was signalled and the connection closed.</summary>
+    /// <summary>
+    /// A time limit ran out: the command did not finish within its timeout (it was signalled and the connection
+    /// closed), or the host did not complete the TCP connect and SSH handshake within the connect timeout
+    /// (a silent host: accepts TCP, never speaks SSH).
+    /// </summary>
     public const string Timeout = "Timeout";
     /// <summary>The connection dropped while the command ran.</summary>
     public const string ConnectionLost = "ConnectionLost";

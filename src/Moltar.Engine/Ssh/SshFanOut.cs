@@ -11,23 +11,46 @@ public static class SshFanOut
     /// host could not be reached, an SshFailure as Error (OperationCanceledException when cancelled).
     /// Add targets, Complete(), then drain with TryTake/ReadAll on the pipeline thread.
     /// </summary>
+    /// <remarks>liveOutput false: no Output events (nobody shows them); the outcome still keeps and counts the output.</remarks>
     public static FanOutRunner<SshTarget, ExecOutcome> RunCommand(SshConnector connector, string command, ExecOptions? exec = null,
-        FanOutOptions? options = null, CancellationToken cancellationToken = default)
+        FanOutOptions? options = null, CancellationToken cancellationToken = default, bool liveOutput = true)
     {
         exec ??= new ExecOptions();
-        return new FanOutRunner<SshTarget, ExecOutcome>(ctx => RunOne(connector, ctx, command, exec), options, cancellationToken, IsFailure);
+        return new FanOutRunner<SshTarget, ExecOutcome>(ctx => RunOne(connector, ctx, command, exec, liveOutput), options, cancellationToken, IsFailure);
     }
 
     /// <summary>
     /// The per-target work of RunCommand, for callers that build the runner themselves (e.g. to create the
     /// connector after the runner, so the connector's log can be posted to it): connect, run, close.
     /// </summary>
-    public static ExecOutcome RunOne(SshConnector connector, FanOutContext<SshTarget, ExecOutcome> ctx, string command, ExecOptions exec)
+    public static ExecOutcome RunOne(SshConnector connector, FanOutContext<SshTarget, ExecOutcome> ctx, string command, ExecOptions exec,
+        bool liveOutput = true)
     {
         ctx.Status("connecting");
         using var connection = connector.Connect(ctx.Item, ctx.CancellationToken);
         ctx.Status("running");
-        return connection.Run(command, exec.WithOnLine((stream, line) => ctx.Output(line, stream == ExecStream.Stderr)), ctx.CancellationToken);
+        // Live lines must never stall the readers: SSH.NET has no flow control of its own (it takes whatever the
+        // host sends and buffers what is not read yet, without limit), so a host printing faster than the pipeline
+        // thread can write would otherwise fill memory. A line that finds the queue full is counted, not shown;
+        // the outcome keeps the output regardless (up to MaxOutputBytes).
+        long skipped = 0;
+        var options = liveOutput
+            ? exec.WithOnLine((stream, line) =>
+            {
+                if (!ctx.TryOutput(line, stream == ExecStream.Stderr))
+                {
+                    Interlocked.Increment(ref skipped);
+                }
+            }) with { LineRoom = () => ctx.HasOutputRoom }
+            : exec.WithOnLine(null);
+        var outcome = connection.Run(command, options, ctx.CancellationToken);
+        if (Interlocked.Read(ref skipped) + outcome.LinesNotShown is > 0 and var count)
+        {
+            ctx.Warning($"{count} line(s) of output were not shown live: they came faster than they could be written. " +
+                $"The result keeps the first {exec.MaxOutputBytes} bytes of each stream.");
+        }
+
+        return outcome;
     }
 
     /// <summary>An outcome that should stop a StopOnFailure fan-out.</summary>
@@ -67,6 +90,9 @@ public static class SshFanOut
                 Output = outcome.Stdout,
                 Error = error ?? "",
                 ErrorId = outcome.ErrorId,
+                OutputBytes = outcome.StdoutBytes,
+                ErrorBytes = outcome.StderrBytes,
+                Truncated = outcome.StdoutTruncated || outcome.StderrTruncated,
                 StartTime = outcome.StartTime,
                 Duration = outcome.Duration,
             };

@@ -68,6 +68,18 @@ public sealed record SshJumpHop(string Host, int? Port = null, string? User = nu
             throw new FormatException($"Jump host '{hop}' has no host name.");
         }
 
+        // The hop reaches ssh's -J or a ProxyCommand that /bin/sh runs (Enter-MoltarInstance): no shell
+        // metacharacters, and nothing ssh would read as an option.
+        if (!SshNames.IsValidHost(host))
+        {
+            throw new FormatException($"Jump host '{hop}': '{host}' is not {SshNames.HostRule}.");
+        }
+
+        if (!string.IsNullOrEmpty(user) && !SshNames.IsValidUser(user))
+        {
+            throw new FormatException($"Jump host '{hop}': '{user}' is not {SshNames.UserRule}.");
+        }
+
         return new SshJumpHop(host, port, string.IsNullOrEmpty(user) ? null : user);
     }
 

@@ -10,7 +10,9 @@ public sealed record SshTarget
             throw new ArgumentException("A target needs an address.", nameof(address));
         }
 
-        Address = address.Trim();
+        // Addresses reach SSH.NET, the system ssh's command line and (through jump hosts) a ProxyCommand run by
+        // /bin/sh: a value with shell metacharacters or a leading '-' is refused here, whatever its source.
+        Address = SshNames.CheckHost(address.Trim(), "The address");
         InstanceId = instanceId ?? "";
         Name = name;
     }

@@ -169,6 +169,8 @@ public sealed class EnterMoltarInstanceCommand : MoltarSshCmdlet
                 $"{instance.DisplayName} has no {(context.AddressType == "Auto" ? "" : context.AddressType.ToLowerInvariant() + " ")}IP address to connect to. Try -AddressType Private or Public."),
                 "NoAddress", ErrorCategory.ResourceUnavailable, instance));
         }
+        if (!SshNames.IsValidHost(instance.Address))
+            ThrowTerminatingError(InvalidAddressError(instance));
         return new HostWork(SshTarget.FromInstance(instance), instance);
     }
 

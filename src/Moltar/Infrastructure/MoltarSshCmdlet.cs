@@ -27,7 +27,7 @@ public abstract class MoltarSshCmdlet : MoltarAwsCmdlet
     [Parameter(ParameterSetName = SelectionSet)] [ValidateNotNullOrEmpty] [ArgumentCompleter(typeof(NameCompleter))] public string? Name { get; set; }
     [Parameter(ParameterSetName = SelectionSet)] [ValidateNotNullOrEmpty] public Hashtable? Tag { get; set; }
 
-    [Parameter] [ValidateNotNullOrEmpty] public string? User { get; set; }
+    [Parameter] [ValidateNotNullOrEmpty] [ValidateUserName] public string? User { get; set; }
     [Parameter] [ValidateRange(1, 65535)] public int? Port { get; set; }
     [Parameter] [ValidateNotNullOrEmpty] [Alias("IdentityFile")] public string[]? KeyFile { get; set; }
     /// <summary>A password is not used for login; the credential's password is the key files' passphrase.</summary>
@@ -89,8 +89,17 @@ public abstract class MoltarSshCmdlet : MoltarAwsCmdlet
             WriteError(new ErrorRecord(new InvalidOperationException(
                 $"{instance.DisplayName} has no {(context.AddressType == "Auto" ? "" : context.AddressType.ToLowerInvariant() + " ")}IP address; it is left out. Try -AddressType Private or Public."),
                 "NoAddress", ErrorCategory.ResourceUnavailable, instance));
-        return instances.Where(i => i.Address is not null).ToList();
+        // An address is handed to SSH and to ssh's command line: one that is not a host name or IP is never used.
+        var badAddress = instances.Where(i => i.Address is not null && !SshNames.IsValidHost(i.Address)).ToList();
+        foreach (var instance in badAddress)
+            WriteError(InvalidAddressError(instance));
+        return instances.Where(i => i.Address is not null && !badAddress.Contains(i)).ToList();
     }
+
+    /// <summary>The error for an instance whose address is not a host name or IP address (it is not connected to).</summary>
+    protected static ErrorRecord InvalidAddressError(MoltarInstance instance) =>
+        new(new ArgumentException($"{instance.DisplayName}: the address '{instance.Address}' is not {SshNames.HostRule}; it is left out."),
+            "InvalidAddress", ErrorCategory.InvalidData, instance);
 
     /// <summary>The engine's selection for these filters (running instances only); a bad -Tag is a terminating InvalidTagFilter.</summary>
     protected InstanceSelection MakeSelection(MoltarContext context, string? environment, string? cluster, string? name, Hashtable? tag, bool first)
