@@ -60,7 +60,7 @@ function Invoke-Build {
     Invoke-Native dotnet (@('publish', (Join-Path $root 'src/Moltar.Engine/Moltar.Engine.csproj'), '-o', (Join-Path $publish 'deps')) + $common)
 
     New-Item -ItemType Directory -Force -Path (Join-Path $moduleDir 'deps') | Out-Null
-    foreach ($file in 'Moltar.psd1', 'Moltar.psm1', 'Moltar.format.ps1xml') {
+    foreach ($file in 'Moltar.psd1', 'Moltar.format.ps1xml') {
         Copy-Item (Join-Path $root $file) $moduleDir
     }
     # The cmdlets and the model load in the default context; everything else from deps/.

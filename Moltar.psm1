@@ -1,7 +1,0 @@
-# Loader: the binary module for PowerShell 7.4+. Dependencies load in a private context (see ModuleInitializer).
-if ($PSVersionTable.PSEdition -ne 'Core' -or $PSVersionTable.PSVersion -lt [version]'7.4') {
-    throw "Moltar needs PowerShell 7.4 or later (this is $($PSVersionTable.PSEdition) $($PSVersionTable.PSVersion)). Install it from https://aka.ms/powershell and run 'pwsh'."
-}
-Import-Module -Name (Join-Path $PSScriptRoot 'Moltar.Cmdlets.dll') -ErrorAction Stop
-# The manifest's CmdletsToExport is the one list of what the module exports.
-Export-ModuleMember -Cmdlet '*'
