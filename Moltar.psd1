@@ -1,5 +1,7 @@
 @{
-    RootModule           = 'Moltar.psm1'
+    # The cmdlets assembly itself: no script loader to compile at import (PowerShellVersion and
+    # CompatiblePSEditions refuse older hosts with PowerShell's own message).
+    RootModule           = 'Moltar.Cmdlets.dll'
     ModuleVersion        = '0.1.0'
     CompatiblePSEditions = @('Core')
     PowerShellVersion    = '7.4'

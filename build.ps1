@@ -15,8 +15,9 @@ param(
     [string] $TestFilter,
     [switch] $SkipUnit,
     [switch] $SkipPester,
-    # Bench: fleet sizes.
-    [int[]] $Hosts = @(10, 50, 100),
+    # Bench: fleet sizes (one fleet of the largest; smaller N use its first hosts) and timed runs per tool.
+    [ValidateRange(1, 250)] [int[]] $Hosts = @(10, 50, 100),
+    [ValidateRange(1, 100)] [int] $Runs = 5,
     # Package: the local PSResourceGet file repository to publish to; -SkipBuild packages the existing build.
     [string] $RepositoryPath,
     [switch] $SkipBuild
@@ -62,7 +63,7 @@ function Invoke-Build {
     Invoke-Native dotnet (@('publish', (Join-Path $root 'src/Moltar.Engine/Moltar.Engine.csproj'), '-o', (Join-Path $publish 'deps')) + $common)
 
     New-Item -ItemType Directory -Force -Path (Join-Path $moduleDir 'deps') | Out-Null
-    foreach ($file in 'Moltar.psd1', 'Moltar.psm1', 'Moltar.format.ps1xml') {
+    foreach ($file in 'Moltar.psd1', 'Moltar.format.ps1xml') {
         Copy-Item (Join-Path $root $file) $moduleDir
     }
     # Release notes: this version's section of CHANGELOG.md, so the gallery page says what changed.
@@ -241,6 +242,26 @@ function Invoke-Demo {
     if ($LASTEXITCODE -ne 0) { throw "The demo failed (exit $LASTEXITCODE)." }
 }
 
+function Invoke-Bench {
+    Invoke-Build
+    $sandboxDll = Build-Sandbox
+    $skipReason = Initialize-TestPrerequisite
+    if ($skipReason) { throw "The benchmark needs the sandbox fleet: $skipReason" }
+    Write-Step 'Building the raw AWSSDK.EC2 paginator (the discovery baseline)'
+    $rawProject = Join-Path $root 'Tests/Bench/RawPaginator/RawPaginator.csproj'
+    Invoke-Native dotnet @('build', $rawProject, '-c', 'Release', '--nologo', '-v:q')
+    $benchmark = @{
+        ModulePath       = Join-Path $moduleDir 'Moltar.psd1'
+        SandboxPath      = $sandboxDll
+        RawPaginatorPath = Join-Path $root 'Tests/Bench/RawPaginator/bin/Release/net10.0/RawPaginator.dll'
+        Hosts            = $Hosts
+        Runs             = $Runs
+        OutputDirectory  = Join-Path $out 'bench'
+        ReadmePath       = Join-Path $root 'README.md'
+    }
+    & (Join-Path $root 'Tests/Bench/Invoke-Benchmark.ps1') @benchmark
+}
+
 function Invoke-Package {
     if (-not $SkipBuild) { Invoke-Build }
     $repository = if ($RepositoryPath) { $RepositoryPath } else { Join-Path $out 'repository' }
@@ -278,6 +299,6 @@ switch ($Task) {
     'Build' { Invoke-Build }
     'Test' { Invoke-Test }
     'Demo' { Invoke-Demo }
-    'Bench' { throw 'The Bench task is not built yet (issue: Performance).' }
+    'Bench' { Invoke-Bench }
     'Package' { Invoke-Package }
 }

@@ -112,3 +112,22 @@ Describe 'A broken installation' {
         finally { Remove-Item -Recurse -Force $copy -ErrorAction Ignore }
     }
 }
+
+Describe 'Views' {
+    BeforeAll { Import-Module (Get-TestModulePath) -Force }
+
+    It 'has a table and a list view for <_>' -ForEach @('Moltar.MoltarInstance', 'Moltar.MoltarCommandResult', 'Moltar.MoltarCopyResult', 'Moltar.MoltarDeployResult') {
+        $controls = (Get-FormatData -TypeName $_).FormatViewDefinition.Control | ForEach-Object { $_.GetType().Name }
+        $controls | Should -Contain 'TableControl'
+        $controls | Should -Contain 'ListControl'
+    }
+
+    It 'lists an instance with its packages and tags in one line each' {
+        $tags = [System.Collections.Generic.Dictionary[string, string]]::new()
+        $tags['Name'] = 'web-1'; $tags['Cluster'] = 'web'
+        $instance = [Moltar.MoltarInstance]@{ InstanceId = 'i-0123456789abcdef0'; Name = 'web-1'; Packages = @('a', 'b'); Tags = $tags }
+        $text = $instance | Format-List | Out-String
+        $text | Should -Match 'Packages\s+: a, b'
+        $text | Should -Match 'Tags\s+: Cluster=web, Name=web-1'
+    }
+}

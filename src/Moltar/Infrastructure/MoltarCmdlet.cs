@@ -21,7 +21,7 @@ public abstract class MoltarCmdlet : PSCmdlet, IDisposable
     protected void Post(Action write)
     {
         try { _pipelineWork.Add(write); }
-        catch (InvalidOperationException) { /* the cmdlet has finished; late messages are dropped */ }
+        catch (Exception e) when (e is InvalidOperationException or ObjectDisposedException) { /* the cmdlet has finished; late messages are dropped */ }
     }
 
     protected void PostVerbose(string message) => Post(() => WriteVerbose(message));
@@ -31,6 +31,9 @@ public abstract class MoltarCmdlet : PSCmdlet, IDisposable
     protected T RunOnPipeline<T>(Func<CancellationToken, Task<T>> work)
     {
         var task = Task.Run(() => work(StopToken));
+        // Wake the wait below the moment the work ends, instead of at the next 50 ms poll.
+        task.ContinueWith(static (_, state) => ((MoltarCmdlet)state!).Post(static () => { }), this,
+            CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         while (!task.IsCompleted)
         {
             if (_pipelineWork.TryTake(out var write, 50))

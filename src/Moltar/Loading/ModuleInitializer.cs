@@ -17,6 +17,10 @@ public sealed class ModuleInitializer : IModuleAssemblyInitializer, IModuleAssem
 
     public void OnImport()
     {
+        string engine = Path.Combine(DependencyDirectory, EngineAssemblyName + ".dll");
+        if (!File.Exists(engine))
+            throw new InvalidOperationException(
+                $"Moltar is incomplete: {DependencyDirectory} must hold {EngineAssemblyName}.dll and its dependencies. Reinstall the module.");
         lock (Gate)
         {
             s_context ??= new ModuleLoadContext(DependencyDirectory);

@@ -1,0 +1,818 @@
+#Requires -Version 7.4
+<#
+.SYNOPSIS
+    The side-by-side benchmark behind `build.ps1 -Task Bench`: Moltar against parallel-ssh, Ansible ad-hoc and a
+    bash loop of ssh, on the same sandbox hosts in one run; module import; discovery of many instances.
+
+.DESCRIPTION
+    Builds nothing: build.ps1 builds the module, the sandbox and the raw SDK paginator and passes their paths.
+    Peers that are missing are installed with apt-get when root (pssh, ansible-core, librsvg2-bin for the PNG),
+    otherwise left out with a note. Every client run happens in its own process (the warm Moltar excepted, which
+    is timed inside one long-lived pwsh) and, where cgroups allow, in its own cgroup, so its CPU is the whole
+    process tree's (ssh children, Ansible forks and the ssh ControlPersist masters they leave behind).
+    Writes results.json, results.md, chart.svg and chart.png under -OutputDirectory and the README's
+    Performance section (between the bench markers).
+#>
+[CmdletBinding()]
+param(
+    [string] $ModulePath,
+    [string] $SandboxPath,
+    [string] $RawPaginatorPath,
+    # Fleet sizes: one sandbox of the largest; smaller N use its first hosts. (`pwsh -File` cannot pass a list:
+    # call the script with -Command, or use build.ps1 -Task Bench -Hosts 10,50,100.)
+    [ValidateRange(1, 250)] [int[]] $Hosts = @(10, 50, 100),
+    [ValidateRange(1, 100)] [int] $Runs = 5,
+    [ValidateRange(0, 1000000)] [int] $Synthetic = 10000,
+    [Parameter(Mandatory)] [string] $OutputDirectory,
+    [string] $ReadmePath,
+    # Only these tools (names as in results.json: moltar-warm, moltar-cold, pssh, pssh-curve25519, ansible-raw,
+    # ansible-command, ssh-loop); all when empty. Import, floor and discovery always run unless skipped.
+    [string[]] $Tool,
+    [switch] $SkipDiscovery,
+    [switch] $SkipImport,
+    [switch] $NoInstall,
+    # Measure nothing: write the tables, chart and README again from an earlier results.json.
+    [string] $ResultsPath
+)
+
+$ErrorActionPreference = 'Stop'
+Set-StrictMode -Version 3.0
+Import-Module (Join-Path $PSScriptRoot '../Sandbox/Sandbox.psm1') -Force
+
+$Hosts = @($Hosts | Sort-Object -Unique)
+$OutputDirectory = [IO.Path]::GetFullPath($OutputDirectory)
+if (-not $ResultsPath) {
+    foreach ($name in 'ModulePath', 'SandboxPath', 'RawPaginatorPath') {
+        $value = Get-Variable $name -ValueOnly
+        if (-not $value) { throw "-$name is required (unless -ResultsPath re-renders an earlier run)." }
+        Set-Variable $name (Resolve-Path -LiteralPath $value).ProviderPath
+    }
+}
+$maxHosts = [int]($Hosts | Measure-Object -Maximum).Maximum
+$cores = [Environment]::ProcessorCount
+$pwshPath = [Environment]::ProcessPath
+$pwshPrefix = if ([IO.Path]::GetFileNameWithoutExtension($pwshPath) -eq 'dotnet') { @([Reflection.Assembly]::GetEntryAssembly().Location) } else { @() }
+$notes = [Collections.Generic.List[string]]::new()
+$records = [Collections.Generic.List[object]]::new()
+
+function Write-Step([string] $message) { Write-Host "==> $message" -ForegroundColor Cyan }
+
+function Get-LoadAverage { (Get-Content /proc/loadavg -Raw).Split(' ')[0..2] -join ' ' }
+
+#region peers
+function Install-Peer {
+    $wanted = [ordered]@{
+        'parallel-ssh' = 'pssh'
+        'ansible'      = 'ansible-core'
+        'rsvg-convert' = 'librsvg2-bin'
+        'ssh'          = 'openssh-client'
+    }
+    $missing = @($wanted.Keys | Where-Object { -not (Get-Command $_ -CommandType Application -ErrorAction Ignore) })
+    $isRoot = (id -u) -eq '0'
+    if ($missing.Count -gt 0 -and -not $NoInstall -and $isRoot -and (Get-Command apt-get -ErrorAction Ignore)) {
+        $packages = @($missing | ForEach-Object { $wanted[$_] } | Sort-Object -Unique)
+        Write-Step "Installing benchmark peers with apt-get: $($packages -join ' ')"
+        $env:DEBIAN_FRONTEND = 'noninteractive'
+        & apt-get update -qq 2>&1 | Out-Null
+        & apt-get install -y -qq --no-install-recommends @packages 2>&1 | Out-Null
+        if ($LASTEXITCODE -ne 0) { Write-Warning "apt-get install $($packages -join ' ') failed (exit $LASTEXITCODE)." }
+        $missing = @($wanted.Keys | Where-Object { -not (Get-Command $_ -CommandType Application -ErrorAction Ignore) })
+    }
+    foreach ($command in $missing) {
+        $why = if ($NoInstall) { '-NoInstall' } elseif (-not $isRoot) { 'not root' } else { 'apt-get could not install it' }
+        $notes.Add("``$command`` is missing ($why; ``apt-get install $($wanted[$command])``): its rows are left out.")
+    }
+    if (-not (Get-Command ssh -CommandType Application -ErrorAction Ignore)) { throw 'The benchmark needs the OpenSSH client (ssh).' }
+}
+
+function Get-ToolVersion {
+    $versions = [ordered]@{}
+    $versions.OpenSSH = ((& ssh -V 2>&1) -join ' ').Trim()
+    if (Get-Command parallel-ssh -ErrorAction Ignore) { $versions.pssh = ((& parallel-ssh --version 2>&1) -join ' ').Trim() }
+    if (Get-Command ansible -ErrorAction Ignore) { $versions.Ansible = ((& ansible --version 2>$null | Select-Object -First 1) -join '').Trim() }
+    $versions.PowerShell = "$($PSVersionTable.PSVersion) on .NET $([Environment]::Version)"
+    $versions
+}
+
+function Get-Machine {
+    $cpu = (Select-String -Path /proc/cpuinfo -Pattern '^model name\s*:\s*(.+)$' | Select-Object -First 1).Matches[0].Groups[1].Value.Trim()
+    $memKb = [long]((Select-String -Path /proc/meminfo -Pattern '^MemTotal:\s+(\d+)').Matches[0].Groups[1].Value)
+    $os = (Select-String -Path /etc/os-release -Pattern '^PRETTY_NAME="?([^"]+)"?' -ErrorAction Ignore | Select-Object -First 1)
+    [ordered]@{
+        Cores    = $cores
+        Cpu      = $cpu
+        MemoryGB = [math]::Round($memKb / 1MB, 1)
+        Os       = if ($os) { $os.Matches[0].Groups[1].Value } else { [Runtime.InteropServices.RuntimeInformation]::OSDescription }
+        Kernel   = (& uname -r).Trim()
+    }
+}
+#endregion
+
+#region measuring one process tree
+# CPU of a whole process tree: a cgroup of its own (cgroup v1 cpuacct or v2 cpu.stat) when root, else /usr/bin/time
+# (which sees only children that were waited for).
+function Get-CpuAccounting {
+    $isRoot = (id -u) -eq '0'
+    if ($isRoot) {
+        foreach ($line in Get-Content /proc/mounts) {
+            $fields = $line.Split(' ')
+            if ($fields[2] -eq 'cgroup' -and $fields[3].Split(',') -contains 'cpuacct') {
+                $probe = Join-Path $fields[1] "moltar-bench-probe-$PID"
+                try { [void][IO.Directory]::CreateDirectory($probe); [IO.Directory]::Delete($probe); return @{ Kind = 'cgroup1'; Root = $fields[1] } } catch { }
+            }
+        }
+        foreach ($line in Get-Content /proc/mounts) {
+            $fields = $line.Split(' ')
+            if ($fields[2] -eq 'cgroup2') {
+                $probe = Join-Path $fields[1] "moltar-bench-probe-$PID"
+                try {
+                    [void][IO.Directory]::CreateDirectory($probe)
+                    $ok = Test-Path (Join-Path $probe 'cpu.stat')
+                    [IO.Directory]::Delete($probe)
+                    if ($ok) { return @{ Kind = 'cgroup2'; Root = $fields[1] } }
+                }
+                catch { }
+            }
+        }
+    }
+    if (Test-Path /usr/bin/time) { return @{ Kind = 'time'; Root = $null } }
+    @{ Kind = 'none'; Root = $null }
+}
+
+$script:groupSerial = 0
+function Invoke-Measured {
+    <# Runs one client process (tree) to the end; returns Wall and Cpu (seconds), ExitCode, and its stdout/stderr files. #>
+    param(
+        [Parameter(Mandatory)] [string] $FilePath,
+        [string[]] $ArgumentList = @(),
+        [hashtable] $Environment = @{},
+        [int] $TimeoutSeconds = 900
+    )
+    $script:groupSerial++
+    $stdout = Join-Path $work 'last.out'
+    $stderr = Join-Path $work 'last.err'
+    $cpuFile = Join-Path $work 'last.cpu'
+    Remove-Item $cpuFile -ErrorAction Ignore
+    $group = $null
+    if ($accounting.Kind -like 'cgroup*') {
+        $group = Join-Path $accounting.Root "moltar-bench-$PID-$script:groupSerial"
+        [void][IO.Directory]::CreateDirectory($group)
+    }
+
+    $info = [Diagnostics.ProcessStartInfo]::new('/bin/sh')
+    $info.UseShellExecute = $false
+    $info.WorkingDirectory = $work
+    # sh joins the cgroup, then becomes the client (exec): nothing of the harness is counted, all of the client is.
+    $info.ArgumentList.Add('-c')
+    $info.ArgumentList.Add('if [ -n "$1" ]; then echo $$ > "$1"; fi; o=$2; e=$3; shift 3; exec "$@" </dev/null >"$o" 2>"$e"')
+    $info.ArgumentList.Add('bench')
+    $info.ArgumentList.Add($(if ($group) { Join-Path $group 'cgroup.procs' } else { '' }))
+    $info.ArgumentList.Add($stdout)
+    $info.ArgumentList.Add($stderr)
+    if ($accounting.Kind -eq 'time') {
+        foreach ($a in '/usr/bin/time', '-f', '%U %S', '-o', $cpuFile) { $info.ArgumentList.Add($a) }
+    }
+    $info.ArgumentList.Add($FilePath)
+    foreach ($a in $ArgumentList) { $info.ArgumentList.Add($a) }
+    foreach ($key in $childEnvironment.Keys) {
+        if ($null -eq $childEnvironment[$key]) { [void]$info.Environment.Remove($key) } else { $info.Environment[$key] = $childEnvironment[$key] }
+    }
+    foreach ($key in $Environment.Keys) { $info.Environment[$key] = [string]$Environment[$key] }
+
+    $clock = [Diagnostics.Stopwatch]::StartNew()
+    $process = [Diagnostics.Process]::Start($info)
+    $exited = $process.WaitForExit($TimeoutSeconds * 1000)
+    $clock.Stop()
+    if (-not $exited) {
+        try { $process.Kill($true) } catch { }
+        [void]$process.WaitForExit(10000)
+    }
+    $exitCode = if ($exited) { $process.ExitCode } else { -1 }
+    $process.Dispose()
+
+    $cpu = $null
+    if ($group) {
+        # What the client left running (Ansible's ControlPersist ssh masters) is ended by PID, and its CPU counted.
+        $deadline = [DateTime]::UtcNow.AddSeconds(10)
+        $signal = 'TERM'
+        while ($true) {
+            $left = @(Get-Content (Join-Path $group 'cgroup.procs') | Where-Object { $_ })
+            if ($left.Count -eq 0) { break }
+            if ([DateTime]::UtcNow -gt $deadline) { $signal = 'KILL' }
+            & kill "-$signal" @left 2>$null
+            Start-Sleep -Milliseconds 100
+        }
+        if ($accounting.Kind -eq 'cgroup1') {
+            $user = [long](Get-Content (Join-Path $group 'cpuacct.usage_user'))
+            $sys = [long](Get-Content (Join-Path $group 'cpuacct.usage_sys'))
+            $cpu = ($user + $sys) / 1e9
+        }
+        else {
+            $stat = @{}
+            foreach ($line in Get-Content (Join-Path $group 'cpu.stat')) { $k, $v = $line.Split(' '); $stat[$k] = [long]$v }
+            $cpu = $stat['usage_usec'] / 1e6
+        }
+        try { [IO.Directory]::Delete($group) } catch { Write-Warning "Could not remove the cgroup ${group}: $($_.Exception.Message)" }
+    }
+    elseif ($accounting.Kind -eq 'time' -and (Test-Path $cpuFile)) {
+        $fields = (Get-Content $cpuFile | Select-Object -Last 1).Split(' ')
+        $cpu = [double]$fields[0] + [double]$fields[1]
+    }
+    [pscustomobject]@{ Wall = $clock.Elapsed.TotalSeconds; Cpu = $cpu; ExitCode = $exitCode; TimedOut = -not $exited; Stdout = $stdout; Stderr = $stderr }
+}
+
+function Get-Tail([string] $path, [int] $lines = 5) {
+    if (Test-Path $path) { ((Get-Content $path -Tail $lines) -join ' | ') } else { '' }
+}
+#endregion
+
+#region the tools
+function Get-SshOption([switch] $Curve25519) {
+    $options = @('-F', '/dev/null', '-i', $sandbox.ClientKeyPath, '-o', "UserKnownHostsFile=$($sandbox.KnownHostsPath)",
+        '-o', 'GlobalKnownHostsFile=/dev/null', '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes')
+    if ($Curve25519) { $options += @('-o', 'KexAlgorithms=curve25519-sha256') }
+    $options
+}
+
+function Get-ToolDefinition {
+    $tools = [ordered]@{}
+    $tools['moltar-warm'] = @{ Label = 'Moltar, warm (module imported; in-process)'; Available = $true }
+    $tools['moltar-cold'] = @{ Label = 'Moltar, cold (fresh `pwsh`: import + run)'; Available = $true }
+    $hasPssh = [bool](Get-Command parallel-ssh -ErrorAction Ignore)
+    $tools['pssh'] = @{ Label = 'parallel-ssh `-p N`'; Available = $hasPssh }
+    $tools['pssh-curve25519'] = @{ Label = 'parallel-ssh `-p N`, `KexAlgorithms=curve25519-sha256`'; Available = $hasPssh }
+    $hasAnsible = [bool](Get-Command ansible -ErrorAction Ignore)
+    $tools['ansible-raw'] = @{ Label = 'Ansible `-m raw -f N`'; Available = $hasAnsible }
+    $tools['ansible-command'] = @{ Label = 'Ansible `-m command -f N`'; Available = $hasAnsible }
+    $tools['ssh-loop'] = @{ Label = 'bash: `ssh … &` per host, then `wait`'; Available = $true }
+    foreach ($name in @($tools.Keys)) {
+        if ($Tool -and $Tool -notcontains $name) { $tools.Remove($name) }
+    }
+    $tools
+}
+
+function Invoke-Tool {
+    <# One timed run of one tool on the first $N hosts; returns Wall, Cpu (seconds), Ok. #>
+    param([string] $Name, [int] $N, [string] $Command, [int] $Run)
+    $hostsFile = $hostFiles[$N]
+    switch ($Name) {
+        'moltar-warm' {
+            $request = @{ HostsFile = $hostsFile; Command = $Command; ThrottleLimit = $N } | ConvertTo-Json -Compress
+            $answer = Invoke-WarmWorker $request
+            return [pscustomobject]@{ Wall = $answer.Wall; Cpu = $answer.Cpu; Ok = $answer.Failed -eq 0; Detail = "$($answer.Failed) failed" }
+        }
+        'moltar-cold' {
+            $arguments = @($pwshPrefix) + @('-NoProfile', '-NonInteractive', '-File', (Join-Path $PSScriptRoot 'MoltarCold.ps1'),
+                '-ModulePath', $ModulePath, '-HostsFile', $hostsFile, '-Command', $Command, '-ThrottleLimit', $N,
+                '-KeyFile', $sandbox.ClientKeyPath, '-KnownHostsPath', $sandbox.KnownHostsPath, '-User', $sandbox.User)
+            $m = Invoke-Measured -FilePath $pwshPath -ArgumentList $arguments
+        }
+        { $_ -in 'pssh', 'pssh-curve25519' } {
+            $ssh = Get-SshOption -Curve25519:($Name -eq 'pssh-curve25519')
+            $arguments = @('-h', $hostsFile, '-p', $N, '-l', $sandbox.User, '-t', '0', '-i', '-x', ($ssh -join ' '), $Command)
+            $m = Invoke-Measured -FilePath (Get-Command parallel-ssh).Source -ArgumentList $arguments
+        }
+        { $_ -in 'ansible-raw', 'ansible-command' } {
+            $module = if ($Name -eq 'ansible-raw') { 'raw' } else { 'command' }
+            # A fresh ControlPath folder per run: within a run Ansible shares its connections as it does by default
+            # (ControlPersist); no run reuses the previous run's masters (they are ended and counted after each run).
+            $controlDir = Join-Path $work "cp$script:groupSerial"
+            New-Item -ItemType Directory -Force $controlDir | Out-Null
+            $arguments = @('all', '-i', $inventories[$N], '-u', $sandbox.User, '--private-key', $sandbox.ClientKeyPath, '-f', $N, '-m', $module, '-a', $Command)
+            $m = Invoke-Measured -FilePath (Get-Command ansible).Source -ArgumentList $arguments -Environment @{ ANSIBLE_SSH_CONTROL_PATH_DIR = $controlDir }
+            Remove-Item -Recurse -Force $controlDir -ErrorAction Ignore
+        }
+        'ssh-loop' {
+            $m = Invoke-Measured -FilePath '/bin/bash' -ArgumentList (@($loopScript, $hostsFile, $sandbox.User, $Command) + (Get-SshOption))
+        }
+    }
+    $detail = if ($m.TimedOut) { 'timed out' } elseif ($m.ExitCode -ne 0) { "exit $($m.ExitCode): $(Get-Tail $m.Stderr 3) $(Get-Tail $m.Stdout 3)" } else { '' }
+    [pscustomobject]@{ Wall = $m.Wall; Cpu = $m.Cpu; Ok = ($m.ExitCode -eq 0); Detail = $detail }
+}
+
+function Start-WarmWorker {
+    $info = [Diagnostics.ProcessStartInfo]::new($pwshPath)
+    foreach ($a in @($pwshPrefix) + @('-NoProfile', '-NonInteractive', '-File', (Join-Path $PSScriptRoot 'MoltarWarmWorker.ps1'),
+            '-ModulePath', $ModulePath, '-KeyFile', $sandbox.ClientKeyPath, '-KnownHostsPath', $sandbox.KnownHostsPath, '-User', $sandbox.User)) {
+        $info.ArgumentList.Add($a)
+    }
+    $info.UseShellExecute = $false
+    $info.WorkingDirectory = $work
+    $info.RedirectStandardInput = $true
+    $info.RedirectStandardOutput = $true
+    $info.RedirectStandardError = $true
+    foreach ($key in $childEnvironment.Keys) {
+        if ($null -eq $childEnvironment[$key]) { [void]$info.Environment.Remove($key) } else { $info.Environment[$key] = $childEnvironment[$key] }
+    }
+    $process = [Diagnostics.Process]::Start($info)
+    $script:warmStderr = $process.StandardError.ReadToEndAsync()
+    $process
+}
+
+function Invoke-WarmWorker([string] $request) {
+    $warm.StandardInput.WriteLine($request)
+    $warm.StandardInput.Flush()
+    $line = $warm.StandardOutput.ReadLine()
+    if ($null -eq $line) {
+        $warm.WaitForExit(5000) | Out-Null
+        throw "The warm Moltar worker ended: $(if ($script:warmStderr.Wait(2000)) { $script:warmStderr.Result })"
+    }
+    $line | ConvertFrom-Json
+}
+#endregion
+
+#region statistics and output
+function Get-Median([double[]] $values) {
+    if (-not $values -or $values.Count -eq 0) { return $null }
+    $sorted = [double[]]($values | Sort-Object)
+    $mid = [math]::Floor($sorted.Count / 2)
+    if ($sorted.Count % 2) { $sorted[$mid] } else { ($sorted[$mid - 1] + $sorted[$mid]) / 2 }
+}
+
+function Get-Summary {
+    param([string] $Name, [string] $Command, [int] $N)
+    $runs = @($records | Where-Object { $_.Tool -eq $Name -and $_.Command -eq $Command -and $_.Hosts -eq $N })
+    $good = @($runs | Where-Object Ok)
+    if ($good.Count -eq 0) { return $null }
+    $cpu = @($good | Where-Object { $null -ne $_.Cpu } | ForEach-Object Cpu)
+    [pscustomobject]@{
+        Min        = ($good.Wall | Measure-Object -Minimum).Minimum
+        Median     = Get-Median $good.Wall
+        CpuMedian  = if ($cpu.Count) { Get-Median $cpu } else { $null }
+        CpuPerHost = if ($cpu.Count) { (Get-Median $cpu) / $N } else { $null }
+        Runs       = $good.Count
+        Failed     = $runs.Count - $good.Count
+    }
+}
+
+function Format-Seconds($value) { if ($null -eq $value) { '–' } elseif ($value -lt 10) { '{0:0.00}' -f $value } else { '{0:0.0}' -f $value } }
+function Format-Ms($seconds) { if ($null -eq $seconds) { '–' } else { '{0:0.0}' -f ($seconds * 1000) } }
+
+function New-Markdown {
+    $commands = @('true', 'uname -n')
+    $lines = [Collections.Generic.List[string]]::new()
+    $m = $report.Machine
+    $lines.Add("Measured $($report.Finished) on $($m.Cores) × $($m.Cpu) (nproc $($m.Cores)), $($m.MemoryGB) GB memory, $($m.Os), kernel $($m.Kernel);")
+    $versions = [pscustomobject]$report.Versions # a dictionary when measured, an object when read back
+    $others = @($versions.PSObject.Properties | Where-Object Name -ne 'OpenSSH' | ForEach-Object { "$($_.Name) $($_.Value)" })
+    $lines.Add("$($versions.OpenSSH); $($others -join '; ').")
+    $lines.Add("Load average (1/5/15 min) at start $($report.LoadAtStart), at the end $($report.LoadAtEnd); $Runs runs of each, interleaved; client and sshd hosts share the same cores.")
+    $lines.Add('')
+    $lines.Add('**Fan-out wall time, seconds: median (min)**')
+    $lines.Add('')
+    $header = '| Tool |'; $rule = '|---|'
+    foreach ($c in $commands) { foreach ($n in $Hosts) { $header += " ``$c`` N=$n |"; $rule += '---:|' } }
+    $lines.Add($header); $lines.Add($rule)
+    foreach ($name in $tools.Keys) {
+        if (-not $tools[$name].Available) { continue }
+        $row = "| $($tools[$name].Label) |"
+        foreach ($c in $commands) {
+            foreach ($n in $Hosts) {
+                $s = Get-Summary $name $c $n
+                $row += if ($s) { " $(Format-Seconds $s.Median) ($(Format-Seconds $s.Min))$(if ($s.Failed) { " ‡$($s.Failed)" }) |" } else { ' – |' }
+            }
+        }
+        $lines.Add($row)
+    }
+    if ($report.Floor) {
+        $row = "| Handshake floor: CPU of one ``ssh host true`` × N / $cores cores |"
+        foreach ($c in $commands) { foreach ($n in $Hosts) { $row += " $(Format-Seconds ($report.Floor.CpuPerSsh * $n / $cores)) |" } }
+        $lines.Add($row)
+    }
+    $lines.Add('')
+    $lines.Add('**Client CPU per host, ms (user+sys of the client process tree ÷ N, median), `true`**')
+    $lines.Add('')
+    $header = '| Tool |'; $rule = '|---|'
+    foreach ($n in $Hosts) { $header += " N=$n |"; $rule += '---:|' }
+    $lines.Add($header); $lines.Add($rule)
+    foreach ($name in $tools.Keys) {
+        if (-not $tools[$name].Available) { continue }
+        $row = "| $($tools[$name].Label) |"
+        foreach ($n in $Hosts) { $s = Get-Summary $name 'true' $n; $row += " $(if ($s) { Format-Ms $s.CpuPerHost } else { '–' }) |" }
+        $lines.Add($row)
+    }
+    if ($report.Floor) {
+        $lines.Add("| One OpenSSH ``ssh host true`` process (default KEX $($report.Floor.Kex)) |$(' {0} |' -f (Format-Ms $report.Floor.CpuPerSsh) * $Hosts.Count)")
+        if ($report.Floor.CpuPerSshCurve) {
+            $lines.Add("| One OpenSSH ``ssh host true`` process, ``KexAlgorithms=curve25519-sha256`` |$(' {0} |' -f (Format-Ms $report.Floor.CpuPerSshCurve) * $Hosts.Count)")
+        }
+    }
+    if ($report.Import) {
+        $i = $report.Import
+        $lines.Add('')
+        $lines.Add('**Start-up, seconds: median (min)**')
+        $lines.Add('')
+        $lines.Add('| | wall | over bare `pwsh` |')
+        $lines.Add('|---|---:|---:|')
+        $lines.Add("| ``pwsh -NoProfile -c exit`` | $(Format-Seconds $i.BareMedian) ($(Format-Seconds $i.BareMin)) | |")
+        $lines.Add("| ``pwsh -NoProfile -c 'Import-Module Moltar; exit'`` | $(Format-Seconds $i.ImportMedian) ($(Format-Seconds $i.ImportMin)) | $(Format-Seconds $i.OverMedian) ($(Format-Seconds $i.OverMin)) |")
+    }
+    if ($report.Discovery) {
+        $d = $report.Discovery
+        $lines.Add('')
+        $lines.Add("**Discovery of $($d.Instances) instances ($($d.Pages) pages of DescribeInstances), seconds: median (min)**")
+        $lines.Add('')
+        $lines.Add('| | first call in a fresh process | calls 4 and on in one process | peak memory over the process before the first call |')
+        $lines.Add('|---|---:|---:|---:|')
+        $rows = @(@('Get-MoltarInstance', $d.Moltar), @('Raw AWSSDK.EC2 paginator, console program (same request)', $d.Raw))
+        if ($d.PSObject.Properties['RawPwsh'] -or ($d -is [Collections.IDictionary] -and $d.Contains('RawPwsh'))) {
+            $rows += , @('Raw AWSSDK.EC2 NextToken loop in a plain `pwsh` (same request, same process type)', $d.RawPwsh)
+        }
+        foreach ($row in $rows) {
+            $s = $row[1]
+            $lines.Add("| $($row[0]) | $(Format-Seconds $s.FirstMedian) ($(Format-Seconds $s.FirstMin)) | $(Format-Seconds $s.LaterMedian) ($(Format-Seconds $s.LaterMin)) | $('{0:0} MB' -f ($s.PeakOverBaseline / 1MB)) |")
+        }
+    }
+    $lines.Add('')
+    $lines.Add('**Targets (one run, this machine)**')
+    $lines.Add('')
+    $lines.Add('| Target | Measured | Met |')
+    $lines.Add('|---|---|:---:|')
+    foreach ($t in $report.Targets) { $lines.Add("| $($t.Target) | $($t.Measured) | $(if ($null -eq $t.Met) { 'n/a' } elseif ($t.Met) { 'yes' } else { '**no**' }) |") }
+    if ($notes.Count) {
+        $lines.Add('')
+        foreach ($note in $notes) { $lines.Add("- $note") }
+    }
+    $lines -join "`n"
+}
+
+function Get-Target {
+    $targets = [Collections.Generic.List[object]]::new()
+    $n = $maxHosts
+    $cold = Get-Summary 'moltar-cold' 'true' $n
+    $warmSummary = Get-Summary 'moltar-warm' 'true' $n
+    $pssh = Get-Summary 'pssh' 'true' $n
+    $raw = Get-Summary 'ansible-raw' 'true' $n
+    function Ratio($a, $b) { if ($a -and $b) { $a.Median / $b.Median } else { $null } }
+    function Add-WallTarget([string] $text, $peer, [double] $limit) {
+        $ratio = Ratio $cold $peer
+        $measured = 'not measured'
+        $met = $null
+        if ($null -ne $ratio) {
+            $met = $ratio -le $limit
+            $measured = 'cold {0:0.00}× ({1} s vs {2} s); warm {3:0.00}×' -f $ratio, (Format-Seconds $cold.Median), (Format-Seconds $peer.Median), (Ratio $warmSummary $peer)
+        }
+        $targets.Add([pscustomobject]@{ Target = $text; Measured = $measured; Met = $met })
+    }
+    Add-WallTarget "N=$n ``true``: Moltar wall ≤ 0.7 × parallel-ssh" $pssh 0.7
+    Add-WallTarget "N=$n ``true``: Moltar wall ≤ 0.25 × Ansible ``-m raw``" $raw 0.25
+    if ($report.Floor -and $cold -and $null -ne $cold.CpuPerHost) {
+        $limit = $report.Floor.CpuPerSsh / 3
+        $measured = 'cold {0} ms, warm {1} ms per host (N={2}) vs ⅓ × {3} ms = {4} ms' -f (Format-Ms $cold.CpuPerHost), (Format-Ms $warmSummary.CpuPerHost), $n, (Format-Ms $report.Floor.CpuPerSsh), (Format-Ms $limit)
+        $targets.Add([pscustomobject]@{ Target = 'Client CPU per host ≤ ⅓ of one OpenSSH `ssh` process'; Measured = $measured; Met = $cold.CpuPerHost -le $limit })
+    }
+    if ($report.Import) {
+        $measured = '{0} s (median; min {1} s)' -f (Format-Seconds $report.Import.OverMedian), (Format-Seconds $report.Import.OverMin)
+        $targets.Add([pscustomobject]@{ Target = 'Import ≤ 0.3 s over bare `pwsh` start'; Measured = $measured; Met = $report.Import.OverMedian -le 0.3 })
+    }
+    if ($report.Discovery) {
+        $d = $report.Discovery
+        $later = $d.Moltar.LaterMedian / $d.Raw.LaterMedian
+        $first = $d.Moltar.FirstMedian / $d.Raw.FirstMedian
+        $measured = 'calls 4 and on {0:0.00}×, first call {1:0.00}× the paginator' -f $later, $first
+        if ($d.RawPwsh) { $measured += '; {0:0.00}× and {1:0.00}× the SDK loop in pwsh' -f ($d.Moltar.LaterMedian / $d.RawPwsh.LaterMedian), ($d.Moltar.FirstMedian / $d.RawPwsh.FirstMedian) }
+        $targets.Add([pscustomobject]@{ Target = "Discovery of $($d.Instances) instances within 1.2 × the raw SDK paginator"; Measured = $measured; Met = ($later -le 1.2 -and $first -le 1.2) })
+    }
+    $targets
+}
+
+function New-Chart {
+    param([string] $SvgPath)
+    $commands = @('true', 'uname -n')
+    $colors = @{ 'moltar-warm' = '#1b7837'; 'moltar-cold' = '#5aae61'; 'pssh' = '#2166ac'; 'pssh-curve25519' = '#67a9cf'; 'ansible-raw' = '#b2182b'; 'ansible-command' = '#ef8a62'; 'ssh-loop' = '#762a83'; 'floor' = '#999999' }
+    $panelW = 440; $panelH = 320; $left = 60; $top = 50; $gap = 60
+    $width = $left + ($panelW + $gap) * $commands.Count + 200
+    $height = $top + $panelH + 70
+    $sb = [Text.StringBuilder]::new()
+    [void]$sb.AppendLine("<svg xmlns='http://www.w3.org/2000/svg' width='$width' height='$height' font-family='DejaVu Sans, sans-serif' font-size='12'>")
+    [void]$sb.AppendLine("<rect width='100%' height='100%' fill='white'/>")
+    [void]$sb.AppendLine("<text x='$left' y='22' font-size='15' font-weight='bold'>Wall time vs hosts (median of $Runs runs; $($report.Machine.Cores) cores, $([Security.SecurityElement]::Escape($report.Machine.Cpu)))</text>")
+    $xMin = ($Hosts | Measure-Object -Minimum).Minimum; $xMax = $maxHosts
+    if ($xMax -eq $xMin) { $xMax = $xMin + 1 }
+    $series = foreach ($name in $tools.Keys) { if ($tools[$name].Available) { $name } }
+    for ($p = 0; $p -lt $commands.Count; $p++) {
+        $c = $commands[$p]
+        $x0 = $left + $p * ($panelW + $gap)
+        $points = @{}
+        $yMaxData = 0.1
+        $yMinData = 100.0
+        foreach ($name in $series) {
+            $points[$name] = [Collections.Generic.List[object]]::new()
+            foreach ($n in $Hosts) {
+                $s = Get-Summary $name $c $n
+                if ($s) { $points[$name].Add([pscustomobject]@{ X = $n; Y = $s.Median }); $yMaxData = [math]::Max($yMaxData, $s.Median); $yMinData = [math]::Min($yMinData, $s.Median) }
+            }
+        }
+        if ($report.Floor) {
+            $points['floor'] = [Collections.Generic.List[object]]::new()
+            foreach ($n in $Hosts) { $points['floor'].Add([pscustomobject]@{ X = $n; Y = $report.Floor.CpuPerSsh * $n / $cores }) }
+            $yMinData = [math]::Min($yMinData, $report.Floor.CpuPerSsh * $Hosts[0] / $cores)
+        }
+        # Log scale: the fastest and the slowest tool differ by a factor of a hundred.
+        $ticks = @(0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500)
+        $yMin = ($ticks | Where-Object { $_ -le $yMinData } | Select-Object -Last 1) ?? 0.05
+        $yMax = ($ticks | Where-Object { $_ -ge $yMaxData } | Select-Object -First 1) ?? 500
+        $sx = { param($v) $x0 + ($v - $xMin) / ($xMax - $xMin) * $panelW }
+        $sy = { param($v) $top + $panelH - ([math]::Log10([math]::Min([math]::Max($v, $yMin), $yMax)) - [math]::Log10($yMin)) / ([math]::Log10($yMax) - [math]::Log10($yMin)) * $panelH }
+        [void]$sb.AppendLine("<text x='$($x0 + $panelW / 2)' y='$($top - 12)' text-anchor='middle' font-weight='bold'>$([Security.SecurityElement]::Escape($c))</text>")
+        foreach ($v in $ticks | Where-Object { $_ -ge $yMin -and $_ -le $yMax }) {
+            $y = & $sy $v
+            [void]$sb.AppendLine("<line x1='$x0' x2='$($x0 + $panelW)' y1='$y' y2='$y' stroke='#e5e5e5'/><text x='$($x0 - 6)' y='$($y + 4)' text-anchor='end'>$v</text>")
+        }
+        foreach ($n in $Hosts) {
+            $x = & $sx $n
+            [void]$sb.AppendLine("<line x1='$x' x2='$x' y1='$top' y2='$($top + $panelH)' stroke='#f0f0f0'/><text x='$x' y='$($top + $panelH + 16)' text-anchor='middle'>$n</text>")
+        }
+        [void]$sb.AppendLine("<rect x='$x0' y='$top' width='$panelW' height='$panelH' fill='none' stroke='#444'/>")
+        [void]$sb.AppendLine("<text x='$($x0 + $panelW / 2)' y='$($top + $panelH + 36)' text-anchor='middle'>hosts (N = throttle)</text>")
+        if ($p -eq 0) { [void]$sb.AppendLine("<text x='16' y='$($top + $panelH / 2)' transform='rotate(-90 16 $($top + $panelH / 2))' text-anchor='middle'>seconds (log scale)</text>") }
+        foreach ($name in $points.Keys) {
+            $pts = $points[$name]
+            if ($pts.Count -eq 0) { continue }
+            $coords = ($pts | ForEach-Object { '{0:0.0},{1:0.0}' -f (& $sx $_.X), (& $sy $_.Y) }) -join ' '
+            $dash = if ($name -eq 'floor') { " stroke-dasharray='5,4'" } else { '' }
+            [void]$sb.AppendLine("<polyline points='$coords' fill='none' stroke='$($colors[$name])' stroke-width='2'$dash/>")
+            foreach ($pt in $pts) { [void]$sb.AppendLine("<circle cx='$('{0:0.0}' -f (& $sx $pt.X))' cy='$('{0:0.0}' -f (& $sy $pt.Y))' r='3' fill='$($colors[$name])'/>") }
+        }
+    }
+    $lx = $left + ($panelW + $gap) * $commands.Count - 20
+    $ly = $top + 10
+    $legend = [Collections.Generic.List[object]]::new()
+    foreach ($name in $series) { $legend.Add([pscustomobject]@{ Name = $name; Label = $tools[$name].Label }) }
+    if ($report.Floor) { $legend.Add([pscustomobject]@{ Name = 'floor'; Label = 'handshake floor' }) }
+    foreach ($entry in $legend) {
+        $label = $entry.Label -replace '`', '' -replace ' \(.*\)$', '' -replace ', KexAlgorithms=curve25519-sha256', ' (curve25519)'
+        [void]$sb.AppendLine("<line x1='$lx' x2='$($lx + 22)' y1='$ly' y2='$ly' stroke='$($colors[$entry.Name])' stroke-width='3'/><text x='$($lx + 28)' y='$($ly + 4)'>$([Security.SecurityElement]::Escape($label))</text>")
+        $ly += 20
+    }
+    [void]$sb.AppendLine('</svg>')
+    Set-Content -Path $SvgPath -Value $sb.ToString() -Encoding utf8NoBOM
+}
+
+function Update-Readme([string] $path, [string] $markdown) {
+    $begin = '<!-- bench:begin -->'; $end = '<!-- bench:end -->'
+    $text = Get-Content -Raw $path
+    $block = "$begin`n$markdown`n$end"
+    $i = $text.IndexOf($begin); $j = $text.IndexOf($end)
+    if ($i -ge 0 -and $j -gt $i) {
+        $text = $text.Substring(0, $i) + $block + $text.Substring($j + $end.Length)
+    }
+    else {
+        $text = $text.TrimEnd() + "`n`n## Performance`n`n$block`n"
+    }
+    Set-Content -Path $path -Value $text -NoNewline -Encoding utf8NoBOM
+    Add-Content -Path $path -Value '' -Encoding utf8NoBOM
+}
+#endregion
+
+# ---------------------------------------------------------------------------------------------------------------
+if ($ResultsPath) {
+    # Only the report: the tables, chart and README from an earlier results.json.
+    $saved = Get-Content -Raw $ResultsPath | ConvertFrom-Json
+    $report = [ordered]@{}
+    foreach ($property in $saved.PSObject.Properties) { $report[$property.Name] = $property.Value }
+    $Hosts = @($saved.Hosts | ForEach-Object { [int]$_ })
+    $maxHosts = ($Hosts | Measure-Object -Maximum).Maximum
+    $Runs = $saved.Runs
+    $cores = $saved.Machine.Cores
+    foreach ($record in $saved.Records) { $records.Add($record) }
+    foreach ($note in $saved.Notes) { $notes.Add($note) }
+    $report.Records = $records
+    $report.Notes = $notes
+    $tools = Get-ToolDefinition
+    foreach ($name in $tools.Keys) { $tools[$name].Available = [bool]($records | Where-Object Tool -eq $name | Select-Object -First 1) }
+    $report.Targets = Get-Target
+}
+else {
+    Install-Peer
+    $accounting = Get-CpuAccounting
+    if ($accounting.Kind -eq 'time') { $notes.Add('CPU is from `/usr/bin/time` (not root: no cgroup), which misses processes a client leaves running (Ansible''s ssh masters).') }
+    elseif ($accounting.Kind -eq 'none') { $notes.Add('Client CPU was not measured (no cgroup access and no /usr/bin/time).') }
+    $tools = Get-ToolDefinition
+    $report = [ordered]@{
+        Started     = (Get-Date).ToUniversalTime().ToString('yyyy-MM-dd HH:mm') + ' UTC'
+        Finished    = $null
+        Machine     = Get-Machine
+        Versions    = Get-ToolVersion
+        LoadAtStart = Get-LoadAverage
+        LoadAtEnd   = $null
+        Hosts       = $Hosts
+        Runs        = $Runs
+        CpuAccounting = $accounting.Kind
+        Floor       = $null
+        Import      = $null
+        Discovery   = $null
+        Records     = $records
+        Targets     = $null
+        Notes       = $notes
+    }
+    Write-Step "Machine: $($report.Machine.Cores) × $($report.Machine.Cpu), $($report.Machine.MemoryGB) GB; load $($report.LoadAtStart); CPU accounting: $($accounting.Kind)"
+
+    New-Item -ItemType Directory -Force $OutputDirectory | Out-Null
+    $work = [IO.Directory]::CreateTempSubdirectory('moltar-bench-').FullName
+    $awsFile = Join-Path $work 'aws-empty'
+    Set-Content $awsFile ''
+    # Every client gets the same clean environment: no agent, no user AWS files, nothing written to ~.
+    $childEnvironment = @{
+        SSH_AUTH_SOCK                 = $null
+        AWS_CONFIG_FILE               = $awsFile
+        AWS_SHARED_CREDENTIALS_FILE   = $awsFile
+        AWS_EC2_METADATA_DISABLED     = 'true'
+        POWERSHELL_TELEMETRY_OPTOUT   = '1'
+        POWERSHELL_UPDATECHECK        = 'Off'
+        ANSIBLE_CONFIG                = (Join-Path $work 'ansible.cfg')
+        ANSIBLE_HOME                  = (Join-Path $work 'ansible-home')
+        ANSIBLE_LOCAL_TEMP            = (Join-Path $work 'ansible-tmp')
+        ANSIBLE_HOST_KEY_CHECKING     = 'True'
+        ANSIBLE_NOCOLOR               = '1'
+        ANSIBLE_RETRY_FILES_ENABLED   = 'False'
+        ANSIBLE_DEPRECATION_WARNINGS  = 'False'
+        ANSIBLE_PYTHON_INTERPRETER    = 'auto_silent'
+    }
+    foreach ($name in [Environment]::GetEnvironmentVariables().Keys) {
+        if ($name -like 'MOLTAR_*' -or ($name -like 'AWS_*' -and -not $childEnvironment.ContainsKey($name))) { $childEnvironment[$name] = $null }
+    }
+    Set-Content (Join-Path $work 'ansible.cfg') ''
+
+    $sandbox = $null
+    $warm = $null
+    try {
+        Write-Step "Starting a sandbox of $maxHosts own-root sshd hosts"
+        $sandbox = Start-MoltarSandbox -SandboxPath $SandboxPath -Hosts $maxHosts -TimeoutSeconds 600
+        $addresses = @($sandbox.Hosts | ForEach-Object { $_.Address })
+        $hostFiles = @{}; $inventories = @{}
+        foreach ($n in $Hosts) {
+            $hostFiles[$n] = Join-Path $work "hosts-$n.txt"
+            Set-Content $hostFiles[$n] ($addresses | Select-Object -First $n)
+            $inventories[$n] = Join-Path $work "inventory-$n.ini"
+            Set-Content $inventories[$n] (@('[bench]') + ($addresses | Select-Object -First $n))
+        }
+        $childEnvironment['ANSIBLE_SSH_ARGS'] = "-C -o ControlMaster=auto -o ControlPersist=60s -F /dev/null -o UserKnownHostsFile=$($sandbox.KnownHostsPath) -o GlobalKnownHostsFile=/dev/null -o BatchMode=yes"
+        $loopScript = Join-Path $work 'ssh-loop.sh'
+        Set-Content $loopScript @'
+#!/bin/bash
+# ssh-loop.sh HOSTS_FILE USER COMMAND SSH_OPTION...: one ssh per host in the background, then wait for each.
+hosts=$1 user=$2 command=$3; shift 3
+pids=()
+while read -r host; do ssh "$@" -l "$user" "$host" "$command" & pids+=($!); done < "$hosts"
+failed=0
+for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
+exit $failed
+'@
+
+        # The handshake floor: one ssh at a time, so its CPU is the handshake's and nothing else's.
+        Write-Step 'Handshake floor: CPU of one `ssh host true`'
+        $floorRuns = [math]::Max(5, [math]::Min(10, $addresses.Count))
+        $default = foreach ($i in 0..($floorRuns - 1)) {
+            Invoke-Measured -FilePath ssh -ArgumentList (@(Get-SshOption) + @('-l', $sandbox.User, $addresses[$i % $addresses.Count], 'true'))
+        }
+        $curve = foreach ($i in 0..($floorRuns - 1)) {
+            Invoke-Measured -FilePath ssh -ArgumentList (@(Get-SshOption -Curve25519) + @('-l', $sandbox.User, $addresses[$i % $addresses.Count], 'true'))
+        }
+        if (@($default | Where-Object ExitCode -ne 0).Count) { throw "ssh to the sandbox failed: $(Get-Tail $default[-1].Stderr)" }
+        $kex = (& ssh @(Get-SshOption) -l $sandbox.User -v $addresses[0] true 2>&1 | Select-String 'kex: algorithm: (\S+)' | Select-Object -First 1)
+        if ($accounting.Kind -ne 'none') {
+            $report.Floor = [ordered]@{
+                CpuPerSsh      = Get-Median @($default | ForEach-Object Cpu)
+                CpuPerSshCurve = Get-Median @($curve | ForEach-Object Cpu)
+                WallPerSsh     = Get-Median @($default | ForEach-Object Wall)
+                Kex            = if ($kex) { $kex.Matches[0].Groups[1].Value } else { 'unknown' }
+                Runs           = $floorRuns
+            }
+            Write-Host ("    one ssh: {0} ms CPU ({1}), {2} ms with curve25519" -f (Format-Ms $report.Floor.CpuPerSsh), $report.Floor.Kex, (Format-Ms $report.Floor.CpuPerSshCurve))
+        }
+
+        if (-not $SkipImport) {
+            Write-Step 'Import-Module Moltar over a bare pwsh start'
+            $bare = [Collections.Generic.List[double]]::new(); $imported = [Collections.Generic.List[double]]::new()
+            foreach ($i in 1..($Runs * 2)) {
+                $m = Invoke-Measured -FilePath $pwshPath -ArgumentList (@($pwshPrefix) + @('-NoProfile', '-NonInteractive', '-Command', 'exit'))
+                $bare.Add($m.Wall)
+                $m = Invoke-Measured -FilePath $pwshPath -ArgumentList (@($pwshPrefix) + @('-NoProfile', '-NonInteractive', '-Command', "Import-Module '$ModulePath' -ErrorAction Stop; exit"))
+                if ($m.ExitCode -ne 0) { throw "Import-Module failed: $(Get-Tail $m.Stderr)" }
+                $imported.Add($m.Wall)
+            }
+            $report.Import = [ordered]@{
+                BareMedian = Get-Median $bare; BareMin = ($bare | Measure-Object -Minimum).Minimum
+                ImportMedian = Get-Median $imported; ImportMin = ($imported | Measure-Object -Minimum).Minimum
+            }
+            $report.Import.OverMedian = $report.Import.ImportMedian - $report.Import.BareMedian
+            $report.Import.OverMin = $report.Import.ImportMin - $report.Import.BareMin
+            Write-Host ('    bare {0} s, with import {1} s (medians)' -f (Format-Seconds $report.Import.BareMedian), (Format-Seconds $report.Import.ImportMedian))
+        }
+
+        if ($tools.Contains('moltar-warm')) {
+            Write-Step 'Starting the warm Moltar (one pwsh, module imported, one untimed fan-out)'
+            $warm = Start-WarmWorker
+            $first = Invoke-WarmWorker (@{ HostsFile = $hostFiles[$maxHosts]; Command = 'true'; ThrottleLimit = $maxHosts } | ConvertTo-Json -Compress)
+            Write-Host ('    untimed first fan-out to {0} hosts: {1} s, {2} failed' -f $maxHosts, (Format-Seconds $first.Wall), $first.Failed)
+        }
+
+        $order = @($tools.Keys | Where-Object { $tools[$_].Available })
+        foreach ($n in $Hosts) {
+            Write-Step "N=$n hosts (load $(Get-LoadAverage))"
+            foreach ($run in 1..$Runs) {
+                # The order rotates from run to run, so no tool always follows the same neighbour.
+                $rotated = @(for ($k = 0; $k -lt $order.Count; $k++) { $order[($k + $run - 1) % $order.Count] })
+                foreach ($command in 'true', 'uname -n') {
+                    foreach ($name in $rotated) {
+                        $r = Invoke-Tool -Name $name -N $n -Command $command -Run $run
+                        $records.Add([pscustomobject]@{ Tool = $name; Command = $command; Hosts = $n; Run = $run; Wall = $r.Wall; Cpu = $r.Cpu; Ok = $r.Ok; Detail = $r.Detail })
+                        $flag = if ($r.Ok) { '' } else { "  FAILED $($r.Detail)" }
+                        Write-Host ('    run {0} {1,-16} {2,-9} {3,7:0.000} s wall {4,7} s CPU{5}' -f $run, $name, $command, $r.Wall, $(if ($null -ne $r.Cpu) { '{0:0.000}' -f $r.Cpu } else { '–' }), $flag)
+                    }
+                }
+            }
+        }
+    }
+    finally {
+        if ($warm) {
+            try { $warm.StandardInput.Close(); if (-not $warm.WaitForExit(10000)) { $warm.Kill() } } catch { }
+            $warm.Dispose()
+        }
+        if ($sandbox) { Stop-MoltarSandbox $sandbox }
+    }
+
+    if (-not $SkipDiscovery -and $Synthetic -gt 0) {
+        Write-Step "Discovery of $Synthetic synthetic instances"
+        $discoverySandbox = Start-MoltarSandbox -SandboxPath $SandboxPath -Synthetic $Synthetic -TimeoutSeconds 600
+        try {
+            $common = @('--endpoint', $discoverySandbox.Endpoint, '--region', $discoverySandbox.Region)
+            # The endpoint answers its first requests slowly (its own JIT): one untimed pass first.
+            $null = Invoke-Measured -FilePath dotnet -ArgumentList (@($RawPaginatorPath) + $common + @('--runs', '1'))
+            $rawRuns = [Collections.Generic.List[object]]::new(); $pwshRuns = [Collections.Generic.List[object]]::new(); $moltarRuns = [Collections.Generic.List[object]]::new()
+            # Each process makes $perProcess calls: the first is the cold one; the SDK's XML code keeps tiering up for
+            # a few more, so 'later' is calls 4 and on (steady state) for all three.
+            $perProcess = [math]::Max(10, 2 * $Runs)
+            $dependencies = Join-Path (Split-Path $ModulePath) 'deps'
+            foreach ($round in 1..3) {
+                $m = Invoke-Measured -FilePath dotnet -ArgumentList (@($RawPaginatorPath) + $common + @('--runs', $perProcess))
+                if ($m.ExitCode -ne 0) { throw "The raw paginator failed: $(Get-Tail $m.Stderr)" }
+                $rawRuns.Add((Get-Content $m.Stdout | Select-Object -Last 1 | ConvertFrom-Json))
+                $m = Invoke-Measured -FilePath $pwshPath -ArgumentList (@($pwshPrefix) + @('-NoProfile', '-NonInteractive', '-File', (Join-Path $PSScriptRoot 'RawSdkInPwsh.ps1'),
+                        '-DependencyPath', $dependencies, '-Endpoint', $discoverySandbox.Endpoint, '-Region', $discoverySandbox.Region, '-Runs', $perProcess))
+                if ($m.ExitCode -ne 0) { throw "The raw SDK loop in pwsh failed: $(Get-Tail $m.Stderr)" }
+                $pwshRuns.Add((Get-Content $m.Stdout | Select-Object -Last 1 | ConvertFrom-Json))
+                $m = Invoke-Measured -FilePath $pwshPath -ArgumentList (@($pwshPrefix) + @('-NoProfile', '-NonInteractive', '-File', (Join-Path $PSScriptRoot 'MoltarDiscovery.ps1'),
+                        '-ModulePath', $ModulePath, '-Endpoint', $discoverySandbox.Endpoint, '-Region', $discoverySandbox.Region,
+                        '-AccessKey', $discoverySandbox.AccessKey, '-SecretKey', $discoverySandbox.SecretKey, '-Runs', $perProcess))
+                if ($m.ExitCode -ne 0) { throw "Get-MoltarInstance failed: $(Get-Tail $m.Stderr)" }
+                $moltarRuns.Add((Get-Content $m.Stdout | Select-Object -Last 1 | ConvertFrom-Json))
+                $text = foreach ($pair in @(@('raw paginator', $rawRuns[-1]), @('raw SDK in pwsh', $pwshRuns[-1]), @('Get-MoltarInstance', $moltarRuns[-1]))) {
+                    "$($pair[0]) $(($pair[1].milliseconds | ForEach-Object { '{0:0}' -f $_ }) -join '/') ms"
+                }
+                Write-Host "    round ${round}: $($text -join '; ')"
+            }
+            function Get-DiscoverySummary($runs) {
+                $first = @($runs | ForEach-Object { $_.milliseconds[0] / 1000 })
+                $later = @($runs | ForEach-Object { $_.milliseconds | Select-Object -Skip 3 } | ForEach-Object { $_ / 1000 })
+                [ordered]@{
+                    FirstMedian = Get-Median $first; FirstMin = ($first | Measure-Object -Minimum).Minimum
+                    LaterMedian = Get-Median $later; LaterMin = ($later | Measure-Object -Minimum).Minimum
+                    PeakOverBaseline = Get-Median @($runs | ForEach-Object { $_.peakRssBytes - $_.rssBeforeBytes })
+                    PeakRss = Get-Median @($runs | ForEach-Object { $_.peakRssBytes })
+                    Instances = $runs[0].instances
+                }
+            }
+            $report.Discovery = [ordered]@{
+                Instances = $rawRuns[0].instances
+                Pages     = $rawRuns[0].pages
+                Raw       = Get-DiscoverySummary $rawRuns
+                RawPwsh   = Get-DiscoverySummary $pwshRuns
+                Moltar    = Get-DiscoverySummary $moltarRuns
+            }
+            if ($report.Discovery.Moltar.Instances -ne $report.Discovery.Instances) {
+                $notes.Add("Get-MoltarInstance returned $($report.Discovery.Moltar.Instances) instances, the raw paginator $($report.Discovery.Instances).")
+            }
+        }
+        finally {
+            Stop-MoltarSandbox $discoverySandbox
+        }
+    }
+
+    $report.LoadAtEnd = Get-LoadAverage
+    $report.Finished = (Get-Date).ToUniversalTime().ToString('yyyy-MM-dd HH:mm') + ' UTC'
+    $failedRuns = @($records | Where-Object { -not $_.Ok })
+    if ($failedRuns.Count) { $notes.Add("‡ runs that failed (not counted in the figures): $(@($failedRuns | ForEach-Object { "$($_.Tool) N=$($_.Hosts) '$($_.Command)' run $($_.Run): $($_.Detail)" }) -join '; ')") }
+    $report.Targets = Get-Target
+}
+
+
+$markdown = New-Markdown
+New-Item -ItemType Directory -Force $OutputDirectory | Out-Null
+$report | ConvertTo-Json -Depth 8 | Set-Content (Join-Path $OutputDirectory 'results.json')
+Set-Content (Join-Path $OutputDirectory 'results.md') $markdown
+$svg = Join-Path $OutputDirectory 'chart.svg'
+New-Chart -SvgPath $svg
+if (Get-Command rsvg-convert -ErrorAction Ignore) {
+    & rsvg-convert -f png -o (Join-Path $OutputDirectory 'chart.png') $svg
+    if ($LASTEXITCODE -ne 0) { Write-Warning 'rsvg-convert failed; chart.svg only.' }
+}
+else {
+    Write-Warning 'rsvg-convert is missing (apt-get install librsvg2-bin): chart.svg only, no chart.png.'
+}
+if ($ReadmePath) { Update-Readme $ReadmePath $markdown }
+if (-not $ResultsPath) { Remove-Item -Recurse -Force $work -ErrorAction Ignore }
+Write-Host ''
+Write-Host $markdown
+Write-Step "Wrote $(Join-Path $OutputDirectory 'results.md'), results.json, chart.svg$(if (Test-Path (Join-Path $OutputDirectory 'chart.png')) { ', chart.png' })"
