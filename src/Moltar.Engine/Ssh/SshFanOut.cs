@@ -10,9 +10,11 @@ public static class SshFanOut
     /// Completed events carry the ExecOutcome (which may be a CommandFailed/Timeout/ConnectionLost) or, when the
     /// host could not be reached, an SshFailure as Error (OperationCanceledException when cancelled).
     /// Add targets, Complete(), then drain with TryTake/ReadAll on the pipeline thread.
+    /// With streamLines false no Output events are made (the outcome still keeps the output): for callers that
+    /// would drop them anyway, output is then neither decoded nor split into lines as it arrives.
     /// </summary>
     public static FanOutRunner<SshTarget, ExecOutcome> RunCommand(SshConnector connector, string command, ExecOptions? exec = null,
-        FanOutOptions? options = null, CancellationToken cancellationToken = default)
+        FanOutOptions? options = null, CancellationToken cancellationToken = default, bool streamLines = true)
     {
         exec ??= new ExecOptions();
         return new FanOutRunner<SshTarget, ExecOutcome>(
@@ -21,7 +23,8 @@ public static class SshFanOut
                 ctx.Status("connecting");
                 using var connection = connector.Connect(ctx.Item, ctx.CancellationToken);
                 ctx.Status("running");
-                return connection.Run(command, exec.WithOnLine((stream, line) => ctx.Output(line, stream == ExecStream.Stderr)), ctx.CancellationToken);
+                var run = streamLines ? exec.WithOnLine((stream, line) => ctx.Output(line, stream == ExecStream.Stderr)) : exec;
+                return connection.Run(command, run, ctx.CancellationToken);
             },
             options,
             cancellationToken,

@@ -46,7 +46,7 @@ public sealed class InvokeMoltarCommandCommand : MoltarSshCmdlet
         };
         var fanOut = new FanOutOptions { ThrottleLimit = ThrottleLimit ?? context.ThrottleLimit, Series = Series };
         using var connector = CreateConnector(sshOptions);
-        using var runner = SshFanOut.RunCommand(connector, Command, exec, fanOut, StopToken);
+        using var runner = SshFanOut.RunCommand(connector, Command, exec, fanOut, StopToken, streamLines: !Quiet);
         foreach (var work in approved)
             runner.Add(work.Target);
         runner.Complete();
