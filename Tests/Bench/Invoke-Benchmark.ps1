@@ -481,7 +481,7 @@ function New-Chart {
     $commands = @('true', 'uname -n')
     $colors = @{ 'moltar-warm' = '#1b7837'; 'moltar-cold' = '#5aae61'; 'pssh' = '#2166ac'; 'pssh-curve25519' = '#67a9cf'; 'ansible-raw' = '#b2182b'; 'ansible-command' = '#ef8a62'; 'ssh-loop' = '#762a83'; 'floor' = '#999999' }
     $panelW = 440; $panelH = 320; $left = 60; $top = 50; $gap = 60
-    $width = $left + ($panelW + $gap) * $commands.Count + 200
+    $width = $left + ($panelW + $gap) * $commands.Count + 250
     $height = $top + $panelH + 70
     $sb = [Text.StringBuilder]::new()
     [void]$sb.AppendLine("<svg xmlns='http://www.w3.org/2000/svg' width='$width' height='$height' font-family='DejaVu Sans, sans-serif' font-size='12'>")
@@ -541,7 +541,7 @@ function New-Chart {
     foreach ($name in $series) { $legend.Add([pscustomobject]@{ Name = $name; Label = $tools[$name].Label }) }
     if ($report.Floor) { $legend.Add([pscustomobject]@{ Name = 'floor'; Label = 'handshake floor' }) }
     foreach ($entry in $legend) {
-        $label = $entry.Label -replace '`', '' -replace ' \(.*\)$', '' -replace ', KexAlgorithms=curve25519-sha256', ' (curve25519)'
+        $label = $entry.Label -replace '`', '' -replace ' \(.*\)$', '' -replace ', KexAlgorithms=curve25519-sha256', ' (curve25519)' -replace ' per host, then wait', ' + wait'
         [void]$sb.AppendLine("<line x1='$lx' x2='$($lx + 22)' y1='$ly' y2='$ly' stroke='$($colors[$entry.Name])' stroke-width='3'/><text x='$($lx + 28)' y='$($ly + 4)'>$([Security.SecurityElement]::Escape($label))</text>")
         $ly += 20
     }
@@ -745,7 +745,7 @@ exit $failed
             # a few more, so 'later' is calls 4 and on (steady state) for all three.
             $perProcess = [math]::Max(10, 2 * $Runs)
             $dependencies = Join-Path (Split-Path $ModulePath) 'deps'
-            foreach ($round in 1..3) {
+            foreach ($round in 1..5) {
                 $m = Invoke-Measured -FilePath dotnet -ArgumentList (@($RawPaginatorPath) + $common + @('--runs', $perProcess))
                 if ($m.ExitCode -ne 0) { throw "The raw paginator failed: $(Get-Tail $m.Stderr)" }
                 $rawRuns.Add((Get-Content $m.Stdout | Select-Object -Last 1 | ConvertFrom-Json))

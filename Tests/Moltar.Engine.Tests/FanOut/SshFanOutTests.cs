@@ -12,10 +12,10 @@ namespace Moltar.Engine.Tests.FanOut;
 public sealed class SshFanOutTests(SshdFixture sshd, ITestOutputHelper output)
 {
     private (List<FanOutEvent<SshTarget, ExecOutcome>> Events, TimeSpan Elapsed) RunAll(SshConnector connector, IEnumerable<SshTarget> targets, string command,
-        ExecOptions? exec = null, FanOutOptions? options = null, CancellationToken token = default)
+        ExecOptions? exec = null, FanOutOptions? options = null, CancellationToken token = default, bool streamLines = true)
     {
         var clock = Stopwatch.StartNew();
-        using var runner = SshFanOut.RunCommand(connector, command, exec, options, token);
+        using var runner = SshFanOut.RunCommand(connector, command, exec, options, token, streamLines);
         foreach (var t in targets)
         {
             runner.Add(t);
@@ -132,6 +132,27 @@ public sealed class SshFanOutTests(SshdFixture sshd, ITestOutputHelper output)
             var lines = events.Where(e => e.Kind == FanOutEventKind.Output && e.Item == c.Item).ToList();
             Assert.Equal(new[] { ("out-ok", false), ("err", true) }, lines.Select(l => (l.Text!, l.IsError)).OrderBy(l => l.IsError));
         }
+    }
+
+    [SshdFact]
+    public void Without_line_streaming_no_output_events_are_made_and_the_results_keep_the_output()
+    {
+        sshd.EnsureAvailable();
+        using var connector = new SshConnector(sshd.Options());
+        var targets = sshd.Hosts.Take(3).Select(h => h.Target).ToList();
+        var (events, _) = RunAll(connector, targets, "seq 1 3000; echo err >&2", streamLines: false);
+
+        Assert.DoesNotContain(events, e => e.Kind == FanOutEventKind.Output);
+        var completed = events.Where(e => e.Kind == FanOutEventKind.Completed).ToList();
+        Assert.Equal(3, completed.Count);
+        var expected = string.Concat(Enumerable.Range(1, 3000).Select(i => $"{i}\n"));
+        Assert.All(completed, c =>
+        {
+            var result = SshFanOut.ToResult(c, "cmd");
+            Assert.True(result.Succeeded, result.Error);
+            Assert.Equal(expected, result.Output);
+            Assert.Equal("err\n", result.Error);
+        });
     }
 
     [SshdFact]
