@@ -560,7 +560,12 @@ public sealed partial class SshFleet : IAsyncDisposable
             var f = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
             if (f.Length < 2 || !int.TryParse(f[0], out var pid) || !long.TryParse(f[1], out var start)) continue;
             if (start == 0 || LinuxProcesses.StartTime(pid) != start) continue; // gone, or the PID is someone else's now
-            foreach (var d in LinuxProcesses.Descendants(pid)) LinuxProcesses.Signal(d, LinuxProcesses.SIGKILL);
+            // Every descendant is waited for too: the host's sshd holds the port, and SIGKILL is not instant.
+            foreach (var d in LinuxProcesses.Descendants(pid))
+            {
+                LinuxProcesses.Signal(d, LinuxProcesses.SIGKILL);
+                victims.Add(d);
+            }
             LinuxProcesses.Signal(pid, LinuxProcesses.SIGKILL);
             victims.Add(pid);
         }
