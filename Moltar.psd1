@@ -8,7 +8,7 @@
     GUID                 = '6f0e8d3c-2b7a-4f5e-9c41-8a3d2e7b9f10'
     Author               = 'Moltar maintainers'
     CompanyName          = 'Moltar'
-    Copyright            = '(c) Moltar maintainers. MIT License.'
+    Copyright            = '(c) 2026 Moltar maintainers. MIT License (LICENSE).'
     Description          = 'Find AWS EC2 instances by their tags, then run commands, copy files, open ssh and deploy Debian packages on them over SSH, in parallel.'
     FormatsToProcess     = @('Moltar.format.ps1xml')
     CmdletsToExport      = @(
@@ -26,7 +26,7 @@
         PSData = @{
             Tags         = @('AWS', 'EC2', 'SSH', 'Deploy', 'Apt', 'Debian', 'Parallel', 'DevOps', 'PSEdition_Core', 'Linux', 'Windows')
             LicenseUri   = 'https://opensource.org/licenses/MIT'
-            ProjectUri   = 'https://github.com/moltar-tools/moltar'
+            # ProjectUri: none until the project has a public home; a made-up address would be a broken link.
             ReleaseNotes = 'See CHANGELOG.md'
         }
     }

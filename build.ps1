@@ -63,7 +63,7 @@ function Invoke-Build {
     Invoke-Native dotnet (@('publish', (Join-Path $root 'src/Moltar.Engine/Moltar.Engine.csproj'), '-o', (Join-Path $publish 'deps')) + $common)
 
     New-Item -ItemType Directory -Force -Path (Join-Path $moduleDir 'deps') | Out-Null
-    foreach ($file in 'Moltar.psd1', 'Moltar.format.ps1xml') {
+    foreach ($file in 'Moltar.psd1', 'Moltar.format.ps1xml', 'LICENSE') {
         Copy-Item (Join-Path $root $file) $moduleDir
     }
     # Release notes: this version's section of CHANGELOG.md, so the gallery page says what changed.

@@ -72,4 +72,16 @@ Describe 'The manifest' {
         $manifest.ReleaseNotes | Should -Not -Match 'See CHANGELOG'
         $manifest.Description.Length | Should -BeGreaterThan 40
     }
+
+    It 'names the licence that ships with it, and links nowhere made up' {
+        $data = Import-PowerShellDataFile (Get-TestModulePath)
+        $licence = Join-Path (Split-Path (Get-TestModulePath)) 'LICENSE'
+        $licence | Should -Exist
+        Get-Content $licence -TotalCount 1 | Should -Be 'MIT License'
+        $data.PrivateData.PSData.LicenseUri | Should -Be 'https://opensource.org/licenses/MIT'
+        $data.Copyright | Should -Match 'MIT License'
+        foreach ($uri in @($data.PrivateData.PSData.LicenseUri, $data.PrivateData.PSData.ProjectUri, $data.PrivateData.PSData.IconUri) -ne $null) {
+            ([uri] $uri).Host | Should -Not -Match '(^|\.)(example\.(com|org|net)|example|invalid|test|localhost)$'
+        }
+    }
 }
