@@ -48,19 +48,21 @@ public sealed class InstanceDiscovery
                  $" with credentials from {_session.CredentialSource}; filters: " +
                  (filters.Count == 0 ? "(none)" : string.Join("; ", filters.Select(f => $"{f.Name}={string.Join(",", f.Values)}"))));
 
-        var request = new DescribeInstancesRequest
-        {
-            Filters = filters.Count == 0 ? null : filters,
-            MaxResults = PageSize,
-        };
         var found = new List<MoltarInstance>();
         int pages = 0;
         using var client = _session.CreateEc2Client();
         try
         {
-            await foreach (var page in client.Paginators.DescribeInstances(request).Responses.WithCancellation(cancellationToken).ConfigureAwait(false))
+            // The next page is asked for as soon as this one's token is known, so shaping this page overlaps
+            // with the server producing (and the SDK parsing) the next one; the SDK's paginator waits instead.
+            var pending = client.DescribeInstancesAsync(PageRequest(filters, null), cancellationToken);
+            while (pending is not null)
             {
+                var page = await pending.ConfigureAwait(false);
                 pages++;
+                pending = string.IsNullOrEmpty(page.NextToken)
+                    ? null
+                    : client.DescribeInstancesAsync(PageRequest(filters, page.NextToken), cancellationToken);
                 foreach (var reservation in page.Reservations ?? new List<Reservation>())
                 {
                     foreach (var instance in reservation.Instances ?? new List<Instance>())
@@ -86,15 +88,27 @@ public sealed class InstanceDiscovery
             instance.ShortId = shortIds[instance.InstanceId];
 
         var terms = NameMatcher.Terms(selection.Name);
-        IEnumerable<MoltarInstance> result = found
-            .Where(i => selection.Packages.All(p => i.Packages.Contains(p, StringComparer.Ordinal)))
-            .Where(i => NameMatcher.Matches(i, terms))
-            .OrderBy(i => i.Name ?? "\uffff", StringComparer.OrdinalIgnoreCase)
-            .ThenBy(i => i.InstanceId, StringComparer.Ordinal);
-        if (selection.First)
-            result = result.Take(1);
-        return result.ToList();
+        if (selection.Packages.Count > 0 || terms.Count > 0)
+            found.RemoveAll(i => !selection.Packages.All(p => i.Packages.Contains(p, StringComparer.Ordinal)) || !NameMatcher.Matches(i, terms));
+        found.Sort(ByNameThenId);
+        if (selection.First && found.Count > 1)
+            found.RemoveRange(1, found.Count - 1);
+        return found;
     }
+
+    /// <summary>Listing order: by Name (case-insensitive; unnamed last), then by instance id.</summary>
+    private static int ByNameThenId(MoltarInstance a, MoltarInstance b)
+    {
+        int byName = StringComparer.OrdinalIgnoreCase.Compare(a.Name ?? "\uffff", b.Name ?? "\uffff");
+        return byName != 0 ? byName : string.CompareOrdinal(a.InstanceId, b.InstanceId);
+    }
+
+    private static DescribeInstancesRequest PageRequest(List<Filter> filters, string? nextToken) => new()
+    {
+        Filters = filters.Count == 0 ? null : filters,
+        MaxResults = PageSize,
+        NextToken = nextToken,
+    };
 
     private MoltarException ApiError(AmazonServiceException e)
     {

@@ -7,18 +7,29 @@ public static class ShortIds
 
     public static IReadOnlyDictionary<string, string> Assign(IEnumerable<string> instanceIds)
     {
-        var hexParts = instanceIds.Distinct(StringComparer.Ordinal).ToDictionary(id => id, HexPart, StringComparer.Ordinal);
-        var sorted = hexParts.Values.Distinct(StringComparer.Ordinal).OrderBy(h => h, StringComparer.Ordinal).ToList();
-        var lengths = new Dictionary<string, int>(StringComparer.Ordinal);
-        for (int i = 0; i < sorted.Count; i++)
+        var ids = instanceIds.Distinct(StringComparer.Ordinal).ToArray();
+        var hexParts = new string[ids.Length];
+        for (int i = 0; i < ids.Length; i++)
+            hexParts[i] = HexPart(ids[i]);
+        // Sorting the hex parts with their ids beside them keeps every step an array walk (10,000 instances a call).
+        Array.Sort(hexParts, ids, StringComparer.Ordinal);
+
+        var result = new Dictionary<string, string>(ids.Length, StringComparer.Ordinal);
+        for (int i = 0; i < hexParts.Length; i++)
         {
-            // In sorted order the longest shared prefix of an entry is with one of its neighbours.
+            // In sorted order the longest shared prefix of an entry is with one of its neighbours; ids whose hex
+            // parts are equal share their short id, so the neighbours that count are the nearest different ones.
+            int before = i - 1, after = i + 1;
+            while (before >= 0 && hexParts[before] == hexParts[i]) before--;
+            while (after < hexParts.Length && hexParts[after] == hexParts[i]) after++;
             int shared = 0;
-            if (i > 0) shared = Math.Max(shared, CommonPrefix(sorted[i], sorted[i - 1]));
-            if (i < sorted.Count - 1) shared = Math.Max(shared, CommonPrefix(sorted[i], sorted[i + 1]));
-            lengths[sorted[i]] = Math.Min(sorted[i].Length, Math.Max(MinimumLength, shared + 1));
+            if (before >= 0) shared = CommonPrefix(hexParts[i], hexParts[before]);
+            if (after < hexParts.Length) shared = Math.Max(shared, CommonPrefix(hexParts[i], hexParts[after]));
+            string hex = hexParts[i];
+            int length = Math.Min(hex.Length, Math.Max(MinimumLength, shared + 1));
+            result[ids[i]] = length == hex.Length ? hex : hex[..length];
         }
-        return hexParts.ToDictionary(p => p.Key, p => p.Value[..lengths[p.Value]], StringComparer.Ordinal);
+        return result;
     }
 
     public static string HexPart(string instanceId)
@@ -27,10 +38,5 @@ public static class ShortIds
         return dash >= 0 ? instanceId[(dash + 1)..] : instanceId;
     }
 
-    private static int CommonPrefix(string a, string b)
-    {
-        int n = Math.Min(a.Length, b.Length), i = 0;
-        while (i < n && a[i] == b[i]) i++;
-        return i;
-    }
+    private static int CommonPrefix(string a, string b) => a.AsSpan().CommonPrefixLength(b);
 }

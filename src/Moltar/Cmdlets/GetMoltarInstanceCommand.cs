@@ -57,7 +57,7 @@ public sealed class GetMoltarInstanceCommand : MoltarAwsCmdlet
                 "InstanceNotFound", ErrorCategory.ObjectNotFound, selection.Describe()));
             return;
         }
-        foreach (var instance in instances)
-            WriteObject(instance);
+        // One call for the whole list: PowerShell then adds the items to the pipe without a per-object round trip.
+        WriteObject(instances, enumerateCollection: true);
     }
 }
