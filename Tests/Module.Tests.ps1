@@ -46,6 +46,48 @@ Import-Module '$ModulePath'
         $contexts | Should -Contain 'Moltar.Model=Default'
     }
 
+    It 'runs SSH.NET, BouncyCastle and the engine precompiled on Linux x64 under .NET 10, and from the IL elsewhere' {
+        $precompiled = [OperatingSystem]::IsLinux() -and [Runtime.InteropServices.RuntimeInformation]::ProcessArchitecture -eq 'X64' -and [Environment]::Version.Major -eq 10
+        # A connect to a closed port runs SSH.NET's client set-up and the engine's connect path, then ConnectFailed.
+        $probe = @"
+Import-Module '@MODULE@'
+'127.0.0.1' | Invoke-MoltarCommand true -Port 1 -KeyFile '@KEY@' -SshConfigPath none -KnownHostsPath '@KNOWNHOSTS@' -ErrorAction SilentlyContinue -ErrorVariable failures | Out-Null
+'error=' + `$failures[0].FullyQualifiedErrorId
+[AppDomain]::CurrentDomain.GetAssemblies() | Where-Object { `$_.GetName().Name -in 'Renci.SshNet', 'Moltar.Engine' } | ForEach-Object { 'from=' + `$_.Location }
+"@
+        $scratch = Join-Path ([IO.Path]::GetTempPath()) "moltar-r2r-$PID"
+        New-Item -ItemType Directory -Force -Path $scratch | Out-Null
+        $key = Join-Path $scratch 'id_ed25519'
+        & ssh-keygen -q -t ed25519 -N '' -f $key | Out-Null
+        # The same module without its precompiled images: the portable IL must serve alone.
+        $portable = Join-Path $scratch 'Moltar'
+        Copy-Item -Recurse $ModuleDir $portable
+        Remove-Item -Recurse -Force (Join-Path $portable 'deps/r2r-net10-linux-x64')
+        try {
+            $counts = foreach ($module in $ModulePath, (Join-Path $portable 'Moltar.psd1')) {
+                $jitLog = Join-Path $scratch "jit-$([guid]::NewGuid()).txt"
+                $env:DOTNET_JitDisasmSummary = '1'; $env:DOTNET_JitStdOutFile = $jitLog
+                try { $output = Invoke-CleanPwsh $probe.Replace('@MODULE@', $module).Replace('@KEY@', $key).Replace('@KNOWNHOSTS@', (Join-Path $scratch 'known_hosts')) }
+                finally { Remove-Item env:DOTNET_JitDisasmSummary, env:DOTNET_JitStdOutFile }
+                $output | Should -Contain 'error=ConnectFailed,Moltar.Cmdlets.InvokeMoltarCommandCommand'
+                $from = @($output | Where-Object { "$_" -like 'from=*' })
+                $from.Count | Should -Be 2
+                [pscustomobject]@{ Module = $module; From = $from; Jitted = @(Select-String -Path $jitLog -Pattern 'JIT compiled (Renci\.SshNet|Moltar\.Engine)\.' -ErrorAction SilentlyContinue).Count }
+            }
+            $counts[1].From | ForEach-Object { $_ | Should -BeLike "from=$portable/deps/*.dll" }
+            $counts[1].From | Should -Not -BeLike '*r2r-net10-linux-x64*'
+            $counts[1].Jitted | Should -BeGreaterThan 100 -Because 'IL is compiled as it runs'
+            if ($precompiled) {
+                $counts[0].From | ForEach-Object { $_ | Should -BeLike "from=$ModuleDir/deps/r2r-net10-linux-x64/*.dll" }
+                $counts[0].Jitted | Should -BeLessThan 20 -Because 'the precompiled code is used, not compiled again'
+            }
+            else {
+                $counts[0].From | Should -Not -BeLike '*r2r-net10-linux-x64*'
+            }
+        }
+        finally { Remove-Item -Recurse -Force $scratch -ErrorAction Ignore }
+    }
+
     It 'imports again with -Force and after Remove-Module' {
         $script = "Import-Module '$ModulePath'; Remove-Module Moltar; Import-Module '$ModulePath'; Import-Module '$ModulePath' -Force; (Get-MoltarContext).ThrottleLimit"
         Invoke-CleanPwsh $script | Should -Be 32

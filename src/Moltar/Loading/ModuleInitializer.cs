@@ -44,6 +44,6 @@ public sealed class ModuleInitializer : IModuleAssemblyInitializer, IModuleAssem
         if (!File.Exists(engine))
             throw new FileNotFoundException(
                 $"Moltar's engine is missing: {engine} does not exist. Reinstall the module (its deps folder must stay beside Moltar.Cmdlets.dll).", engine);
-        return s_context?.LoadFromAssemblyPath(engine);
+        return s_context?.LoadFromAssemblyPath(s_context.PathOf(EngineAssemblyName));
     }
 }
