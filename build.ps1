@@ -81,6 +81,14 @@ function Invoke-Build {
     Get-ChildItem (Join-Path $publish 'deps') -File |
         Where-Object { $_.Name -notin 'Moltar.Model.dll', 'Moltar.Model.pdb' -and $_.Extension -in '.dll', '.json' } |
         Copy-Item -Destination (Join-Path $moduleDir 'deps')
+    # ReadyToRun images of what a fan-out runs first, for pwsh 7.6 (.NET 10) on Linux x64; the module's load
+    # context prefers them there and uses the portable IL in deps/ everywhere else.
+    Invoke-Native dotnet (@('publish', (Join-Path $root 'build/ReadyToRun/Moltar.ReadyToRun.csproj'), '-o', (Join-Path $publish 'r2r')) + $common)
+    $r2rDir = Join-Path $moduleDir 'deps/r2r-net10-linux-x64'
+    New-Item -ItemType Directory -Force -Path $r2rDir | Out-Null
+    foreach ($file in 'Moltar.Engine.dll', 'Renci.SshNet.dll', 'BouncyCastle.Cryptography.dll', 'AWSSDK.Core.dll') {
+        Copy-Item (Join-Path $publish "r2r/$file") $r2rDir
+    }
 
     # Help: MAML generated from src/Moltar/Help/*.md and the cmdlets' metadata, in a child pwsh so this
     # process never loads the module. Incomplete help is a warning here and a failing test in Test.
