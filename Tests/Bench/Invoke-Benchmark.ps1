@@ -18,6 +18,9 @@ param(
     [string] $ModulePath,
     [string] $SandboxPath,
     [string] $RawPaginatorPath,
+    # pwsh.dll of a copy of this pwsh whose assemblies are ReadyToRun-compiled, as the official packages ship
+    # them (build.ps1 makes it): adds the 'moltar-cold-precompiled' row.
+    [string] $PrecompiledPwshPath,
     # Fleet sizes: one sandbox of the largest; smaller N use its first hosts. (`pwsh -File` cannot pass a list:
     # call the script with -Command, or use build.ps1 -Task Bench -Hosts 10,50,100.)
     [ValidateRange(1, 250)] [int[]] $Hosts = @(10, 50, 100),
@@ -25,7 +28,7 @@ param(
     [ValidateRange(0, 1000000)] [int] $Synthetic = 10000,
     [Parameter(Mandatory)] [string] $OutputDirectory,
     [string] $ReadmePath,
-    # Only these tools (names as in results.json: moltar-warm, moltar-cold, pssh, pssh-curve25519, ansible-raw,
+    # Only these tools (names as in results.json: moltar-warm, moltar-cold, moltar-cold-precompiled, pssh, pssh-curve25519, ansible-raw,
     # ansible-command, ssh-loop); all when empty. Import, floor and discovery always run unless skipped.
     [string[]] $Tool,
     [switch] $SkipDiscovery,
@@ -238,6 +241,7 @@ function Get-ToolDefinition {
     $tools = [ordered]@{}
     $tools['moltar-warm'] = @{ Label = 'Moltar, warm (module imported; in-process)'; Available = $true }
     $tools['moltar-cold'] = @{ Label = 'Moltar, cold (fresh `pwsh`: import + run)'; Available = $true }
+    $tools['moltar-cold-precompiled'] = @{ Label = 'Moltar, cold, on the same pwsh with its assemblies precompiled (as the official packages ship it)'; Available = [bool]$PrecompiledPwshPath }
     $hasPssh = [bool](Get-Command parallel-ssh -ErrorAction Ignore)
     $tools['pssh'] = @{ Label = 'parallel-ssh `-p N`'; Available = $hasPssh }
     $tools['pssh-curve25519'] = @{ Label = 'parallel-ssh `-p N`, `KexAlgorithms=curve25519-sha256`'; Available = $hasPssh }
@@ -261,11 +265,13 @@ function Invoke-Tool {
             $answer = Invoke-WarmWorker $request
             return [pscustomobject]@{ Wall = $answer.Wall; Cpu = $answer.Cpu; Ok = $answer.Failed -eq 0; Detail = "$($answer.Failed) failed" }
         }
-        'moltar-cold' {
-            $arguments = @($pwshPrefix) + @('-NoProfile', '-NonInteractive', '-File', (Join-Path $PSScriptRoot 'MoltarCold.ps1'),
+        { $_ -in 'moltar-cold', 'moltar-cold-precompiled' } {
+            $prefix = if ($Name -eq 'moltar-cold-precompiled') { @($PrecompiledPwshPath) } else { @($pwshPrefix) }
+            $program = if ($Name -eq 'moltar-cold-precompiled') { (Get-Command dotnet).Source } else { $pwshPath }
+            $arguments = @($prefix) + @('-NoProfile', '-NonInteractive', '-File', (Join-Path $PSScriptRoot 'MoltarCold.ps1'),
                 '-ModulePath', $ModulePath, '-HostsFile', $hostsFile, '-Command', $Command, '-ThrottleLimit', $N,
                 '-KeyFile', $sandbox.ClientKeyPath, '-KnownHostsPath', $sandbox.KnownHostsPath, '-User', $sandbox.User)
-            $m = Invoke-Measured -FilePath $pwshPath -ArgumentList $arguments
+            $m = Invoke-Measured -FilePath $program -ArgumentList $arguments
         }
         { $_ -in 'pssh', 'pssh-curve25519' } {
             $ssh = Get-SshOption -Curve25519:($Name -eq 'pssh-curve25519')
@@ -406,6 +412,11 @@ function New-Markdown {
         $lines.Add('|---|---:|---:|')
         $lines.Add("| ``pwsh -NoProfile -c exit`` | $(Format-Seconds $i.BareMedian) ($(Format-Seconds $i.BareMin)) | |")
         $lines.Add("| ``pwsh -NoProfile -c 'Import-Module Moltar; exit'`` | $(Format-Seconds $i.ImportMedian) ($(Format-Seconds $i.ImportMin)) | $(Format-Seconds $i.OverMedian) ($(Format-Seconds $i.OverMin)) |")
+        $precompiledBare = if ($i -is [Collections.IDictionary]) { $i['PrecompiledBareMedian'] } else { $i.PSObject.Properties['PrecompiledBareMedian']?.Value }
+        if ($null -ne $precompiledBare) {
+            $lines.Add("| the same on the precompiled pwsh: ``-c exit`` | $(Format-Seconds $i.PrecompiledBareMedian) ($(Format-Seconds $i.PrecompiledBareMin)) | |")
+            $lines.Add("| the same on the precompiled pwsh: ``Import-Module Moltar`` | $(Format-Seconds $i.PrecompiledImportMedian) ($(Format-Seconds $i.PrecompiledImportMin)) | $(Format-Seconds ($i.PrecompiledImportMedian - $i.PrecompiledBareMedian)) ($(Format-Seconds ($i.PrecompiledImportMin - $i.PrecompiledBareMin))) |")
+        }
     }
     if ($report.Discovery) {
         $d = $report.Discovery
@@ -440,19 +451,24 @@ function Get-Target {
     $targets = [Collections.Generic.List[object]]::new()
     $n = $maxHosts
     $cold = Get-Summary 'moltar-cold' 'true' $n
+    $precompiled = Get-Summary 'moltar-cold-precompiled' 'true' $n
     $warmSummary = Get-Summary 'moltar-warm' 'true' $n
     $pssh = Get-Summary 'pssh' 'true' $n
     $raw = Get-Summary 'ansible-raw' 'true' $n
     function Ratio($a, $b) { if ($a -and $b) { $a.Median / $b.Median } else { $null } }
+    # One row per Moltar figure: cold on this pwsh, cold on the precompiled pwsh users install, warm.
     function Add-WallTarget([string] $text, $peer, [double] $limit) {
-        $ratio = Ratio $cold $peer
-        $measured = 'not measured'
-        $met = $null
-        if ($null -ne $ratio) {
-            $met = $ratio -le $limit
-            $measured = 'cold {0:0.00}× ({1} s vs {2} s); warm {3:0.00}×' -f $ratio, (Format-Seconds $cold.Median), (Format-Seconds $peer.Median), (Ratio $warmSummary $peer)
+        foreach ($figure in @(@('cold', $cold), @('cold on the precompiled pwsh', $precompiled), @('warm', $warmSummary))) {
+            $ratio = Ratio $figure[1] $peer
+            if ($null -eq $ratio -and $figure[0] -ne 'cold') { continue }
+            $measured = 'not measured'
+            $met = $null
+            if ($null -ne $ratio) {
+                $met = $ratio -le $limit
+                $measured = '{0:0.00}× ({1} s vs {2} s)' -f $ratio, (Format-Seconds $figure[1].Median), (Format-Seconds $peer.Median)
+            }
+            $targets.Add([pscustomobject]@{ Target = "$text ($($figure[0]))"; Measured = $measured; Met = $met })
         }
-        $targets.Add([pscustomobject]@{ Target = $text; Measured = $measured; Met = $met })
     }
     Add-WallTarget "N=$n ``true``: Moltar wall ≤ 0.7 × parallel-ssh" $pssh 0.7
     Add-WallTarget "N=$n ``true``: Moltar wall ≤ 0.25 × Ansible ``-m raw``" $raw 0.25
@@ -479,7 +495,7 @@ function Get-Target {
 function New-Chart {
     param([string] $SvgPath)
     $commands = @('true', 'uname -n')
-    $colors = @{ 'moltar-warm' = '#1b7837'; 'moltar-cold' = '#5aae61'; 'pssh' = '#2166ac'; 'pssh-curve25519' = '#67a9cf'; 'ansible-raw' = '#b2182b'; 'ansible-command' = '#ef8a62'; 'ssh-loop' = '#762a83'; 'floor' = '#999999' }
+    $colors = @{ 'moltar-warm' = '#1b7837'; 'moltar-cold' = '#5aae61'; 'moltar-cold-precompiled' = '#a6dba0'; 'pssh' = '#2166ac'; 'pssh-curve25519' = '#67a9cf'; 'ansible-raw' = '#b2182b'; 'ansible-command' = '#ef8a62'; 'ssh-loop' = '#762a83'; 'floor' = '#999999' }
     $panelW = 440; $panelH = 320; $left = 60; $top = 50; $gap = 60
     $width = $left + ($panelW + $gap) * $commands.Count + 250
     $height = $top + $panelH + 70
@@ -698,6 +714,20 @@ exit $failed
             }
             $report.Import.OverMedian = $report.Import.ImportMedian - $report.Import.BareMedian
             $report.Import.OverMin = $report.Import.ImportMin - $report.Import.BareMin
+            if ($PrecompiledPwshPath) {
+                $dotnet = (Get-Command dotnet).Source
+                $bare = [Collections.Generic.List[double]]::new(); $imported = [Collections.Generic.List[double]]::new()
+                foreach ($i in 1..($Runs * 2)) {
+                    $bare.Add((Invoke-Measured -FilePath $dotnet -ArgumentList @($PrecompiledPwshPath, '-NoProfile', '-NonInteractive', '-Command', 'exit')).Wall)
+                    $m = Invoke-Measured -FilePath $dotnet -ArgumentList @($PrecompiledPwshPath, '-NoProfile', '-NonInteractive', '-Command', "Import-Module '$ModulePath' -ErrorAction Stop; exit")
+                    if ($m.ExitCode -ne 0) { throw "Import-Module on the precompiled pwsh failed: $(Get-Tail $m.Stderr)" }
+                    $imported.Add($m.Wall)
+                }
+                $report.Import.PrecompiledBareMedian = Get-Median $bare
+                $report.Import.PrecompiledBareMin = ($bare | Measure-Object -Minimum).Minimum
+                $report.Import.PrecompiledImportMedian = Get-Median $imported
+                $report.Import.PrecompiledImportMin = ($imported | Measure-Object -Minimum).Minimum
+            }
             Write-Host ('    bare {0} s, with import {1} s (medians)' -f (Format-Seconds $report.Import.BareMedian), (Format-Seconds $report.Import.ImportMedian))
         }
 
