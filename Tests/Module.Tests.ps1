@@ -164,6 +164,23 @@ Describe 'Views' {
         $controls | Should -Contain 'ListControl'
     }
 
+    It 'shows a command result in the table by name (else id), status, seconds and its first non-blank line' {
+        $ok = [Moltar.MoltarCommandResult]@{ InstanceId = 'i-0aaa'; Name = 'web-1'; Address = '10.0.0.1'; ExitCode = 0; Succeeded = $true
+            Output = "`n  `r`nfirst line`r`nsecond`n"; Duration = [timespan]::FromMilliseconds(1234) }
+        $failed = [Moltar.MoltarCommandResult]@{ InstanceId = 'i-0bbb'; Address = '10.0.0.2'; ExitCode = 3; ErrorId = 'CommandFailed'
+            Output = 'not shown'; Error = "`nboom`n"; Duration = [timespan]::FromSeconds(2) }
+        $silent = [Moltar.MoltarCommandResult]@{ InstanceId = 'i-0ccc'; Name = 'web-3'; Succeeded = $true; Output = "  `n" }
+        $ok.Summary | Should -BeExactly 'first line'
+        $failed.Summary | Should -BeExactly 'boom'
+        $silent.Summary | Should -BeExactly ''
+        $failed.DisplayName | Should -Be 'i-0bbb'
+        $failed.Status | Should -Be 'CommandFailed'
+        $lines = ($ok, $failed | Format-Table | Out-String -Width 200) -split "`n" | Where-Object { $_.Trim() }
+        $lines[0] | Should -Match '^Name\s+Address\s+ExitCode\s+Status\s+Seconds\s+Output'
+        $lines[2] | Should -Match '^web-1\s+10\.0\.0\.1\s+0\s+ok\s+1\.23\s+first line\s*$'
+        $lines[3] | Should -Match '^i-0bbb\s+10\.0\.0\.2\s+3\s+CommandFailed\s+2\.00\s+boom\s*$'
+    }
+
     It 'lists an instance with its packages and tags in one line each' {
         $tags = [System.Collections.Generic.Dictionary[string, string]]::new()
         $tags['Name'] = 'web-1'; $tags['Cluster'] = 'web'

@@ -18,6 +18,19 @@ public class ShortIdTests
     }
 
     [Fact]
+    public void ShortIdsOfRepeatedPrefixAndDuplicateIds()
+    {
+        // An id repeated in the input counts once; a hex part that is a prefix of another is typed in full;
+        // an id without a dash is its own hex part; equal hex parts behind different prefixes share a short id.
+        var ids = ShortIds.Assign(new[] { "i-abc", "i-abcdef", "i-abcdef", "abd9", "x-abcdef" });
+        Assert.Equal(4, ids.Count);
+        Assert.Equal("abc", ids["i-abc"]);
+        Assert.Equal("abcd", ids["i-abcdef"]);
+        Assert.Equal("abcd", ids["x-abcdef"]);
+        Assert.Equal("abd", ids["abd9"]);
+    }
+
+    [Fact]
     public void EveryShortIdIsUniqueInALargeSet()
     {
         var random = new Random(7);
