@@ -76,4 +76,14 @@ public class SshNamesTests
         var e = Assert.Throws<SshFailure>(() => new SshConnector(new SshOptions { User = "-oProxyCommand=x", ConfigPath = "none", SystemConfigPath = "none", UseAgent = false }));
         Assert.Equal(SshErrorIds.InvalidConfiguration, e.ErrorId);
     }
+
+    [Fact]
+    public void A_display_name_never_carries_control_characters_to_the_terminal()
+    {
+        var hostile = new SshTarget("10.0.0.1", "i-0abc", "web\u001b]0;owned\u0007-1\r\n\u009b2J");
+        Assert.Equal("web?]0;owned?-1???2J", hostile.DisplayName);
+        Assert.Equal("web?]0;owned?-1???2J (10.0.0.1)", hostile.ToString());
+        Assert.Equal("web-1", new SshTarget("10.0.0.1", "i-0abc", "web-1").DisplayName);
+        Assert.Equal("i-0abc", new SshTarget("10.0.0.1", "i-0abc").DisplayName);
+    }
 }
