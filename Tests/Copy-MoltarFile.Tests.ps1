@@ -10,17 +10,8 @@ Describe 'Copy-MoltarFile' -Skip:([bool] $SkipReason) {
         Import-Module (Join-Path $PSScriptRoot 'TestHelpers.psm1') -Force
         $script:ModulePath = Get-TestModulePath
         Import-Module $ModulePath -Force
-        $script:Scratch = Join-Path ([IO.Path]::GetTempPath()) "moltar-copy-$PID"
-        Remove-Item -Recurse -Force $Scratch -ErrorAction Ignore
-        New-Item -ItemType Directory -Force -Path $Scratch | Out-Null
-        Set-TestAwsEnvironment -Directory (Join-Path $Scratch 'aws')
-        Add-TestAwsProfile -Name 'demo' -Region 'us-east-1'
-
-        $script:SavedHome = $env:HOME
-        $script:SavedAgent = $env:SSH_AUTH_SOCK
-        $env:HOME = Join-Path $Scratch 'home'
-        New-Item -ItemType Directory -Force -Path $env:HOME | Out-Null
-        Remove-Item env:SSH_AUTH_SOCK -ErrorAction Ignore
+        $script:TestHome = Enter-TestHome -Name copy
+        $script:Scratch = $TestHome.Scratch
 
         $script:Sandbox = Start-TestSandbox -Hosts 20
         $env:MOLTAR_ENDPOINT_URL = $Sandbox.Endpoint
@@ -101,10 +92,7 @@ Describe 'Copy-MoltarFile' -Skip:([bool] $SkipReason) {
     AfterAll {
         Pop-Location -ErrorAction Ignore
         Stop-TestSandbox $Sandbox
-        $env:HOME = $SavedHome
-        if ($SavedAgent) { $env:SSH_AUTH_SOCK = $SavedAgent }
-        Remove-Item env:MOLTAR_ENDPOINT_URL -ErrorAction Ignore
-        Remove-Item -Recurse -Force $Scratch -ErrorAction Ignore
+        Exit-TestHome $TestHome
     }
 
     It 'uploads one file to 20 hosts, each verified, and sha256sum over SSH agrees afterwards' {

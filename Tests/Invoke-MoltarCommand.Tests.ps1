@@ -10,18 +10,8 @@ Describe 'Invoke-MoltarCommand' -Skip:([bool] $SkipReason) {
         Import-Module (Join-Path $PSScriptRoot 'TestHelpers.psm1') -Force
         $script:ModulePath = Get-TestModulePath
         Import-Module $ModulePath -Force
-        $script:Scratch = Join-Path ([IO.Path]::GetTempPath()) "moltar-command-$PID"
-        Remove-Item -Recurse -Force $Scratch -ErrorAction Ignore
-        New-Item -ItemType Directory -Force -Path $Scratch | Out-Null
-        Set-TestAwsEnvironment -Directory (Join-Path $Scratch 'aws')
-        Add-TestAwsProfile -Name 'demo' -Region 'us-east-1'
-
-        # The engine reads ~ for default keys, ~/.ssh/config and known_hosts: point it at an empty home, and no agent.
-        $script:SavedHome = $env:HOME
-        $script:SavedAgent = $env:SSH_AUTH_SOCK
-        $env:HOME = Join-Path $Scratch 'home'
-        New-Item -ItemType Directory -Force -Path $env:HOME | Out-Null
-        Remove-Item env:SSH_AUTH_SOCK -ErrorAction Ignore
+        $script:TestHome = Enter-TestHome -Name command
+        $script:Scratch = $TestHome.Scratch
 
         $script:Sandbox = Start-TestSandbox -Hosts 20
         $env:MOLTAR_ENDPOINT_URL = $Sandbox.Endpoint
@@ -88,10 +78,7 @@ Describe 'Invoke-MoltarCommand' -Skip:([bool] $SkipReason) {
         Pop-Location -ErrorAction Ignore
         if ($Runspace) { $Runspace.Dispose() }
         Stop-TestSandbox $Sandbox
-        Remove-Item env:MOLTAR_ENDPOINT_URL -ErrorAction Ignore
-        $env:HOME = $SavedHome
-        if ($SavedAgent) { $env:SSH_AUTH_SOCK = $SavedAgent }
-        Remove-Item -Recurse -Force $Scratch -ErrorAction Ignore
+        Exit-TestHome $TestHome
     }
 
     Context 'results, exit codes and errors' {

@@ -14,17 +14,8 @@ Describe 'Reliability and security' -Skip:([bool] $SkipReason) {
         Import-Module (Join-Path $PSScriptRoot 'TestHelpers.psm1') -Force
         $script:ModulePath = Get-TestModulePath
         Import-Module $ModulePath -Force
-        $script:Scratch = Join-Path ([IO.Path]::GetTempPath()) "moltar-reliability-$PID"
-        Remove-Item -Recurse -Force $Scratch -ErrorAction Ignore
-        New-Item -ItemType Directory -Force -Path $Scratch | Out-Null
-        Set-TestAwsEnvironment -Directory (Join-Path $Scratch 'aws')
-        Add-TestAwsProfile -Name 'demo' -Region 'us-east-1'
-
-        $script:SavedHome = $env:HOME
-        $script:SavedAgent = $env:SSH_AUTH_SOCK
-        $env:HOME = Join-Path $Scratch 'home'
-        New-Item -ItemType Directory -Force -Path $env:HOME | Out-Null
-        Remove-Item env:SSH_AUTH_SOCK -ErrorAction Ignore
+        $script:TestHome = Enter-TestHome -Name reliability
+        $script:Scratch = $TestHome.Scratch
 
         # Where this file's own stand-ins live: the third octet after the sandbox's (127.0.70.x -> 127.0.71.x).
         $first = if ($env:MOLTAR_SANDBOX_FIRST_ADDRESS) { $env:MOLTAR_SANDBOX_FIRST_ADDRESS } else { '127.0.1.1' }
@@ -135,10 +126,7 @@ Describe 'Reliability and security' -Skip:([bool] $SkipReason) {
         if ($AgentPid) { Stop-Process -Id $AgentPid -ErrorAction Ignore }
         Pop-Location -ErrorAction Ignore
         Stop-TestSandbox $Sandbox
-        Remove-Item env:MOLTAR_ENDPOINT_URL -ErrorAction Ignore
-        $env:HOME = $SavedHome
-        if ($SavedAgent) { $env:SSH_AUTH_SOCK = $SavedAgent } else { Remove-Item env:SSH_AUTH_SOCK -ErrorAction Ignore }
-        Remove-Item -Recurse -Force $Scratch -ErrorAction Ignore
+        Exit-TestHome $TestHome
         Get-Item "$Pwned*" -ErrorAction Ignore | Remove-Item -Force -ErrorAction Ignore
     }
 

@@ -39,6 +39,32 @@ function Get-SandboxSkipReason {
     "$env:MOLTAR_TEST_SKIP_REASON"
 }
 
+function Enter-TestHome {
+    <# A scratch folder for one test file: AWS settings pointed into it (with a 'demo' profile), HOME pointed at its
+       empty home/ (the engine reads ~ for default keys, ~/.ssh/config and known_hosts) and no ssh agent, so nothing
+       reads or writes the real ~/.ssh or ~/.aws. Returns what Exit-TestHome needs to put the process back. #>
+    param([Parameter(Mandatory)] [string] $Name)
+    $scratch = Join-Path ([IO.Path]::GetTempPath()) "moltar-$Name-$PID"
+    Remove-Item -Recurse -Force $scratch -ErrorAction Ignore
+    New-Item -ItemType Directory -Force -Path $scratch | Out-Null
+    Set-TestAwsEnvironment -Directory (Join-Path $scratch 'aws')
+    Add-TestAwsProfile -Name 'demo' -Region 'us-east-1'
+    $saved = [pscustomobject]@{ Scratch = $scratch; Home = $env:HOME; Agent = $env:SSH_AUTH_SOCK }
+    $env:HOME = Join-Path $scratch 'home'
+    New-Item -ItemType Directory -Force -Path $env:HOME | Out-Null
+    Remove-Item env:SSH_AUTH_SOCK -ErrorAction Ignore
+    $saved
+}
+
+function Exit-TestHome {
+    <# Undoes Enter-TestHome: HOME and the agent as they were, no sandbox endpoint, the scratch folder gone. #>
+    param([Parameter(Mandatory)] $Saved)
+    $env:HOME = $Saved.Home
+    if ($Saved.Agent) { $env:SSH_AUTH_SOCK = $Saved.Agent } else { Remove-Item env:SSH_AUTH_SOCK -ErrorAction Ignore }
+    Remove-Item env:MOLTAR_ENDPOINT_URL -ErrorAction Ignore
+    Remove-Item -Recurse -Force $Saved.Scratch -ErrorAction Ignore
+}
+
 function Set-TestAwsEnvironment {
     <# Points every AWS setting at a scratch folder so a developer's real ~/.aws is never read or used.
        The AWS SDK reads AWS_SHARED_CREDENTIALS_FILE and AWS_CONFIG_FILE once per process (static default paths),
