@@ -221,12 +221,14 @@ function Invoke-Test {
         $summary = Join-Path $results 'pester-summary.json'
         $runner = Join-Path $root 'Tests/Invoke-PesterRun.ps1'
         & $pwsh.FilePath @($pwsh.Arguments) -NoProfile -NonInteractive -File $runner -PesterPath $pester -TestFilter "$TestFilter" -SummaryPath $summary -ResultPath (Join-Path $results 'pester.xml')
-        if (Test-Path $summary) {
-            $count = Get-Content -Raw $summary | ConvertFrom-Json
+        $exitCode = $LASTEXITCODE
+        $count = if (Test-Path $summary) { Get-Content -Raw $summary | ConvertFrom-Json } else { $null }
+        if ($count -and $count.Passed -is [long] -and $count.Failed -is [long] -and $count.Skipped -is [long]) {
             $total.Passed += $count.Passed; $total.Failed += $count.Failed; $total.Skipped += $count.Skipped
+            if ($exitCode -ne 0 -and $count.Failed -eq 0) { $total.Failed += 1; Write-Warning "Pester did not run cleanly (exit $exitCode)." }
         }
         else {
-            Write-Warning "Pester did not finish (exit $LASTEXITCODE)."
+            Write-Warning "Pester did not finish or left no counts (exit $exitCode)."
             $total.Failed += 1
         }
     }

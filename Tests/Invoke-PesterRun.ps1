@@ -13,19 +13,37 @@ if ($TestFilter) { $paths = $paths | Where-Object Name -Like "*$TestFilter*" }
 $configuration.Run.Path = @($paths.FullName)
 $configuration.Run.PassThru = $true
 $configuration.Output.Verbosity = 'Detailed'
-$configuration.TestResult.Enabled = $true
-$configuration.TestResult.OutputPath = $ResultPath
-$configuration.TestResult.OutputFormat = 'NUnitXml'
-$result = Invoke-Pester -Configuration $configuration
+# The NUnit report is written below, not by Invoke-Pester: its writer throws on a control character in a failure
+# message (an ANSI colour from a child process), and inside Invoke-Pester that lost the whole run's result.
+$configuration.TestResult.Enabled = $false
+$result = $null
+try {
+    $result = Invoke-Pester -Configuration $configuration
+}
+catch {
+    Write-Host "Invoke-Pester failed: $_" -ForegroundColor Red
+}
+if ($result) {
+    try { $result | Export-NUnitReport -Path $ResultPath }
+    catch {
+        Remove-Item -LiteralPath $ResultPath -ErrorAction Ignore # half a report would read as a short run
+        Write-Warning "The NUnit report could not be written ($ResultPath): $($_.Exception.Message)"
+    }
+}
 # The AWS scratch folder every test file shared (Set-TestAwsEnvironment), and its parent if nothing else is left there.
 if ($awsDirectory = [AppDomain]::CurrentDomain.GetData('MoltarTestAwsDirectory')) {
     Remove-Item -LiteralPath $awsDirectory -Recurse -Force -ErrorAction Ignore
     $parent = Split-Path $awsDirectory
     if ((Test-Path -LiteralPath $parent) -and -not (Get-ChildItem -LiteralPath $parent -Force)) { Remove-Item -LiteralPath $parent -Force }
 }
-# A block or file that failed to run (BeforeAll threw) counts as a failure, never as silence.
+# A block or file that failed to run (BeforeAll threw) counts as a failure, never as silence; so does a run that
+# returned no result at all.
+if (-not $result) {
+    @{ Passed = 0; Failed = 1; Skipped = 0 } | ConvertTo-Json | Set-Content -Path $SummaryPath
+    exit 1
+}
 @{
-    Passed  = $result.PassedCount
-    Failed  = $result.FailedCount + $result.FailedBlocksCount + $result.FailedContainersCount
-    Skipped = $result.SkippedCount
+    Passed  = [int] $result.PassedCount
+    Failed  = [int] $result.FailedCount + [int] $result.FailedBlocksCount + [int] $result.FailedContainersCount
+    Skipped = [int] $result.SkippedCount
 } | ConvertTo-Json | Set-Content -Path $SummaryPath
