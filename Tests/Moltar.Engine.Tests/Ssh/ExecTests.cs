@@ -273,6 +273,67 @@ public sealed class ExecTests(SshdFixture sshd, ITestOutputHelper output)
     }
 
     [SshdFact]
+    public void A_connection_dropped_between_commands_is_opened_again_once_for_a_command_that_never_started()
+    {
+        var host = sshd.Hosts[1];
+        using var connector = new SshConnector(sshd.Options());
+        var connection = connector.Connect(host.Target);
+        var first = connection;
+        try
+        {
+            Assert.Equal("before\n", connection.Run("echo before").Stdout);
+            // The server drops the idle connection (as a restart or an idle timeout would) before the next command.
+            foreach (var pid in SshdFixture.DescendantsOf(host.SshdPid).Where(p => SshdFixture.Comm(p) == "sshd"))
+                Process.GetProcessById(pid).Kill();
+            var clock = Stopwatch.StartNew();
+            while (connection.IsConnected && clock.Elapsed < TimeSpan.FromSeconds(5)) Thread.Sleep(20);
+
+            var outcome = connector.RunReconnecting(ref connection, "echo again");
+            Assert.True(outcome.Succeeded, outcome.ToString());
+            Assert.True(outcome.Started);
+            Assert.Equal("again\n", outcome.Stdout);
+            Assert.NotSame(first, connection);
+        }
+        finally
+        {
+            connection.Dispose();
+        }
+    }
+
+    [SshdFact]
+    public void A_command_that_started_is_never_run_twice_when_its_connection_drops()
+    {
+        var host = sshd.Hosts[1];
+        using var connector = new SshConnector(sshd.Options());
+        var connection = connector.Connect(host.Target);
+        var first = connection;
+        try
+        {
+            var marker = Path.Combine(sshd.Directory, $"ran-{Guid.NewGuid():N}");
+            var task = Task.Run(() => connector.RunReconnecting(ref connection, $"echo x >> {marker}; sleep 34", new ExecOptions { Timeout = TimeSpan.FromSeconds(20) }));
+            var clock = Stopwatch.StartNew();
+            while (!File.Exists(marker) && clock.Elapsed < TimeSpan.FromSeconds(10)) Thread.Sleep(20);
+            var sessions = SshdFixture.DescendantsOf(host.SshdPid);
+            foreach (var pid in sessions.Where(p => SshdFixture.Comm(p) == "sshd"))
+                Process.GetProcessById(pid).Kill();
+            var outcome = task.Wait(TimeSpan.FromSeconds(10)) ? task.Result : throw new TimeoutException("no outcome after the connection dropped");
+            foreach (var pid in sessions.Where(p => SshdFixture.CommandLine(p).StartsWith("sleep 34", StringComparison.Ordinal)))
+            {
+                try { Process.GetProcessById(pid).Kill(); } catch (ArgumentException) { }
+            }
+
+            Assert.Equal(SshErrorIds.ConnectionLost, outcome.ErrorId);
+            Assert.True(outcome.Started);
+            Assert.Same(first, connection);
+            Assert.Equal("x\n", File.ReadAllText(marker));
+        }
+        finally
+        {
+            connection.Dispose();
+        }
+    }
+
+    [SshdFact]
     public void Running_on_a_closed_connection_is_ConnectionLost()
     {
         var connection = Connect();

@@ -51,15 +51,22 @@ public static class DeployFanOut
             ctx =>
             {
                 ctx.Status("connecting");
-                using var connection = connector.Connect(ctx.Item, ctx.CancellationToken);
-                var steps = DeployPlan.For(request, connection.Settings.User);
-                var lineOptions = exec.WithOnLine((stream, line) => ctx.Output(line, stream == ExecStream.Stderr));
-                return RunSteps(ctx.Item, connection.Settings.User, request, steps, step =>
+                var connection = connector.Connect(ctx.Item, ctx.CancellationToken);
+                try
                 {
-                    ctx.Status(step.Kind.ToString().ToLowerInvariant());
-                    ctx.Output("$ " + step.Command);
-                    return connection.Run(step.Command, lineOptions, ctx.CancellationToken);
-                });
+                    var steps = DeployPlan.For(request, connection.Settings.User);
+                    var lineOptions = exec.WithOnLine((stream, line) => ctx.Output(line, stream == ExecStream.Stderr));
+                    return RunSteps(ctx.Item, connection.Settings.User, request, steps, step =>
+                    {
+                        ctx.Status(step.Kind.ToString().ToLowerInvariant());
+                        ctx.Output("$ " + step.Command);
+                        return connector.RunReconnecting(ref connection, step.Command, lineOptions, ctx.CancellationToken);
+                    });
+                }
+                finally
+                {
+                    connection.Dispose();
+                }
             },
             options,
             cancellationToken,

@@ -72,6 +72,8 @@ public sealed class ExecOutcome
     public TimeSpan Duration { get; init; }
     /// <summary>Null on success; else CommandFailed, Timeout or ConnectionLost (see SshErrorIds).</summary>
     public string? ErrorId { get; init; }
+    /// <summary>False when the command never reached the host (the connection was already gone): running it again cannot run it twice.</summary>
+    public bool Started { get; init; } = true;
     /// <summary>A sentence saying what went wrong, for ErrorRecords; null on success.</summary>
     public string? ErrorMessage { get; init; }
     public bool Succeeded => ErrorId is null;

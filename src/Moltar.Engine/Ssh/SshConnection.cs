@@ -391,6 +391,7 @@ public sealed class SshConnection : IDisposable
             StartTime = start,
             Duration = clock.Elapsed,
             ErrorId = lost ? SshErrorIds.ConnectionLost : SshErrorIds.CommandFailed,
+            Started = false,
             ErrorMessage = lost
                 ? $"The connection to {Target.DisplayName} was lost before the command started: {e.Message}"
                 : $"The command could not be started on {Target.DisplayName}: {e.Message}",

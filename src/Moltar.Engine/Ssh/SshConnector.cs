@@ -190,6 +190,31 @@ public sealed class SshConnector : IDisposable
     /// call it from a fan-out worker (or use ConnectAsync). Throws SshFailure with a stable ErrorId, or
     /// OperationCanceledException when the token fires (the half-open connection is closed).
     /// </summary>
+    /// <summary>
+    /// Runs a command; when the connection turns out to be gone before the command started (the server dropped it,
+    /// idle or between two commands), connects again and runs it once more — nothing of it ran on the host. The
+    /// connection passed in is then replaced by the new one (and the old one disposed).
+    /// </summary>
+    public ExecOutcome RunReconnecting(ref SshConnection connection, string command, ExecOptions? options = null,
+                                       CancellationToken cancellationToken = default)
+    {
+        var outcome = connection.Run(command, options, cancellationToken);
+        if (outcome.Started || outcome.ErrorId != SshErrorIds.ConnectionLost || cancellationToken.IsCancellationRequested)
+            return outcome;
+        SshConnection fresh;
+        try
+        {
+            fresh = Connect(connection.Target, cancellationToken);
+        }
+        catch (SshFailure)
+        {
+            return outcome; // the host itself is gone: the lost connection is the failure to report
+        }
+        SafeDispose(connection);
+        connection = fresh;
+        return connection.Run(command, options, cancellationToken);
+    }
+
     public SshConnection Connect(SshTarget target, CancellationToken cancellationToken = default)
     {
         var settings = Resolve(target);

@@ -27,7 +27,20 @@ public static class SshFanOut
         bool liveOutput = true)
     {
         ctx.Status("connecting");
-        using var connection = connector.Connect(ctx.Item, ctx.CancellationToken);
+        var connection = connector.Connect(ctx.Item, ctx.CancellationToken);
+        try
+        {
+            return Run(connector, ref connection, ctx, command, exec, liveOutput);
+        }
+        finally
+        {
+            connection.Dispose();
+        }
+    }
+
+    private static ExecOutcome Run(SshConnector connector, ref SshConnection connection, FanOutContext<SshTarget, ExecOutcome> ctx,
+        string command, ExecOptions exec, bool liveOutput)
+    {
         ctx.Status("running");
         // Live lines must never stall the readers: SSH.NET has no flow control of its own (it takes whatever the
         // host sends and buffers what is not read yet, without limit), so a host printing faster than the pipeline
@@ -43,7 +56,7 @@ public static class SshFanOut
                 }
             }) with { LineRoom = () => ctx.HasOutputRoom }
             : exec.WithOnLine(null);
-        var outcome = connection.Run(command, options, ctx.CancellationToken);
+        var outcome = connector.RunReconnecting(ref connection, command, options, ctx.CancellationToken);
         if (Interlocked.Read(ref skipped) + outcome.LinesNotShown is > 0 and var count)
         {
             ctx.Warning($"{count} line(s) of output were not shown live: they came faster than they could be written. " +
