@@ -241,7 +241,7 @@ function Get-ToolDefinition {
     $tools = [ordered]@{}
     $tools['moltar-warm'] = @{ Label = 'Moltar, warm (module imported; in-process)'; Available = $true }
     $tools['moltar-cold'] = @{ Label = 'Moltar, cold (fresh `pwsh`: import + run)'; Available = $true }
-    $tools['moltar-cold-precompiled'] = @{ Label = 'Moltar, cold, on the same pwsh with its assemblies precompiled (as the official packages ship it)'; Available = [bool]$PrecompiledPwshPath }
+    $tools['moltar-cold-precompiled'] = @{ Label = 'Moltar, cold, precompiled pwsh (the same pwsh with its assemblies ReadyToRun-compiled, as the official packages ship it)'; Available = [bool]$PrecompiledPwshPath }
     $hasPssh = [bool](Get-Command parallel-ssh -ErrorAction Ignore)
     $tools['pssh'] = @{ Label = 'parallel-ssh `-p N`'; Available = $hasPssh }
     $tools['pssh-curve25519'] = @{ Label = 'parallel-ssh `-p N`, `KexAlgorithms=curve25519-sha256`'; Available = $hasPssh }
@@ -576,8 +576,8 @@ function Update-Readme([string] $path, [string] $markdown) {
     else {
         $text = $text.TrimEnd() + "`n`n## Performance`n`n$block`n"
     }
-    Set-Content -Path $path -Value $text -NoNewline -Encoding utf8NoBOM
-    Add-Content -Path $path -Value '' -Encoding utf8NoBOM
+    # Exactly one newline at the end, however many runs rewrote the file.
+    Set-Content -Path $path -Value ($text.TrimEnd() + "`n") -NoNewline -Encoding utf8NoBOM
 }
 #endregion
 
