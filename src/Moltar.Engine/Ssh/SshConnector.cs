@@ -210,6 +210,7 @@ public sealed class SshConnector : IDisposable
         {
             return outcome; // the host itself is gone: the lost connection is the failure to report
         }
+        Log(SshLogLevel.Verbose, "the connection was gone before the command started; connected again to run it", connection.Target);
         SafeDispose(connection);
         connection = fresh;
         return connection.Run(command, options, cancellationToken);
