@@ -174,6 +174,8 @@ Describe 'Views' {
         $failed.Summary | Should -BeExactly 'boom'
         $silent.Summary | Should -BeExactly ''
         $failed.DisplayName | Should -Be 'i-0bbb'
+        ([Moltar.MoltarCommandResult]@{ InstanceId = 'i-0ddd'; Name = "web`e]0;x`a-4" }).DisplayName | Should -BeExactly 'web?]0;x?-4'
+        ([Moltar.MoltarInstance]@{ InstanceId = 'i-0ddd'; Name = "web`e[2J" }).ToString() | Should -BeExactly 'web?[2J'
         $failed.Status | Should -Be 'CommandFailed'
         $lines = ($ok, $failed | Format-Table | Out-String -Width 200) -split "`n" | Where-Object { $_.Trim() }
         $lines[0] | Should -Match '^Name\s+Address\s+ExitCode\s+Status\s+Seconds\s+Output'

@@ -24,8 +24,8 @@ public sealed class MoltarCommandResult
     public DateTimeOffset StartTime { get; init; }
     public TimeSpan Duration { get; init; }
 
-    /// <summary>The Name tag, or the instance id (or address) when the instance has none.</summary>
-    public string DisplayName => Name ?? (InstanceId.Length > 0 ? InstanceId : Address ?? "");
+    /// <summary>The Name tag, or the instance id (or address) when the instance has none; control characters as '?'.</summary>
+    public string DisplayName => HostLabel.Of(Name, InstanceId, Address);
 
     /// <summary>"ok", or the error id: one column to sort and filter on.</summary>
     public string Status => Succeeded ? "ok" : ErrorId ?? "failed";

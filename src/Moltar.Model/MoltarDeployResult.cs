@@ -29,5 +29,5 @@ public sealed class MoltarDeployResult
     public TimeSpan Duration { get; init; }
 
     public override string ToString() =>
-        $"{Name ?? (InstanceId.Length > 0 ? InstanceId : Address)}: {(Succeeded ? string.Join(", ", InstalledVersions.Select(v => $"{v.Key}={v.Value}")) : ErrorId ?? Status)}";
+        $"{HostLabel.Of(Name, InstanceId, Address)}: {(Succeeded ? string.Join(", ", InstalledVersions.Select(v => $"{v.Key}={v.Value}")) : ErrorId ?? Status)}";
 }

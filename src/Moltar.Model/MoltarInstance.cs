@@ -24,8 +24,8 @@ public sealed class MoltarInstance
     public DateTime? LaunchTime { get; init; }
     public IReadOnlyDictionary<string, string> Tags { get; init; } = new Dictionary<string, string>();
 
-    /// <summary>The name a person reads in output: the Name tag, else the instance id.</summary>
-    public string DisplayName => string.IsNullOrEmpty(Name) ? InstanceId : Name!;
+    /// <summary>The name a person reads in output: the Name tag, else the instance id; control characters as '?'.</summary>
+    public string DisplayName => HostLabel.Of(Name, InstanceId);
 
     public override string ToString() => DisplayName;
 }

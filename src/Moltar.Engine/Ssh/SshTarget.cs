@@ -26,21 +26,8 @@ public sealed record SshTarget
     /// <summary>Overrides options and ssh config for this target only.</summary>
     public string? User { get; init; }
 
-    /// <summary>
-    /// Name, else instance id, else address: what a person reads in prefixed output and messages. Control characters
-    /// show as '?': a Name tag is anyone's to set, and an escape sequence in it must not reach the terminal.
-    /// </summary>
-    public string DisplayName => Printable(!string.IsNullOrEmpty(Name) ? Name! : !string.IsNullOrEmpty(InstanceId) ? InstanceId : Address);
-
-    private static string Printable(string text)
-    {
-        foreach (char c in text)
-        {
-            if (char.IsControl(c))
-                return new string(text.Select(ch => char.IsControl(ch) ? '?' : ch).ToArray());
-        }
-        return text; // the usual case, once per output line: no allocation
-    }
+    /// <summary>Name, else instance id, else address, control characters as '?': what a person reads in prefixed output.</summary>
+    public string DisplayName => HostLabel.Of(Name, InstanceId, Address);
 
     public static SshTarget FromInstance(MoltarInstance instance)
     {
