@@ -169,9 +169,13 @@ function Initialize-TestPrerequisite {
     $reason
 }
 
+function Get-NuGetPackageRoot {
+    if ($env:NUGET_PACKAGES) { $env:NUGET_PACKAGES } else { Join-Path ([Environment]::GetFolderPath('UserProfile')) '.nuget/packages' }
+}
+
 function Get-PesterModulePath {
     Invoke-Native dotnet @('restore', (Join-Path $root 'build/tools.proj'), '--nologo', '-v:q') -Quiet
-    $packages = if ($env:NUGET_PACKAGES) { $env:NUGET_PACKAGES } else { Join-Path ([Environment]::GetFolderPath('UserProfile')) '.nuget/packages' }
+    $packages = Get-NuGetPackageRoot
     $path = Join-Path $packages 'pester/5.9.1/tools/Pester.psd1'
     if (-not (Test-Path $path)) { throw "Pester was restored but $path is missing." }
     $path
@@ -259,7 +263,7 @@ function New-PrecompiledPwsh {
        against the runtime running it. Returns that pwsh.dll, or $null with the reason as a warning. #>
     param([Parameter(Mandatory)] [string] $Destination)
     $pwshDll = @($pwsh.Arguments)[0]
-    $packages = if ($env:NUGET_PACKAGES) { $env:NUGET_PACKAGES } else { Join-Path ([Environment]::GetFolderPath('UserProfile')) '.nuget/packages' }
+    $packages = Get-NuGetPackageRoot
     $crossgen = Get-ChildItem (Join-Path $packages 'microsoft.netcore.app.crossgen2.linux-x64/10.*/tools/crossgen2') -ErrorAction Ignore |
         Sort-Object { [version]$_.Directory.Parent.Name } | Select-Object -Last 1
     if (-not $pwshDll -or -not $IsLinux -or -not $crossgen) {

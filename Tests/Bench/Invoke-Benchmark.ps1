@@ -328,6 +328,21 @@ function Invoke-WarmWorker([string] $request) {
 #endregion
 
 #region statistics and output
+function Measure-StartUp([string] $Program, [string[]] $Prefix, [string] $What) {
+    <# Bare start and start + Import-Module Moltar of one pwsh, alternating, $Runs * 2 times each: medians and minima. #>
+    $bare = [Collections.Generic.List[double]]::new(); $imported = [Collections.Generic.List[double]]::new()
+    foreach ($i in 1..($Runs * 2)) {
+        $bare.Add((Invoke-Measured -FilePath $Program -ArgumentList (@($Prefix) + @('-NoProfile', '-NonInteractive', '-Command', 'exit'))).Wall)
+        $m = Invoke-Measured -FilePath $Program -ArgumentList (@($Prefix) + @('-NoProfile', '-NonInteractive', '-Command', "Import-Module '$ModulePath' -ErrorAction Stop; exit"))
+        if ($m.ExitCode -ne 0) { throw "Import-Module on $What failed: $(Get-Tail $m.Stderr)" }
+        $imported.Add($m.Wall)
+    }
+    [ordered]@{
+        BareMedian = Get-Median $bare; BareMin = ($bare | Measure-Object -Minimum).Minimum
+        ImportMedian = Get-Median $imported; ImportMin = ($imported | Measure-Object -Minimum).Minimum
+    }
+}
+
 function Get-Median([double[]] $values) {
     if (-not $values -or $values.Count -eq 0) { return $null }
     $sorted = [double[]]($values | Sort-Object)
@@ -700,33 +715,12 @@ exit $failed
 
         if (-not $SkipImport) {
             Write-Step 'Import-Module Moltar over a bare pwsh start'
-            $bare = [Collections.Generic.List[double]]::new(); $imported = [Collections.Generic.List[double]]::new()
-            foreach ($i in 1..($Runs * 2)) {
-                $m = Invoke-Measured -FilePath $pwshPath -ArgumentList (@($pwshPrefix) + @('-NoProfile', '-NonInteractive', '-Command', 'exit'))
-                $bare.Add($m.Wall)
-                $m = Invoke-Measured -FilePath $pwshPath -ArgumentList (@($pwshPrefix) + @('-NoProfile', '-NonInteractive', '-Command', "Import-Module '$ModulePath' -ErrorAction Stop; exit"))
-                if ($m.ExitCode -ne 0) { throw "Import-Module failed: $(Get-Tail $m.Stderr)" }
-                $imported.Add($m.Wall)
-            }
-            $report.Import = [ordered]@{
-                BareMedian = Get-Median $bare; BareMin = ($bare | Measure-Object -Minimum).Minimum
-                ImportMedian = Get-Median $imported; ImportMin = ($imported | Measure-Object -Minimum).Minimum
-            }
+            $report.Import = Measure-StartUp $pwshPath $pwshPrefix 'pwsh'
             $report.Import.OverMedian = $report.Import.ImportMedian - $report.Import.BareMedian
             $report.Import.OverMin = $report.Import.ImportMin - $report.Import.BareMin
             if ($PrecompiledPwshPath) {
-                $dotnet = (Get-Command dotnet).Source
-                $bare = [Collections.Generic.List[double]]::new(); $imported = [Collections.Generic.List[double]]::new()
-                foreach ($i in 1..($Runs * 2)) {
-                    $bare.Add((Invoke-Measured -FilePath $dotnet -ArgumentList @($PrecompiledPwshPath, '-NoProfile', '-NonInteractive', '-Command', 'exit')).Wall)
-                    $m = Invoke-Measured -FilePath $dotnet -ArgumentList @($PrecompiledPwshPath, '-NoProfile', '-NonInteractive', '-Command', "Import-Module '$ModulePath' -ErrorAction Stop; exit")
-                    if ($m.ExitCode -ne 0) { throw "Import-Module on the precompiled pwsh failed: $(Get-Tail $m.Stderr)" }
-                    $imported.Add($m.Wall)
-                }
-                $report.Import.PrecompiledBareMedian = Get-Median $bare
-                $report.Import.PrecompiledBareMin = ($bare | Measure-Object -Minimum).Minimum
-                $report.Import.PrecompiledImportMedian = Get-Median $imported
-                $report.Import.PrecompiledImportMin = ($imported | Measure-Object -Minimum).Minimum
+                $precompiledStartUp = Measure-StartUp (Get-Command dotnet).Source @($PrecompiledPwshPath) 'the precompiled pwsh'
+                foreach ($key in 'BareMedian', 'BareMin', 'ImportMedian', 'ImportMin') { $report.Import["Precompiled$key"] = $precompiledStartUp[$key] }
             }
             Write-Host ('    bare {0} s, with import {1} s (medians)' -f (Format-Seconds $report.Import.BareMedian), (Format-Seconds $report.Import.ImportMedian))
         }
