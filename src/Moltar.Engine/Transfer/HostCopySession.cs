@@ -196,25 +196,11 @@ internal sealed class HostCopySession : IDisposable
                 sha256 = hashing.Sha256;
             }
 
-            var (verified, note) = Verify(temp, bytes, sha256, "sent");
+            var verification = Verify(temp, bytes, sha256, "sent");
             int mode = request.Mode ?? file.Mode;
             Client.ChangePermissions(temp, FileModes.ToSshNetDigits(mode));
             MoveIntoPlace(temp, remote, request.Force);
-            return new MoltarCopyResult
-            {
-                InstanceId = Target.InstanceId,
-                Name = Target.Name,
-                Address = Target.Address,
-                Direction = MoltarCopyDirection.Upload,
-                Source = file.LocalPath,
-                Destination = remote,
-                Bytes = bytes,
-                Sha256 = sha256,
-                Verified = verified,
-                VerificationNote = note,
-                Mode = FileModes.Format(mode),
-                Duration = clock.Elapsed,
-            };
+            return Copied(MoltarCopyDirection.Upload, file.LocalPath, remote, bytes, sha256, verification, mode, clock);
         }
         catch when (uploaded)
         {
@@ -254,7 +240,7 @@ internal sealed class HostCopySession : IDisposable
                 sha256 = hashing.Sha256;
             }
 
-            var (verified, note) = Verify(file.RemotePath, bytes, sha256, "received");
+            var verification = Verify(file.RemotePath, bytes, sha256, "received");
             int mode = request.Mode ?? FileModes.PermissionBits(file.Mode);
             if (!OperatingSystem.IsWindows())
             {
@@ -271,21 +257,7 @@ internal sealed class HostCopySession : IDisposable
                     $"'{local}' appeared while '{file.RemotePath}' was copied from {Host}; it was left as it is. Add -Force to replace it.", local);
             }
 
-            return new MoltarCopyResult
-            {
-                InstanceId = Target.InstanceId,
-                Name = Target.Name,
-                Address = Target.Address,
-                Direction = MoltarCopyDirection.Download,
-                Source = file.RemotePath,
-                Destination = local,
-                Bytes = bytes,
-                Sha256 = sha256,
-                Verified = verified,
-                VerificationNote = note,
-                Mode = FileModes.Format(mode),
-                Duration = clock.Elapsed,
-            };
+            return Copied(MoltarCopyDirection.Download, file.RemotePath, local, bytes, sha256, verification, mode, clock);
         }
         catch
         {
@@ -293,6 +265,23 @@ internal sealed class HostCopySession : IDisposable
             throw;
         }
     }
+
+    private MoltarCopyResult Copied(MoltarCopyDirection direction, string source, string destination, long bytes, string sha256,
+                                    (bool Verified, string Note) verification, int mode, Stopwatch clock) => new()
+    {
+        InstanceId = Target.InstanceId,
+        Name = Target.Name,
+        Address = Target.Address,
+        Direction = direction,
+        Source = source,
+        Destination = destination,
+        Bytes = bytes,
+        Sha256 = sha256,
+        Verified = verification.Verified,
+        VerificationNote = verification.Note,
+        Mode = FileModes.Format(mode),
+        Duration = clock.Elapsed,
+    };
 
     /// <summary>
     /// Size from SFTP, then the SHA-256 from the host's own sha256sum (over the SSH connection) against the hash
