@@ -35,6 +35,10 @@ public static class FleetWiring
 
         public IReadOnlyList<SandboxHostInfo> Hosts => fleet.Hosts.Select(Info).ToArray();
 
+        public string StartupSummary => fleet.Startup.ToString();
+
+        public double StartupSeconds => Math.Round(fleet.Startup.Total.TotalSeconds, 2);
+
         public bool Contains(string name) => instanceIds.ContainsKey(name);
 
         public Task StopHostAsync(string name, CancellationToken ct) => fleet.StopHostAsync(name, ct);

@@ -117,6 +117,7 @@ public static class Program
             if (hostPlan.Count > 0)
             {
                 hosts = await FleetWiring.StartAsync(options, ownRoot, hostPlan, server.Stopping);
+                await Console.Error.WriteLineAsync("moltar-sandbox: " + hosts.StartupSummary);
             }
             server.Hosts = hosts;
             server.Describe = () => new SandboxReady
@@ -130,6 +131,8 @@ public static class Program
                 Pid = Environment.ProcessId,
                 Instances = fleet.Snapshot.InFleetOrder.Count,
                 Hosts = hosts?.Hosts ?? [],
+                StartupSeconds = hosts?.StartupSeconds,
+                Startup = hosts?.StartupSummary,
             };
 
             var ready = JsonSerializer.Serialize(server.Describe(), ReadyJson);

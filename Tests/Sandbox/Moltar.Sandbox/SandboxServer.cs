@@ -30,6 +30,10 @@ public interface ISandboxHosts : IAsyncDisposable
     string? ClientKeyPath { get; }
     string? KnownHostsPath { get; }
     IReadOnlyList<SandboxHostInfo> Hosts { get; }
+    /// <summary>One line on how the hosts' start went (time, per host, retries).</summary>
+    string StartupSummary { get; }
+    /// <summary>Seconds from the start of the fleet to the last host's banner.</summary>
+    double StartupSeconds { get; }
     bool Contains(string name);
     Task StopHostAsync(string name, CancellationToken ct);
     Task<SandboxHostInfo> StartHostAsync(string name, CancellationToken ct);
@@ -47,6 +51,8 @@ public sealed record SandboxReady
     [JsonPropertyName("pid")] public int Pid { get; init; }
     [JsonPropertyName("instances")] public int Instances { get; init; }
     [JsonPropertyName("hosts")] public required IReadOnlyList<SandboxHostInfo> Hosts { get; init; }
+    [JsonPropertyName("startupSeconds")] public double? StartupSeconds { get; init; }
+    [JsonPropertyName("startup")] public string? Startup { get; init; }
 }
 
 /// <summary>

@@ -17,8 +17,21 @@ namespace Moltar.Sandbox.Hosts;
 /// </summary>
 public sealed partial class SshFleet : IAsyncDisposable
 {
-    /// <summary>How long one host may take to send its SSH banner.</summary>
+    /// <summary>
+    /// How long one host may take to send its SSH banner, counted from its own start, on an idle machine; stretched
+    /// by the machine's load (load average per core) while the host is waiting.
+    /// </summary>
     internal static TimeSpan StartTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// How many hosts may be starting at once (launched, banner not yet read). Hosts started all at once on a small
+    /// machine starve each other (180 at once on 2 cores: load above 40, hosts late by minutes); a few at a time
+    /// keep every start short. MOLTAR_SANDBOX_START_CONCURRENCY overrides it.
+    /// </summary>
+    internal static int StartConcurrency { get; set; } =
+        int.TryParse(Environment.GetEnvironmentVariable("MOLTAR_SANDBOX_START_CONCURRENCY"), NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n > 0
+            ? n
+            : Math.Clamp(Environment.ProcessorCount * 4, 4, 64);
 
     /// <summary>How long a host may take to exit after SIGTERM before it gets SIGKILL.</summary>
     internal static TimeSpan StopGrace { get; set; } = TimeSpan.FromSeconds(3);
@@ -57,6 +70,9 @@ public sealed partial class SshFleet : IAsyncDisposable
 
     /// <summary>True when every host has its own root filesystem.</summary>
     public bool OwnRoot { get; }
+
+    /// <summary>How the fleet's start went: total time, the shared layer, per-host times, retries.</summary>
+    public FleetStartup Startup { get; private set; } = new(0, TimeSpan.Zero, TimeSpan.Zero, 0, TimeSpan.Zero, TimeSpan.Zero, []);
 
     /// <summary>Every host of the fleet in request order; a stopped host has <see cref="RunningHost.Pid"/> 0.</summary>
     public IReadOnlyList<RunningHost> Hosts => _slots.Select(s => s.Current!).ToArray();
@@ -152,8 +168,10 @@ public sealed partial class SshFleet : IAsyncDisposable
     }
 
     /// <summary>
-    /// Starts every host in parallel and returns once each has sent its SSH banner. On any failure
-    /// the hosts already started are stopped and a <see cref="HostStartException"/> names the host.
+    /// Starts every host, at most <see cref="StartConcurrency"/> at a time, and returns once each has sent its SSH
+    /// banner. A host that does not come up is tried once more (fresh); when one still fails, the hosts not yet
+    /// started are not started, those already started are stopped, and a <see cref="HostStartException"/> names
+    /// every host that failed with the tail of its log. <see cref="Startup"/> says how long it took.
     /// </summary>
     public static async Task<SshFleet> StartAsync(FleetOptions options, IReadOnlyList<HostRequest> hosts, CancellationToken ct = default)
     {
@@ -180,34 +198,34 @@ public sealed partial class SshFleet : IAsyncDisposable
                 throw new InvalidOperationException("Cannot start sandbox hosts; this machine lacks: " + string.Join("; ", missing));
         }
 
+        var clock = Stopwatch.StartNew();
         Directory.CreateDirectory(stateDir);
         await CleanUpStaleHostsAsync(stateDir).ConfigureAwait(false);
         var user = options.OwnRoot ? options.User : Environment.UserName;
         var fleet = new SshFleet(stateDir, options.OwnRoot, user, apt, hosts);
         await fleet.EnsureClientKeyAsync(ct).ConfigureAwait(false);
         fleet.WriteKnownHosts();
+        if (options.OwnRoot && hosts.Count > 0) await fleet.PrepareSharedLayerAsync(ct).ConfigureAwait(false);
+        var sharedLayer = clock.Elapsed;
 
-        var starts = fleet._slots.Select(s => fleet.StartSlotAsync(s, fresh: true, ct)).ToArray();
-        try
-        {
-            await Task.WhenAll(starts).ConfigureAwait(false);
-        }
-        catch
+        var concurrency = StartConcurrency;
+        using var abandon = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        using var gate = new SemaphoreSlim(concurrency);
+        var starts = fleet._slots.Select(s => fleet.StartWithRetryAsync(s, gate, abandon)).ToArray();
+        var failures = (await Task.WhenAll(starts).ConfigureAwait(false)).OfType<HostStartException>().ToList();
+        if (failures.Count > 0 || ct.IsCancellationRequested)
         {
             await fleet.DisposeAsync().ConfigureAwait(false);
             ct.ThrowIfCancellationRequested();
-            var failures = starts.Where(t => t.IsFaulted).SelectMany(t => t.Exception!.InnerExceptions).ToList();
-            var first = failures.OfType<HostStartException>().FirstOrDefault();
-            if (first is not null && failures.Count > 1)
-            {
-                var others = failures.OfType<HostStartException>().Where(f => f != first).Select(f => f.HostName);
-                throw new HostStartException(first.HostName,
-                    first.Message.Split(Environment.NewLine)[0] + $" ({failures.Count - 1} more hosts failed too: {string.Join(", ", others.Take(10))})",
-                    first.LogTail, first);
-            }
-            throw;
+            throw HostStartException.Combine(failures, hosts.Count);
         }
         fleet.WriteKnownHosts();
+        var durations = fleet._slots.Select(s => s.StartDuration).Order().ToArray();
+        fleet.Startup = new FleetStartup(
+            hosts.Count, clock.Elapsed, sharedLayer, concurrency,
+            durations.Length > 0 ? durations[durations.Length / 2] : TimeSpan.Zero,
+            durations.Length > 0 ? durations[^1] : TimeSpan.Zero,
+            fleet._slots.Where(s => s.Retried).Select(s => s.Request.Name).ToArray());
         return fleet;
     }
 
@@ -277,6 +295,8 @@ public sealed partial class SshFleet : IAsyncDisposable
         public long StartTime;
         public StringBuilder EarlyOutput = new();
         public volatile RunningHost? Current;
+        public TimeSpan StartDuration;
+        public bool Retried;
     }
 
     [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$")]
@@ -321,6 +341,54 @@ public sealed partial class SshFleet : IAsyncDisposable
         if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(ClientKeyPath, UnixFileMode.UserRead | UnixFileMode.UserWrite);
     }
 
+    /// <summary>
+    /// Provisions what every own-root host shares (the login user, its key, sudo, the APT source, /dev) once, into
+    /// STATE/base, which each new host's disk starts as a copy of (host/start-host.sh --prepare-base).
+    /// </summary>
+    private async Task PrepareSharedLayerAsync(CancellationToken ct)
+    {
+        var args = new List<string> { ScriptPath, "--state-dir", StateDirectory, "--prepare-base", "--user", User, "--client-key-pub", ClientKeyPath + ".pub" };
+        if (_aptRepository is not null) args.AddRange(["--apt-repo", _aptRepository]);
+        var (code, output) = await RunAsync("/bin/bash", args, ct).ConfigureAwait(false);
+        if (code != 0)
+            throw new InvalidOperationException($"Provisioning the sandbox hosts' shared layer ({Path.Combine(StateDirectory, "base")}) failed with exit code {code}: {output.Trim()}");
+    }
+
+    /// <summary>
+    /// Starts one host under the fleet's start gate, once more when the first try fails for a reason a second try
+    /// can help. Returns the failure, or null when the host is up or was never started because another host failed.
+    /// </summary>
+    private async Task<HostStartException?> StartWithRetryAsync(Slot slot, SemaphoreSlim gate, CancellationTokenSource abandon)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try { await gate.WaitAsync(abandon.Token).ConfigureAwait(false); }
+            catch (OperationCanceledException) { return null; }
+            var began = Stopwatch.GetTimestamp();
+            try
+            {
+                await StartSlotAsync(slot, fresh: true, abandon.Token).ConfigureAwait(false);
+                slot.StartDuration = Stopwatch.GetElapsedTime(began);
+                return null;
+            }
+            catch (HostStartException e) when (attempt == 1 && e.Retryable && !abandon.IsCancellationRequested)
+            {
+                slot.Retried = true;
+            }
+            catch (HostStartException e)
+            {
+                if (abandon.IsCancellationRequested) return null;
+                await abandon.CancelAsync().ConfigureAwait(false);
+                return e;
+            }
+            catch (OperationCanceledException) when (abandon.IsCancellationRequested)
+            {
+                return null;
+            }
+            finally { gate.Release(); }
+        }
+    }
+
     private async Task StartSlotAsync(Slot slot, bool fresh, CancellationToken ct)
     {
         var h = slot.Request;
@@ -328,8 +396,9 @@ public sealed partial class SshFleet : IAsyncDisposable
         // Nothing else may listen there: a stale server would answer the readiness probe for us.
         var listeners = LinuxProcesses.TcpListeners();
         if (listeners is not null && LinuxProcesses.IsListening(listeners, address, h.Port))
-            throw new HostStartException(h.Name, $"Sandbox host '{h.Name}': {h.Address}:{h.Port} is already in use by another process.", "");
+            throw new HostStartException(h.Name, $"Sandbox host '{h.Name}': {h.Address}:{h.Port} is already in use by another process.", "", retryable: false);
 
+        PrepareHostDirectory(slot);
         var psi = new ProcessStartInfo("/bin/bash")
         {
             UseShellExecute = false,
@@ -377,7 +446,7 @@ public sealed partial class SshFleet : IAsyncDisposable
 
         try
         {
-            await WaitForBannerAsync(slot, process, address, ct).ConfigureAwait(false);
+            await WaitForListeningAsync(slot, process, ct).ConfigureAwait(false);
             var pub = (await File.ReadAllTextAsync(Path.Combine(slot.Directory, "ssh_host_ed25519_key.pub"), ct).ConfigureAwait(false))
                 .Split(' ', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
             if (pub.Length < 2) throw Failure(slot, "has an unreadable host public key");
@@ -390,52 +459,83 @@ public sealed partial class SshFleet : IAsyncDisposable
         }
     }
 
-    private static async Task WaitForBannerAsync(Slot slot, Process process, IPAddress address, CancellationToken ct)
+    /// <summary>
+    /// Waits until this start of the host (the script's "pid PID" line onwards in its log) has sshd's "Server
+    /// listening on ADDRESS port PORT." — sshd bound the address, so it is ours that answers there. Reading the
+    /// log rather than connecting spares each host an sshd child for the probe, and its start an extra process.
+    /// </summary>
+    /// <summary>
+    /// The host's folder, its overlay's work and mount folders and (once; clients pin it) its host key, made here so
+    /// the script starts no mkdir or ssh-keygen of its own. A key that exists is kept as it is, even when damaged.
+    /// </summary>
+    private void PrepareHostDirectory(Slot slot)
     {
+        Directory.CreateDirectory(slot.Directory);
+        if (OwnRoot)
+        {
+            Directory.CreateDirectory(Path.Combine(slot.Directory, "work"));
+            Directory.CreateDirectory(Path.Combine(slot.Directory, "root"));
+        }
+        var key = Path.Combine(slot.Directory, "ssh_host_ed25519_key");
+        if (!File.Exists(key) || new FileInfo(key).Length == 0 || !File.Exists(key + ".pub") || new FileInfo(key + ".pub").Length == 0)
+            HostKeys.WriteEd25519(key, slot.Request.Name);
+    }
+
+    private static async Task WaitForListeningAsync(Slot slot, Process process, CancellationToken ct)
+    {
+        var h = slot.Request;
         var clock = Stopwatch.StartNew();
-        var endpoint = new IPEndPoint(address, slot.Request.Port);
+        var startMarker = $" pid {process.Id} ";
+        var listening = $"Server listening on {h.Address} port {h.Port.ToString(CultureInfo.InvariantCulture)}.";
+        var log = new StringBuilder();
+        long offset = 0;
+        var started = -1;
         var delay = 5;
         while (true)
         {
             ct.ThrowIfCancellationRequested();
-            if (process.HasExited) throw Failure(slot, $"exited with code {process.ExitCode} before it accepted connections");
-            if (clock.Elapsed > StartTimeout) throw Failure(slot, $"sent no SSH banner within {StartTimeout.TotalSeconds:0} s");
-            var banner = await TryReadBannerAsync(endpoint, ct).ConfigureAwait(false);
-            if (banner is not null)
+            var exited = process.HasExited;
+            offset = ReadMore(slot.LogPath, offset, log);
+            var text = log.ToString();
+            if (started < 0) started = text.LastIndexOf(startMarker, StringComparison.Ordinal);
+            if (started >= 0 && text.IndexOf(listening, started, StringComparison.Ordinal) >= 0)
             {
-                if (!banner.StartsWith("SSH-2.0-", StringComparison.Ordinal))
-                    throw Failure(slot, $"answered '{banner}' rather than an SSH-2.0 banner");
-                if (process.HasExited) throw Failure(slot, $"exited with code {process.ExitCode}; another server answered on its address");
+                if (process.HasExited) throw Failure(slot, $"exited with code {process.ExitCode} right after it started listening");
                 return;
             }
+            if (exited) throw Failure(slot, $"exited with code {process.ExitCode} before it accepted connections");
+            if (clock.Elapsed > StartTimeout && clock.Elapsed > StartTimeout * LoadPerCore())
+                throw Failure(slot, $"was not listening within {clock.Elapsed.TotalSeconds:0} s of its start (limit {StartTimeout.TotalSeconds:0} s, stretched by the load average per core, now {LoadPerCore():0.0})");
             await Task.Delay(delay, ct).ConfigureAwait(false);
             delay = Math.Min(delay * 2, 50);
         }
+
+        static long ReadMore(string path, long offset, StringBuilder into)
+        {
+            try
+            {
+                using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+                if (stream.Length < offset) { into.Clear(); offset = 0; } // truncated by --fresh
+                stream.Seek(offset, SeekOrigin.Begin);
+                using var reader = new StreamReader(stream, Encoding.UTF8);
+                into.Append(reader.ReadToEnd());
+                return stream.Length;
+            }
+            catch (FileNotFoundException) { return offset; }
+            catch (DirectoryNotFoundException) { return offset; }
+        }
     }
 
-    /// <summary>The server's first line, or null when nothing accepted the connection or it closed early.</summary>
-    private static async Task<string?> TryReadBannerAsync(IPEndPoint endpoint, CancellationToken ct)
+    /// <summary>The 1-minute load average per core (at least 1, at most 20): how much longer a start may take now.</summary>
+    private static double LoadPerCore()
     {
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        timeout.CancelAfter(TimeSpan.FromSeconds(5));
-        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         try
         {
-            await socket.ConnectAsync(endpoint, timeout.Token).ConfigureAwait(false);
-            var buffer = new byte[256];
-            var length = 0;
-            while (length < buffer.Length)
-            {
-                var n = await socket.ReceiveAsync(buffer.AsMemory(length), SocketFlags.None, timeout.Token).ConfigureAwait(false);
-                if (n == 0) return null;
-                length += n;
-                var newline = Array.IndexOf(buffer, (byte)'\n', 0, length);
-                if (newline >= 0) return Encoding.ASCII.GetString(buffer, 0, newline).TrimEnd('\r');
-            }
-            return Encoding.ASCII.GetString(buffer, 0, length);
+            var first = File.ReadAllText("/proc/loadavg").Split(' ')[0];
+            var load = double.Parse(first, NumberStyles.Float, CultureInfo.InvariantCulture) / Environment.ProcessorCount;
+            return Math.Clamp(load, 1, 20);
         }
-        catch (SocketException) { return null; }
-        catch (OperationCanceledException) when (!ct.IsCancellationRequested) { return null; }
+        catch (Exception e) when (e is IOException or FormatException or UnauthorizedAccessException) { return 1; }
     }
 
     private static HostStartException Failure(Slot slot, string reason)
