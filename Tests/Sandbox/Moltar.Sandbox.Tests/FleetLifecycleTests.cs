@@ -77,6 +77,39 @@ public sealed class FleetLifecycleTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
+    public async Task EveryHostThatFailsIsTriedOnceMoreThenNamedWithItsLog()
+    {
+        if (Skipped(SkipReason(ownRoot: true), output)) return;
+        var addresses = SshFleet.FreeAddresses(3, 22, first: "127.0.78.40");
+        foreach (var name in new[] { "life-bad-1", "life-bad-2" })
+        {
+            var hostDir = Path.Combine(_state, "hosts", name);
+            Directory.CreateDirectory(hostDir);
+            await File.WriteAllTextAsync(Path.Combine(hostDir, "ssh_host_ed25519_key"), "not a key\n");
+            await File.WriteAllTextAsync(Path.Combine(hostDir, "ssh_host_ed25519_key.pub"), "ssh-ed25519 AAAA broken\n");
+        }
+
+        var failure = await Assert.ThrowsAsync<HostStartException>(() => SshFleet.StartAsync(new FleetOptions(_state),
+            [new("life-good", addresses[0]), new("life-bad-1", addresses[1]), new("life-bad-2", addresses[2])]));
+
+        output.WriteLine(failure.Message);
+        Assert.Equal(["life-bad-1", "life-bad-2"], failure.Failures.Select(f => f.HostName).Order());
+        Assert.StartsWith("2 of 3 sandbox hosts failed to start: ", failure.Message);
+        Assert.All(failure.Failures, f => Assert.Contains("no hostkeys available", f.LogTail));
+        Assert.Contains($"'life-bad-1' ({addresses[1]}:22)", failure.Message);
+        Assert.Contains($"'life-bad-2' ({addresses[2]}:22)", failure.Message);
+        foreach (var name in new[] { "life-bad-1", "life-bad-2" })
+        {
+            // Tried twice: the first try's log is kept beside the second's.
+            var first = await File.ReadAllTextAsync(Path.Combine(_state, "hosts", name, "sshd.log.1"));
+            Assert.Contains("no hostkeys available", first);
+            Assert.Contains("no hostkeys available", await File.ReadAllTextAsync(Path.Combine(_state, "hosts", name, "sshd.log")));
+        }
+        Assert.True(await RefusesAsync(addresses[0], 22), "the host that did start was left running");
+        Assert.Empty(MountsUnder(_state));
+    }
+
+    [Fact]
     public async Task HostsLeftByACrashedRunAreKilledByPidOnTheNextStart()
     {
         if (Skipped(SkipReason(ownRoot: true), output)) return;

@@ -209,9 +209,9 @@ public sealed partial class SshFleet : IAsyncDisposable
         var sharedLayer = clock.Elapsed;
 
         var concurrency = StartConcurrency;
-        using var abandon = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        using var abandon = CancellationTokenSource.CreateLinkedTokenSource(ct); // no new starts once a host failed
         using var gate = new SemaphoreSlim(concurrency);
-        var starts = fleet._slots.Select(s => fleet.StartWithRetryAsync(s, gate, abandon)).ToArray();
+        var starts = fleet._slots.Select(s => fleet.StartWithRetryAsync(s, gate, abandon, ct)).ToArray();
         var failures = (await Task.WhenAll(starts).ConfigureAwait(false)).OfType<HostStartException>().ToList();
         if (failures.Count > 0 || ct.IsCancellationRequested)
         {
@@ -358,30 +358,34 @@ public sealed partial class SshFleet : IAsyncDisposable
     /// Starts one host under the fleet's start gate, once more when the first try fails for a reason a second try
     /// can help. Returns the failure, or null when the host is up or was never started because another host failed.
     /// </summary>
-    private async Task<HostStartException?> StartWithRetryAsync(Slot slot, SemaphoreSlim gate, CancellationTokenSource abandon)
+    private async Task<HostStartException?> StartWithRetryAsync(Slot slot, SemaphoreSlim gate, CancellationTokenSource abandon, CancellationToken ct)
     {
         for (var attempt = 1; ; attempt++)
         {
+            // Once a host has failed for good no new host starts; the ones already starting finish, so the report
+            // names every host that failed, not only the first.
             try { await gate.WaitAsync(abandon.Token).ConfigureAwait(false); }
             catch (OperationCanceledException) { return null; }
             var began = Stopwatch.GetTimestamp();
             try
             {
-                await StartSlotAsync(slot, fresh: true, abandon.Token).ConfigureAwait(false);
+                await StartSlotAsync(slot, fresh: true, ct).ConfigureAwait(false);
                 slot.StartDuration = Stopwatch.GetElapsedTime(began);
                 return null;
             }
             catch (HostStartException e) when (attempt == 1 && e.Retryable && !abandon.IsCancellationRequested)
             {
                 slot.Retried = true;
+                // The second try starts its log afresh: keep the first one's for whoever looks into it.
+                try { File.Move(slot.LogPath, slot.LogPath + ".1", overwrite: true); }
+                catch (IOException) { }
             }
             catch (HostStartException e)
             {
-                if (abandon.IsCancellationRequested) return null;
                 await abandon.CancelAsync().ConfigureAwait(false);
                 return e;
             }
-            catch (OperationCanceledException) when (abandon.IsCancellationRequested)
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
             {
                 return null;
             }
