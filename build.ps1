@@ -181,6 +181,24 @@ function Get-PesterModulePath {
     $path
 }
 
+function Get-TestIsolation {
+    <# How the test runners are started. As root on Linux they run in a network namespace of their own: every sandbox
+       host, sshd and listener of this run lives on a loopback no other run shares (two suites on one machine never
+       meet on an address or a port), and the veth pairs and routes the jump-host tests make never touch the
+       machine's own network. Elsewhere they run as they are. Nothing in a test run needs the outside network:
+       everything is built and restored before. #>
+    if ($IsLinux -and (id -u) -eq '0' -and (Get-Command unshare -ErrorAction Ignore) -and (Get-Command ip -ErrorAction Ignore)) {
+        return @('unshare', '--net', '--', '/bin/sh', '-c', 'ip link set lo up && exec "$0" "$@"')
+    }
+    @()
+}
+
+function Invoke-TestRunner {
+    param([Parameter(Mandatory)] [string[]] $Command)
+    $line = @(Get-TestIsolation) + $Command
+    & $line[0] @($line | Select-Object -Skip 1)
+}
+
 function Read-TrxCount([string] $directory) {
     $passed = 0; $failed = 0; $skipped = 0
     foreach ($trx in Get-ChildItem $directory -Filter *.trx -Recurse -ErrorAction Ignore) {
@@ -197,6 +215,7 @@ function Invoke-Test {
     Invoke-Build
     $sandboxDll = Build-Sandbox
     $skipReason = Initialize-TestPrerequisite
+    if (Get-TestIsolation) { Write-Step 'Test runners run in a network namespace of their own (loopback shared with no other run)' }
     $results = Join-Path $out 'test-results'
     Remove-Item -Recurse -Force $results -ErrorAction Ignore
     New-Item -ItemType Directory -Force -Path $results | Out-Null
@@ -211,8 +230,9 @@ function Invoke-Test {
         foreach ($project in 'Tests/Moltar.Engine.Tests/Moltar.Engine.Tests.csproj', 'Tests/Sandbox/Moltar.Sandbox.Tests/Moltar.Sandbox.Tests.csproj') {
             $name = [IO.Path]::GetFileNameWithoutExtension($project)
             Write-Step "xunit: $name"
-            & dotnet test (Join-Path $root $project) -c $Configuration --nologo -v:q `
-                --logger "trx;LogFileName=$name.trx" --logger 'console;verbosity=minimal' --results-directory $results
+            Invoke-Native dotnet @('build', (Join-Path $root $project), '-c', $Configuration, '--nologo', '-v:q') -Quiet
+            Invoke-TestRunner @('dotnet', 'test', (Join-Path $root $project), '-c', $Configuration, '--no-build', '--nologo', '-v:q',
+                '--logger', "trx;LogFileName=$name.trx", '--logger', 'console;verbosity=minimal', '--results-directory', $results)
             $count = Read-TrxCount (Join-Path $results "$name.trx")
             if ($LASTEXITCODE -ne 0 -and $count.Failed -eq 0) { $count.Failed = 1; Write-Warning "$name did not run cleanly (exit $LASTEXITCODE)." }
             foreach ($key in 'Passed', 'Failed', 'Skipped') { $total[$key] += $count[$key] }
@@ -224,7 +244,8 @@ function Invoke-Test {
         Write-Step "Pester $((Split-Path (Split-Path $pester)) | Split-Path -Leaf) against $env:MOLTAR_TEST_MODULE"
         $summary = Join-Path $results 'pester-summary.json'
         $runner = Join-Path $root 'Tests/Invoke-PesterRun.ps1'
-        & $pwsh.FilePath @($pwsh.Arguments) -NoProfile -NonInteractive -File $runner -PesterPath $pester -TestFilter "$TestFilter" -SummaryPath $summary -ResultPath (Join-Path $results 'pester.xml')
+        Invoke-TestRunner (@($pwsh.FilePath) + @($pwsh.Arguments) + @('-NoProfile', '-NonInteractive', '-File', $runner, '-PesterPath', $pester,
+                '-TestFilter', "$TestFilter", '-SummaryPath', $summary, '-ResultPath', (Join-Path $results 'pester.xml')))
         $exitCode = $LASTEXITCODE
         $count = if (Test-Path $summary) { Get-Content -Raw $summary | ConvertFrom-Json } else { $null }
         if ($count -and $count.Passed -is [long] -and $count.Failed -is [long] -and $count.Skipped -is [long]) {

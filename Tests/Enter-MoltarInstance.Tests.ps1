@@ -1,7 +1,7 @@
 BeforeAll {
     Import-Module (Join-Path $PSScriptRoot 'TestHelpers.psm1') -Force
     Import-Module (Get-TestModulePath) -Force
-    $script:Scratch = Join-Path ([IO.Path]::GetTempPath()) "moltar-enter-$PID"
+    $script:Scratch = New-TestScratch -Name enter
     Set-TestAwsEnvironment -Directory (Join-Path $Scratch 'aws')
     Add-TestAwsProfile -Name 'shop' -Region 'us-east-1'
 
@@ -57,7 +57,7 @@ AfterAll {
     Pop-Location -ErrorAction Ignore
     Stop-TestSandbox $Sandbox
     Remove-Item env:MOLTAR_ENDPOINT_URL -ErrorAction Ignore
-    Remove-Item -Recurse -Force $Scratch -ErrorAction Ignore
+    Remove-TestScratch $Scratch
 }
 
 Describe 'Enter-MoltarInstance runs the system ssh on one instance' {

@@ -69,7 +69,7 @@ Describe 'Help source' {
 
 Describe 'Examples run against the sandbox' {
     BeforeAll {
-        $script:Scratch = Join-Path ([IO.Path]::GetTempPath()) "moltar-examples-$PID"
+        $script:Scratch = New-TestScratch -Name examples
         Set-TestAwsEnvironment -Directory (Join-Path $Scratch 'aws')
         # The deploy examples install demo-app (the generated instances' Packages tag) from a test APT repository.
         $repository = & (Join-Path $PSScriptRoot 'Sandbox/New-TestAptRepository.ps1') -Path (Join-Path $Scratch 'apt')
@@ -92,7 +92,7 @@ Describe 'Examples run against the sandbox' {
     AfterAll {
         Pop-Location -ErrorAction Ignore
         Stop-TestSandbox $Sandbox
-        Remove-Item -Recurse -Force $Scratch -ErrorAction Ignore
+        Remove-TestScratch $Scratch
     }
 
     It '<Cmdlet> example <Index>: <Title>' -ForEach @($Examples | Where-Object { -not $_.Interactive }) {

@@ -598,8 +598,8 @@ Import-Module '$ModulePath'
         BeforeAll {
             # Two network namespaces: a bastion reachable from here (10.210.1.2, sshd on port 2222), and a private
             # subnet (10.210.2.0/24, two sshd targets) that only the bastion can reach. No forwarding between them.
-            $script:Bastion = 'moltar-cmd-bastion'
-            $script:Private = 'moltar-cmd-private'
+            $script:Bastion = "moltar-cmd-bastion-$PID"
+            $script:Private = "moltar-cmd-private-$PID"
             $script:SshdDir = Join-Path $Scratch 'sshd'
             New-Item -ItemType Directory -Force -Path $SshdDir | Out-Null
             foreach ($ns in $Bastion, $Private) { if ((ip netns list) -match "^$ns\b") { ip netns delete $ns } }

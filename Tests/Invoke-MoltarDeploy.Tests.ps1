@@ -10,7 +10,7 @@ BeforeAll {
     $script:ModulePath = Get-TestModulePath
     Import-Module $ModulePath -Force
     $script:Id = ',Moltar.Cmdlets.InvokeMoltarDeployCommand'
-    $script:Scratch = Join-Path ([IO.Path]::GetTempPath()) "moltar-deploy-$PID"
+    $script:Scratch = New-TestScratch -Name deploy
     New-Item -ItemType Directory -Force -Path $Scratch | Out-Null
     Set-TestAwsEnvironment -Directory (Join-Path $Scratch 'aws')
     Add-TestAwsProfile -Name 'shop' -Region 'us-east-1'
@@ -93,7 +93,7 @@ AfterAll {
     }
     Stop-TestSandbox $Sandbox
     foreach ($name in 'MOLTAR_ENDPOINT_URL', 'MOLTAR_KEY_FILE', 'MOLTAR_KNOWN_HOSTS', 'MOLTAR_STRICT_HOST_KEY_CHECKING') { Remove-Item "env:$name" -ErrorAction Ignore }
-    Remove-Item -Recurse -Force $Scratch -ErrorAction Ignore
+    Remove-TestScratch $Scratch
 }
 
 Describe 'Invoke-MoltarDeploy' -Skip:([bool]$SkipReason) {

@@ -9,7 +9,7 @@ BeforeAll {
     Import-Module (Join-Path $PSScriptRoot 'TestHelpers.psm1') -Force
     $script:ModulePath = Get-TestModulePath
     $script:OldCore = Get-TestPackagePath -Package AWSSDK.Core -Version 3.7.402 -RelativePath 'lib/net8.0/AWSSDK.Core.dll'
-    $script:Scratch = Join-Path ([IO.Path]::GetTempPath()) "moltar-isolation-$PID"
+    $script:Scratch = New-TestScratch -Name isolation
     Set-TestAwsEnvironment -Directory (Join-Path $Scratch 'aws')
     Add-TestAwsProfile -Name 'iso' -Region 'us-east-1'
     # One real sshd host (for Moltar's SSH beside another SSH.NET) and six synthetic instances, when sshd can run here.
@@ -30,7 +30,7 @@ BeforeAll {
 
 AfterAll {
     Stop-TestSandbox $Sandbox
-    Remove-Item -Recurse -Force $Scratch -ErrorAction Ignore
+    Remove-TestScratch $Scratch
 }
 
 Describe 'Dependency isolation' {

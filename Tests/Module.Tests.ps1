@@ -55,8 +55,7 @@ Import-Module '@MODULE@'
 'error=' + `$failures[0].FullyQualifiedErrorId
 [AppDomain]::CurrentDomain.GetAssemblies() | Where-Object { `$_.GetName().Name -in 'Renci.SshNet', 'Moltar.Engine' } | ForEach-Object { 'from=' + `$_.Location }
 "@
-        $scratch = Join-Path ([IO.Path]::GetTempPath()) "moltar-r2r-$PID"
-        New-Item -ItemType Directory -Force -Path $scratch | Out-Null
+        $scratch = New-TestScratch -Name r2r
         $key = Join-Path $scratch 'id_ed25519'
         & ssh-keygen -q -t ed25519 -N '' -f $key | Out-Null
         # The same module without its precompiled images: the portable IL must serve alone.
@@ -85,7 +84,7 @@ Import-Module '@MODULE@'
                 $counts[0].From | Should -Not -BeLike '*r2r-net10-linux-x64*'
             }
         }
-        finally { Remove-Item -Recurse -Force $scratch -ErrorAction Ignore }
+        finally { Remove-TestScratch $scratch }
     }
 
     It 'imports again with -Force and after Remove-Module' {
@@ -98,14 +97,14 @@ Import-Module '@MODULE@'
 Describe 'Get-MoltarContext' {
     BeforeAll {
         Import-Module $ModulePath -Force
-        $script:Scratch = Join-Path ([IO.Path]::GetTempPath()) "moltar-context-$PID"
+        $script:Scratch = New-TestScratch -Name context
         Set-TestAwsEnvironment -Directory (Join-Path $Scratch 'aws')
         New-Item -ItemType Directory -Force -Path (Join-Path $Scratch 'repo/src/deep') | Out-Null
         Set-Content (Join-Path $Scratch 'repo/.moltar.psd1') "@{ Project = 'shop'; Region = 'eu-west-1'; User = 'deploy'; Packages = @('app-web') }"
     }
     AfterAll {
         Pop-Location -ErrorAction Ignore
-        Remove-Item -Recurse -Force $Scratch -ErrorAction Ignore
+        Remove-TestScratch $Scratch
         Remove-Item env:MOLTAR_USER -ErrorAction Ignore
     }
 
@@ -143,7 +142,7 @@ Describe 'Get-MoltarContext' {
 
 Describe 'A broken installation' {
     It 'says the deps folder is missing instead of crashing' {
-        $copy = Join-Path ([IO.Path]::GetTempPath()) "moltar-nodeps-$PID"
+        $copy = Join-Path (New-TestScratch -Name nodeps) 'Moltar'
         Copy-Item -Recurse (Split-Path (Get-TestModulePath)) $copy
         Remove-Item -Recurse (Join-Path $copy 'deps')
         try {
@@ -151,7 +150,7 @@ Describe 'A broken installation' {
             $LASTEXITCODE | Should -Be 0
             "$output" | Should -Match 'error: Moltar is incomplete: .*deps must hold Moltar.Engine.dll'
         }
-        finally { Remove-Item -Recurse -Force $copy -ErrorAction Ignore }
+        finally { Remove-TestScratch (Split-Path $copy) }
     }
 }
 

@@ -2,7 +2,7 @@
 # import by name in a clean pwsh, and work against the sandbox.
 BeforeAll {
     Import-Module (Join-Path $PSScriptRoot 'TestHelpers.psm1') -Force
-    $script:Scratch = Join-Path ([IO.Path]::GetTempPath()) "moltar-package-$PID"
+    $script:Scratch = New-TestScratch -Name package
     New-Item -ItemType Directory -Force -Path $Scratch | Out-Null
     Set-TestAwsEnvironment -Directory (Join-Path $Scratch 'aws')
     $script:Sandbox = Start-TestSandbox -Hosts 2 -Options @{ Project = 'demo'; Environments = 'production'; Clusters = 'web' }
@@ -16,7 +16,7 @@ BeforeAll {
 
 AfterAll {
     Stop-TestSandbox $Sandbox
-    Remove-Item -Recurse -Force $Scratch -ErrorAction Ignore
+    Remove-TestScratch $Scratch
 }
 
 Describe 'Packaging' {

@@ -11,6 +11,10 @@ BeforeDiscovery {
 
 Describe 'Reliability and security' -Skip:([bool] $SkipReason) {
     BeforeAll {
+        # What injected shell would create, here or on a host: unique to this run, checked absent after each try.
+        # Set first, so that AfterAll never sees it empty, whatever fails below.
+        $script:PwnedName = "moltar-pwned-$PID"
+        $script:Pwned = "/tmp/$PwnedName"
         Import-Module (Join-Path $PSScriptRoot 'TestHelpers.psm1') -Force
         $script:ModulePath = Get-TestModulePath
         Import-Module $ModulePath -Force
@@ -38,9 +42,6 @@ Describe 'Reliability and security' -Skip:([bool] $SkipReason) {
         Push-Location $Repo
         $script:Instances = @(Get-MoltarInstance)
         $script:Listeners = [Collections.Generic.List[Net.Sockets.TcpListener]]::new()
-        # What injected shell would create, here or on a host: unique to this run, checked absent after each try.
-        $script:PwnedName = "moltar-pwned-$PID"
-        $script:Pwned = "/tmp/$PwnedName"
         $script:AgentPid = $null
 
         # The independent check, over a good connection: name -> trimmed output; fails the test on any error.
@@ -127,7 +128,10 @@ Describe 'Reliability and security' -Skip:([bool] $SkipReason) {
         Pop-Location -ErrorAction Ignore
         Stop-TestSandbox $Sandbox
         Exit-TestHome $TestHome
-        Get-Item "$Pwned*" -ErrorAction Ignore | Remove-Item -Force -ErrorAction Ignore
+        # Only what a successful injection would have made in /tmp (the test that found it has failed already).
+        if ($PwnedName -match '^moltar-pwned-\d+$') {
+            Get-ChildItem -LiteralPath '/tmp' -Filter "$PwnedName*" -File -ErrorAction Ignore | Remove-Item -Force -ErrorAction Ignore
+        }
     }
 
     Context 'fault matrix' {

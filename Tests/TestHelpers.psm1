@@ -34,6 +34,35 @@ function Get-TestPackagePath {
     $path
 }
 
+function Get-CreatedScratch {
+    # Kept per process, not per module import: every test file imports this module again with -Force.
+    $created = [AppDomain]::CurrentDomain.GetData('MoltarTestScratch')
+    if (-not $created) {
+        $created = [Collections.Generic.HashSet[string]]::new([StringComparer]::Ordinal)
+        [AppDomain]::CurrentDomain.SetData('MoltarTestScratch', $created)
+    }
+    , $created
+}
+
+function New-TestScratch {
+    <# A new folder with a name nobody else has (never a fixed name an earlier or parallel run could have left or
+       be using) under the temp folder, recorded so that Remove-TestScratch removes exactly it. #>
+    param([Parameter(Mandatory)] [ValidatePattern('^[A-Za-z0-9-]+$')] [string] $Name)
+    $path = [IO.Directory]::CreateTempSubdirectory("moltar-$Name-").FullName
+    $null = (Get-CreatedScratch).Add($path)
+    $path
+}
+
+function Remove-TestScratch {
+    <# Removes a folder that New-TestScratch made in this process, and nothing else: $null, '' or any other path (a
+       set-up that failed before it made its folder, a variable that was never set) is left alone. #>
+    param([AllowNull()] [AllowEmptyString()] [string] $Path)
+    $created = Get-CreatedScratch
+    if (-not $Path -or -not $created.Contains($Path)) { return }
+    Remove-Item -LiteralPath $Path -Recurse -Force -ErrorAction Ignore
+    $null = $created.Remove($Path)
+}
+
 function Get-SandboxSkipReason {
     # Empty when the sandbox fleet can run here; otherwise why not (build.ps1 fails instead when CI=true).
     "$env:MOLTAR_TEST_SKIP_REASON"
@@ -44,9 +73,7 @@ function Enter-TestHome {
        empty home/ (the engine reads ~ for default keys, ~/.ssh/config and known_hosts) and no ssh agent, so nothing
        reads or writes the real ~/.ssh or ~/.aws. Returns what Exit-TestHome needs to put the process back. #>
     param([Parameter(Mandatory)] [string] $Name)
-    $scratch = Join-Path ([IO.Path]::GetTempPath()) "moltar-$Name-$PID"
-    Remove-Item -Recurse -Force $scratch -ErrorAction Ignore
-    New-Item -ItemType Directory -Force -Path $scratch | Out-Null
+    $scratch = New-TestScratch -Name $Name
     Set-TestAwsEnvironment -Directory (Join-Path $scratch 'aws')
     Add-TestAwsProfile -Name 'demo' -Region 'us-east-1'
     $saved = [pscustomobject]@{ Scratch = $scratch; Home = $env:HOME; Agent = $env:SSH_AUTH_SOCK }
@@ -57,12 +84,14 @@ function Enter-TestHome {
 }
 
 function Exit-TestHome {
-    <# Undoes Enter-TestHome: HOME and the agent as they were, no sandbox endpoint, the scratch folder gone. #>
-    param([Parameter(Mandatory)] $Saved)
+    <# Undoes Enter-TestHome: HOME and the agent as they were, no sandbox endpoint, the scratch folder gone. Nothing
+       to undo (the set-up failed before Enter-TestHome returned) is nothing done. #>
+    param([AllowNull()] $Saved)
+    if (-not $Saved) { return }
     $env:HOME = $Saved.Home
     if ($Saved.Agent) { $env:SSH_AUTH_SOCK = $Saved.Agent } else { Remove-Item env:SSH_AUTH_SOCK -ErrorAction Ignore }
     Remove-Item env:MOLTAR_ENDPOINT_URL -ErrorAction Ignore
-    Remove-Item -Recurse -Force $Saved.Scratch -ErrorAction Ignore
+    Remove-TestScratch $Saved.Scratch
 }
 
 function Set-TestAwsEnvironment {
@@ -106,11 +135,13 @@ function Start-TestSandbox {
     $arguments = @{ Hosts = $Hosts; Synthetic = $Synthetic } + $Options
     if ($FleetFile) { $arguments.FleetFile = $FleetFile }
     if ($env:MOLTAR_TEST_SANDBOX) { $arguments.SandboxPath = $env:MOLTAR_TEST_SANDBOX }
-    Start-MoltarSandbox @arguments
+    $sandbox = Start-MoltarSandbox @arguments
+    if ($sandbox.Startup) { Write-Host "Sandbox: $($sandbox.Startup)" }
+    $sandbox
 }
 
 function Stop-TestSandbox {
-    param($Sandbox)
+    param([AllowNull()] $Sandbox)
     if ($Sandbox) { Stop-MoltarSandbox $Sandbox }
 }
 

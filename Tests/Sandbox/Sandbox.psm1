@@ -95,7 +95,7 @@ function Invoke-SandboxControl {
     Starts a sandbox process and waits for its ready line.
 .OUTPUTS
     Moltar.Sandbox: Endpoint, Region, User, ClientKeyPath, KnownHostsPath, Hosts, StateDir, Process, Pid,
-    Instances (count served), AccessKey/SecretKey (any values work; the endpoint checks the SigV4 shape only), Ready (raw JSON).
+    Instances (count served), StartupSeconds and Startup (how the hosts' start went, one line; null without hosts), AccessKey/SecretKey (any values work; the endpoint checks the SigV4 shape only), Ready (raw JSON).
 #>
 function Start-MoltarSandbox {
     [CmdletBinding()]
@@ -191,6 +191,8 @@ function Start-MoltarSandbox {
         Process        = $process
         Pid            = $process.Id
         Instances      = if ($ready.PSObject.Properties['instances']) { [int]$ready.instances } else { $null }
+        StartupSeconds = if ($ready.PSObject.Properties['startupSeconds']) { $ready.startupSeconds } else { $null }
+        Startup        = if ($ready.PSObject.Properties['startup']) { $ready.startup } else { $null }
         AccessKey      = 'AKIAMOLTARSANDBOX001'
         SecretKey      = 'moltar-sandbox-secret'
         Ready          = $line.Result

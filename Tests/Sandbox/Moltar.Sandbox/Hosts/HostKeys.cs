@@ -44,10 +44,9 @@ internal static class HostKeys
     private static void WriteNew(string path, string text, UnixFileMode mode)
     {
         File.Delete(path);
-        using var stream = new FileStream(path, new FileStreamOptions
-        {
-            Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = mode,
-        });
+        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
+        if (!OperatingSystem.IsWindows()) options.UnixCreateMode = mode; // created private, never chmod-ed after
+        using var stream = new FileStream(path, options);
         stream.Write(Encoding.ASCII.GetBytes(text));
     }
 
