@@ -6,7 +6,9 @@ BeforeAll {
     Add-TestAwsProfile -Name 'shop' -Region 'us-east-1'
 
     # Three real hosts: shop-staging-web-1 and -2 (two in staging/web: ambiguous), shop-staging-jobs-1 (alone).
-    # Plus one behind a bastion (10.240.41.2, reachable only through it) and one without any address.
+    # Plus one behind a bastion (10.240.41.2, reachable only through it), one without any address, and one whose
+    # TCP connect never completes (127.0.43.1: its listener's accept queue is full, so the kernel drops new SYNs; no
+    # packet ever leaves the machine).
     $fleetFile = Join-Path $Scratch 'fleet.json'
     New-Item -ItemType Directory -Force -Path $Scratch | Out-Null
     @{ instances = @(
@@ -14,7 +16,16 @@ BeforeAll {
            tags = @{ Project = 'shop'; Environment = 'staging'; Cluster = 'hidden'; Name = 'shop-staging-hidden-1' } }
         @{ instanceId = 'i-0d8888888800000b2'; state = 'running'; privateIpAddress = $null
            tags = @{ Project = 'shop'; Environment = 'staging'; Cluster = 'noaddr'; Name = 'shop-staging-noaddr-1' } }
+        @{ instanceId = 'i-0c9999999900000c3'; state = 'running'; privateIpAddress = '127.0.43.1'
+           tags = @{ Project = 'shop'; Environment = 'staging'; Cluster = 'silent'; Name = 'shop-staging-silent-1' } }
     ) } | ConvertTo-Json -Depth 5 | Set-Content $fleetFile
+    $script:Silent = [Net.Sockets.TcpListener]::new([Net.IPAddress]::Parse('127.0.43.1'), 22)
+    $Silent.Start(1)
+    $script:SilentQueue = foreach ($i in 1..3) {
+        $client = [Net.Sockets.TcpClient]::new()
+        $null = $client.ConnectAsync('127.0.43.1', 22).Wait(1000)  # the third never completes: the queue is full
+        $client
+    }
     $script:Sandbox = Start-TestSandbox -Hosts 3 -FleetFile $fleetFile -Options @{ Project = 'shop'; Environments = @('staging'); Clusters = @('web', 'jobs') }
     $env:MOLTAR_ENDPOINT_URL = $Sandbox.Endpoint
 
@@ -54,6 +65,8 @@ BeforeAll {
 }
 
 AfterAll {
+    foreach ($client in @($SilentQueue)) { if ($client) { $client.Dispose() } }
+    if ($Silent) { $Silent.Stop() }
     Pop-Location -ErrorAction Ignore
     Stop-TestSandbox $Sandbox
     Remove-Item env:MOLTAR_ENDPOINT_URL -ErrorAction Ignore
@@ -81,7 +94,7 @@ Enter-MoltarInstance staging web -First @k -- hostname
 Get-MoltarInstance staging jobs | Enter-MoltarInstance @k -- hostname
 "EXIT=$LASTEXITCODE"
 '### unreachable'
-Enter-MoltarInstance staging hidden @k -ConnectTimeoutSeconds 3 -- hostname
+Enter-MoltarInstance staging silent @k -ConnectTimeoutSeconds 3 -- hostname
 "EXIT=$LASTEXITCODE"
 '### whatif'
 $global:LASTEXITCODE = 42
@@ -126,9 +139,9 @@ Enter-MoltarInstance staging jobs @k -Credential $credential -WhatIf 3>&1
 
     It 'sets $LASTEXITCODE to 255 when ssh cannot connect, with -ConnectTimeoutSeconds passed on' {
         $Run['unreachable'][0] | Should -BeExactly ("$SshExe -F none -i $($Sandbox.ClientKeyPath) -o UserKnownHostsFile=$($Sandbox.KnownHostsPath) " +
-                                                    "-o ConnectTimeout=3 ubuntu@10.240.41.2 hostname")
+                                                    "-o ConnectTimeout=3 ubuntu@127.0.43.1 hostname")
         $Run['unreachable'][-1] | Should -BeExactly 'EXIT=255'
-        $Run['stderr'] | Should -Match 'Connection to 10\.240\.41\.2 port 22 timed out'
+        $Run['stderr'] | Should -Match 'connect to host 127\.0\.43\.1 port 22: Connection timed out'
     }
 
     It 'prints only the command line with -WhatIf, and leaves $LASTEXITCODE alone' {
