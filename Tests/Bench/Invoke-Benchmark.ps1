@@ -512,8 +512,9 @@ function Get-Target {
         # What the tests prove by behaviour only (no speed limits there): how fast, here. Medians; the min in brackets.
         $r = $report.Responsiveness
         function Format-Figure($figure) { '{0} s ({1} s)' -f (Format-Seconds $figure.Median), (Format-Seconds $figure.Min) }
+        $measured = "$(Format-Figure $r.JumpHost) vs $(Format-Figure $r.Direct) direct"
         $targets.Add([pscustomobject]@{ Target = "``true`` on $($r.Targets) targets behind one jump host ≤ 2 × the same fan-out direct"
-                Measured = '{0} vs {1} direct' -f (Format-Figure $r.JumpHost), (Format-Figure $r.Direct); Met = $r.JumpHost.Median -le 2 * $r.Direct.Median })
+                Measured = $measured; Met = $r.JumpHost.Median -le 2 * $r.Direct.Median })
         $targets.Add([pscustomobject]@{ Target = 'A refused connection is reported ≤ 1 s (with `-ConnectTimeoutSeconds 30`)'; Measured = Format-Figure $r.Refused; Met = $r.Refused.Median -le 1 })
         $targets.Add([pscustomobject]@{ Target = "A silent host (TCP, no SSH) is given up ≤ 1 s after ``-ConnectTimeoutSeconds $($r.SilentTimeout)``"
                 Measured = Format-Figure $r.Silent; Met = $r.Silent.Median -le $r.SilentTimeout + 1 })
