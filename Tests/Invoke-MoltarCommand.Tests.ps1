@@ -127,7 +127,7 @@ Describe 'Invoke-MoltarCommand' -Skip:([bool] $SkipReason) {
             $thrown.FullyQualifiedErrorId | Should -BeExactly "CommandFailed,$CmdletId"
             $thrown.Exception.Message | Should -Match '^The command exited with code 9 on demo-\w+-jobs-\d+\.$'
             # The hosts still connecting or running when it stopped are closed too (connects finish their handshake first).
-            $deadline = [DateTime]::UtcNow.AddSeconds(10)
+            $deadline = [DateTime]::UtcNow.AddSeconds($HangGuardSeconds)
             while ((Get-OpenConnection $Addresses) -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 100 }
             Get-OpenConnection $Addresses | Should -BeNullOrEmpty
         }
@@ -156,29 +156,36 @@ Describe 'Invoke-MoltarCommand' -Skip:([bool] $SkipReason) {
     Context 'fan-out' {
         It 'emits each host''s result as it finishes: a slow host does not hold back the others' {
             $slow = $Instances[0]
-            $clock = [Diagnostics.Stopwatch]::StartNew()
-            $seen = $Instances | Invoke-MoltarCommand "if [ `$(uname -n) = $($slow.Name) ]; then sleep 8; fi; uname -n" @Ssh -Quiet |
-                ForEach-Object { [pscustomobject]@{ Name = $_.Name; At = $clock.Elapsed.TotalSeconds; Output = $_.Output } }
+            # A handshake: the slow host finishes only once the pipeline has received the 19 other results (this test
+            # then creates the file it waits for, over a connection of its own). Results held back until every host
+            # had finished would never arrive: the slow host would run into this file's 90 s -TimeoutSeconds.
+            $go = "/tmp/moltar-others-seen-$([guid]::NewGuid().ToString('n'))"
+            $seen = [Collections.Generic.List[object]]::new()
+            $Instances | Invoke-MoltarCommand "if [ `$(uname -n) = $($slow.Name) ]; then while [ ! -e $go ]; do sleep 0.1; done; fi; uname -n" @Ssh -Quiet -ErrorAction SilentlyContinue |
+                ForEach-Object {
+                    $seen.Add($_)
+                    if ($seen.Count -eq 19) { $null = $slow | Invoke-MoltarCommand "touch $go" @Ssh -Quiet }
+                }
 
             $seen.Count | Should -Be 20
             $seen[-1].Name | Should -Be $slow.Name
-            $seen[-1].At | Should -BeGreaterOrEqual 8
-            $latestOther = ($seen | Select-Object -SkipLast 1 | Measure-Object At -Maximum).Maximum
-            # The 19 others were written to the pipeline while the slow host still slept, not all at the end.
-            $latestOther | Should -BeLessThan ($seen[-1].At - 2)
+            foreach ($result in $seen) {
+                $result.Succeeded | Should -BeTrue -Because "$($result.Name): $($result.ErrorId) $($result.Error)"
+                $result.Output | Should -BeExactly "$($result.Name)`n"
+            }
         }
 
         It 'ends a command that outlasts -TimeoutSeconds on that host only, with a Timeout error, and kills it' {
             $stuck = $Instances[1]
-            $results = $Instances | Invoke-MoltarCommand "if [ `$(uname -n) = $($stuck.Name) ]; then sleep 31; fi; echo done" @Ssh -Quiet -TimeoutSeconds 2 -ErrorAction SilentlyContinue -ErrorVariable failures
+            # The timeout leaves the 19 quick hosts ample time for `echo done` on a loaded machine.
+            $results = $Instances | Invoke-MoltarCommand "if [ `$(uname -n) = $($stuck.Name) ]; then sleep 31; fi; echo done" @Ssh -Quiet -TimeoutSeconds 10 -ErrorAction SilentlyContinue -ErrorVariable failures
 
             $timedOut = $results | Where-Object Name -EQ $stuck.Name
             $timedOut.Succeeded | Should -BeFalse
             $timedOut.ErrorId | Should -Be 'Timeout'
             $timedOut.ExitCode | Should -BeNullOrEmpty
-            $timedOut.Error | Should -Match "did not finish within 2 s on $($stuck.Name)"
-            $timedOut.Duration.TotalSeconds | Should -BeGreaterOrEqual 2
-            $timedOut.Duration.TotalSeconds | Should -BeLessThan 6
+            $timedOut.Error | Should -Match "did not finish within 10 s on $($stuck.Name)"
+            $timedOut.Duration.TotalSeconds | Should -BeGreaterOrEqual 10 -Because 'the timeout was waited for, not cut short'
             @($results | Where-Object { $_.Succeeded -and $_.Output -eq "done`n" }).Count | Should -Be 19
             $failures.Count | Should -Be 1
             $failures[0].FullyQualifiedErrorId | Should -BeExactly "Timeout,$CmdletId"
@@ -225,7 +232,7 @@ Describe 'Invoke-MoltarCommand' -Skip:([bool] $SkipReason) {
             $ps = New-RunspaceCommand { param($address, $ssh) $address | Invoke-MoltarCommand 'echo started; sleep 20' @ssh } @($victim.Address, $Ssh)
             try {
                 $async = $ps.BeginInvoke()
-                $deadline = [DateTime]::UtcNow.AddSeconds(30)
+                $deadline = [DateTime]::UtcNow.AddSeconds($HangGuardSeconds)
                 while ($ps.Streams.Information.Count -lt 1 -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 50 }
                 Stop-MoltarSandboxHost $Sandbox $victim.Name
                 $result = $ps.EndInvoke($async)
@@ -261,29 +268,29 @@ Describe 'Invoke-MoltarCommand' -Skip:([bool] $SkipReason) {
     }
 
     Context 'Ctrl+C' {
-        It 'stops every host within seconds when the pipeline is stopped (<Mode>), leaving no connection and no remote command' -TestCases @(
-            @{ Mode = 'exec'; Sleep = 'sleep 47'; Pty = $false }
-            @{ Mode = 'pty'; Sleep = 'sleep 48'; Pty = $true }
+        It 'stops every host without waiting for the commands when the pipeline is stopped (<Mode>), leaving no connection and no remote command' -TestCases @(
+            # The commands outlast the hang guard: gone within it means ended by the stop, not finished.
+            @{ Mode = 'exec'; Sleep = "sleep $($NeverWaitedSeconds + 47)"; Pty = $false }
+            @{ Mode = 'pty'; Sleep = "sleep $($NeverWaitedSeconds + 48)"; Pty = $true }
         ) {
             $ps = New-RunspaceCommand { param($instances, $ssh, $command, $pty) $instances | Invoke-MoltarCommand $command @ssh -Pty:$pty } @(, $Instances)
             $null = $ps.AddArgument($Ssh).AddArgument("echo started; $Sleep; echo never").AddArgument($Pty)
             try {
                 $async = $ps.BeginInvoke()
-                $deadline = [DateTime]::UtcNow.AddSeconds(40)
+                $deadline = [DateTime]::UtcNow.AddSeconds($HangGuardSeconds)
                 while ($ps.Streams.Information.Count -lt 20 -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 50 }
                 $ps.Streams.Information.Count | Should -Be 20 -Because 'every host started the command'
                 Get-RemoteProcessCount $Addresses $Sleep | Should -Be 20
                 (Get-OpenConnection $Addresses).Count | Should -Be 20
 
-                $clock = [Diagnostics.Stopwatch]::StartNew()
-                $ps.Stop()
-                $clock.Stop()
-                $clock.Elapsed.TotalSeconds | Should -BeLessThan 3
+                $stopping = $ps.BeginStop($null, $null)
+                $stopping.AsyncWaitHandle.WaitOne([TimeSpan]::FromSeconds($HangGuardSeconds)) | Should -BeTrue -Because 'Stop ends the run (hang guard)'
+                $ps.EndStop($stopping)
                 $ps.InvocationStateInfo.State | Should -Be 'Stopped'
                 $async.IsCompleted | Should -BeTrue
                 Get-OpenConnection $Addresses | Should -BeNullOrEmpty
                 # TERM (exec) or the hang-up of the terminal (pty) ends the remote commands.
-                $deadline = [DateTime]::UtcNow.AddSeconds(5)
+                $deadline = [DateTime]::UtcNow.AddSeconds($HangGuardSeconds)
                 do { $left = Get-RemoteProcessCount $Addresses $Sleep } while ($left -gt 0 -and [DateTime]::UtcNow -lt $deadline)
                 $left | Should -Be 0
             }
@@ -537,7 +544,7 @@ Import-Module '$ModulePath'
             $socket = Join-Path $Scratch 'agent.sock'
             $agent = Start-Process -FilePath ssh-agent -ArgumentList '-D', '-a', $socket -PassThru -RedirectStandardOutput (Join-Path $Scratch 'agent.out')
             try {
-                $deadline = [DateTime]::UtcNow.AddSeconds(10)
+                $deadline = [DateTime]::UtcNow.AddSeconds($HangGuardSeconds)
                 while (-not (Test-Path $socket) -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 50 }
                 $env:SSH_AUTH_SOCK = $socket
                 ssh-add -q $Sandbox.ClientKeyPath 2>&1 | Out-Null
@@ -648,7 +655,7 @@ Import-Module '$ModulePath'
                 }
             }
             foreach ($server in $Sshd.Values) {
-                $deadline = [DateTime]::UtcNow.AddSeconds(15)
+                $deadline = [DateTime]::UtcNow.AddSeconds($HangGuardSeconds)
                 while (-not ((Test-Path $server.Log) -and (Select-String -Path $server.Log -Pattern 'Server listening' -Quiet))) {
                     if ($server.Process.HasExited -or [DateTime]::UtcNow -gt $deadline) { throw "sshd on $($server.Address) did not start: $(Get-Content $server.Log -Raw -ErrorAction Ignore)" }
                     Start-Sleep -Milliseconds 50

@@ -140,9 +140,13 @@ Describe 'Reliability and security' -Skip:([bool] $SkipReason) {
             $down = $on[2]
             Stop-MoltarSandboxHost $Sandbox $down.Name
             try {
-                $clock = [Diagnostics.Stopwatch]::StartNew()
-                $results = @($on | Invoke-MoltarCommand 'uname -n' @Ssh -Quiet -ConnectTimeoutSeconds 30 -ErrorAction SilentlyContinue -ErrorVariable failures)
-                $clock.Elapsed.TotalSeconds | Should -BeLessThan 10 -Because 'a refused connection is known at once; the 30 s connect timeout must not be waited out'
+                # A refused connection is known at once: the connect timeout, longer than the hang guard, is not waited out.
+                $run = Invoke-HangGuarded -What 'a run with a host down' -ArgumentList @(, $on), $Ssh, $NeverWaitedSeconds {
+                    param($on, $ssh, $connectTimeout)
+                    $on | Invoke-MoltarCommand 'uname -n' @ssh -Quiet -ConnectTimeoutSeconds $connectTimeout -ErrorAction SilentlyContinue
+                }
+                $results = $run.Output
+                $failures = $run.Errors
             }
             finally { $null = Start-MoltarSandboxHost $Sandbox $down.Name }
 
@@ -165,17 +169,20 @@ Describe 'Reliability and security' -Skip:([bool] $SkipReason) {
             $address = "${StandInPrefix}1"
             $listener = New-SilentHost $address
             $on = @($Instances[5..8]) + $address
-            $clock = [Diagnostics.Stopwatch]::StartNew()
-            $results = @($on | Invoke-MoltarCommand 'uname -n' @Ssh -Quiet -ConnectTimeoutSeconds 3 -ErrorAction SilentlyContinue -ErrorVariable failures)
-            $clock.Elapsed.TotalSeconds | Should -BeLessThan 15
+            # The silent host never ends the handshake by itself: only the connect timeout ends the run within the hang guard.
+            $run = Invoke-HangGuarded -What 'a run with a silent host' -ArgumentList @(, $on), $Ssh {
+                param($on, $ssh)
+                $on | Invoke-MoltarCommand 'uname -n' @ssh -Quiet -ConnectTimeoutSeconds 3 -ErrorAction SilentlyContinue
+            }
+            $results = $run.Output
+            $failures = $run.Errors
             $listener.Pending() | Should -BeTrue -Because 'the stand-in did accept the TCP connection'
 
             $results.Count | Should -Be 5
             $silent = $results | Where-Object Address -EQ $address
             $silent.ErrorId | Should -BeExactly 'Timeout'
             $silent.Error | Should -Match 'did not complete the SSH handshake within 3 s'
-            $silent.Duration.TotalSeconds | Should -BeGreaterOrEqual 2.5
-            $silent.Duration.TotalSeconds | Should -BeLessThan 10
+            $silent.Duration.TotalSeconds | Should -BeGreaterOrEqual 2.5 -Because 'the connect timeout was waited for, not cut short'
             $failures.Count | Should -Be 1
             $failures[0].FullyQualifiedErrorId | Should -BeExactly "Timeout,$CmdletId"
             $failures[0].CategoryInfo.Category | Should -Be 'OperationTimeout'
@@ -253,23 +260,25 @@ Describe 'Reliability and security' -Skip:([bool] $SkipReason) {
         It 'command past -TimeoutSeconds: Timeout, the remote command ended, the connection closed; the quick host unaffected' {
             $on = $Instances[14..16]
             $quick = $on[2]
-            $results = @($on | Invoke-MoltarCommand "if [ `$(uname -n) != $($quick.Name) ]; then sleep 71.5; fi; echo done" @Ssh -Quiet -TimeoutSeconds 2 -ErrorAction SilentlyContinue -ErrorVariable failures)
+            # The slow command outlasts the hang guard: gone within it means ended by the timeout, not finished. The
+            # timeout leaves the quick host ample time for `echo done` on a loaded machine.
+            $sleep = "sleep $($NeverWaitedSeconds + 71.5)"
+            $results = @($on | Invoke-MoltarCommand "if [ `$(uname -n) != $($quick.Name) ]; then $sleep; fi; echo done" @Ssh -Quiet -TimeoutSeconds 10 -ErrorAction SilentlyContinue -ErrorVariable failures)
             Get-OpenConnection ($on | ForEach-Object Address) | Should -BeNullOrEmpty -Because 'a timed-out host''s connection is closed before its result is written'
 
             $results.Count | Should -Be 3
             foreach ($slow in $results | Where-Object InstanceId -NE $quick.InstanceId) {
                 $slow.ErrorId | Should -BeExactly 'Timeout'
                 $slow.ExitCode | Should -BeNullOrEmpty
-                $slow.Error | Should -Match "did not finish within 2 s on $($slow.Name)"
-                $slow.Duration.TotalSeconds | Should -BeGreaterOrEqual 2
-                $slow.Duration.TotalSeconds | Should -BeLessThan 8
+                $slow.Error | Should -Match "did not finish within 10 s on $($slow.Name)"
+                $slow.Duration.TotalSeconds | Should -BeGreaterOrEqual 10 -Because 'the timeout was waited for, not cut short'
             }
             @($failures | Where-Object FullyQualifiedErrorId -EQ "Timeout,$CmdletId").Count | Should -Be 2
             ($results | Where-Object InstanceId -EQ $quick.InstanceId).Output | Should -BeExactly "done`n"
 
-            $deadline = [DateTime]::UtcNow.AddSeconds(10)
+            $deadline = [DateTime]::UtcNow.AddSeconds($HangGuardSeconds)
             do {
-                $left = Invoke-Remote $on[0..1] "ps -eo args | grep -cx 'sleep 71.5' || true"
+                $left = Invoke-Remote $on[0..1] "ps -eo args | grep -cx '$sleep' || true"
                 $count = ($left.Values | ForEach-Object { [int] $_ } | Measure-Object -Sum).Sum
             } while ($count -gt 0 -and [DateTime]::UtcNow -lt $deadline -and -not (Start-Sleep -Milliseconds 250))
             $count | Should -Be 0 -Because 'the timed-out command is terminated on the host, not left running'
@@ -279,10 +288,11 @@ Describe 'Reliability and security' -Skip:([bool] $SkipReason) {
             $on = $Instances[17..20]
             $victim = $on[0]
             $ps = New-RunspaceCommand { param($on, $ssh, $command) $on | Invoke-MoltarCommand $command @ssh } @(, $on)
-            $null = $ps.AddArgument($Ssh).AddArgument("if [ `$(uname -n) = $($victim.Name) ]; then echo session=`$PPID; sleep 60; else sleep 4; echo ok; fi")
+            # The victim's command outlasts the hang guard: only noticing the lost connection ends its run in time.
+            $null = $ps.AddArgument($Ssh).AddArgument("if [ `$(uname -n) = $($victim.Name) ]; then echo session=`$PPID; sleep $NeverWaitedSeconds; else sleep 4; echo ok; fi")
             try {
                 $async = $ps.BeginInvoke()
-                $deadline = [DateTime]::UtcNow.AddSeconds(30)
+                $deadline = [DateTime]::UtcNow.AddSeconds($HangGuardSeconds)
                 $line = $null
                 while (-not $line -and [DateTime]::UtcNow -lt $deadline) {
                     $line = @($ps.Streams.Information | Where-Object { "$($_.MessageData)" -match "^$([regex]::Escape($victim.Name)): session=(\d+)$" })[0]
@@ -293,6 +303,7 @@ Describe 'Reliability and security' -Skip:([bool] $SkipReason) {
                 @(Get-OpenConnection $victim.Address).Count | Should -Be 1 -Because 'the connection is open while the command runs'
                 # A second connection, as root on that host, kills the first connection's session process.
                 $null = Invoke-Remote $victim "sudo kill -9 $session"
+                $async.AsyncWaitHandle.WaitOne([TimeSpan]::FromSeconds($HangGuardSeconds)) | Should -BeTrue -Because 'the lost connection ends the run (hang guard)'
                 $results = @($ps.EndInvoke($async))
                 $errors = @($ps.Streams.Error)
             }
@@ -302,7 +313,6 @@ Describe 'Reliability and security' -Skip:([bool] $SkipReason) {
             $lost = $results | Where-Object InstanceId -EQ $victim.InstanceId
             $lost.ErrorId | Should -BeExactly 'ConnectionLost'
             $lost.Output | Should -BeExactly "session=$session`n"
-            $lost.Duration.TotalSeconds | Should -BeLessThan 30 -Because 'the 60 s sleep was not waited out'
             $errors.Count | Should -Be 1
             $errors[0].FullyQualifiedErrorId | Should -BeExactly "ConnectionLost,$CmdletId"
             foreach ($ok in $results | Where-Object InstanceId -NE $victim.InstanceId) {
@@ -385,7 +395,7 @@ Describe 'Reliability and security' -Skip:([bool] $SkipReason) {
     }
 
     Context 'at scale' {
-        It '200 hosts, 10 down and 10 silent: the 180 healthy results all emitted, the run bounded by the connect timeout' {
+        It '200 hosts, 10 down and 10 silent: the 180 healthy results all emitted, the dead and silent ones bounded by the connect timeout' {
             $extra = @(
                 foreach ($i in 1..10) { New-FleetEntry ('i-0dead{0:x12}' -f $i) "$StandInPrefix$(100 + $i)" @{ Project = 'demo'; Environment = 'production'; Cluster = 'web'; Name = "zz-down-$i" } }
                 foreach ($i in 1..10) {
@@ -397,7 +407,13 @@ Describe 'Reliability and security' -Skip:([bool] $SkipReason) {
             Set-MoltarSandboxFleet $Sandbox -Instance (@($Fleet) + $extra)
             try {
                 $clock = [Diagnostics.Stopwatch]::StartNew()
-                $results = @(Invoke-MoltarCommand 'uname -n' @Ssh -Quiet -ConnectTimeoutSeconds 5 -ErrorAction SilentlyContinue -ErrorVariable failures)
+                # Silent hosts never end the handshake by themselves: only the connect timeout ends the run within the hang guard.
+                $run = Invoke-HangGuarded -What "a run over $($HostCount + 20) hosts" -ArgumentList $Ssh {
+                    param($ssh)
+                    Invoke-MoltarCommand 'uname -n' @ssh -Quiet -ConnectTimeoutSeconds 5 -ErrorAction SilentlyContinue
+                }
+                $results = $run.Output
+                $failures = $run.Errors
                 $elapsed = $clock.Elapsed.TotalSeconds
             }
             finally { Set-MoltarSandboxFleet $Sandbox -Instance $Fleet }
@@ -410,7 +426,8 @@ Describe 'Reliability and security' -Skip:([bool] $SkipReason) {
             @($results | Where-Object Name -Like 'zz-down-*' | Where-Object ErrorId -EQ 'ConnectFailed').Count | Should -Be 10
             @($results | Where-Object Name -Like 'zz-silent-*' | Where-Object ErrorId -EQ 'Timeout').Count | Should -Be 10
             $failures.Count | Should -Be 20
-            $elapsed | Should -BeLessThan 120 -Because 'dead and silent hosts cost at most the 5 s connect timeout each, in parallel'
+            foreach ($r in $results | Where-Object Name -Like 'zz-silent-*') { $r.Error | Should -Match 'within 5 s' }
+            # How long the whole run takes is the benchmark's (its dead-and-silent-hosts row), not a limit here.
         }
 
         It '1,000 consecutive invocations, rotating over 20 hosts: no growth in open sockets, threads or memory beyond noise' {
@@ -433,7 +450,7 @@ Describe 'Reliability and security' -Skip:([bool] $SkipReason) {
             Invoke-Round $warmUp $invocations
             $elapsed = $clock.Elapsed.TotalSeconds
             # Connect threads let go of abandoned clients a moment later; give them that moment.
-            $deadline = [DateTime]::UtcNow.AddSeconds(10)
+            $deadline = [DateTime]::UtcNow.AddSeconds($HangGuardSeconds)
             do { $after = Get-ResourceUse } while ($after.Threads -gt $before.Threads + 5 -and [DateTime]::UtcNow -lt $deadline -and -not (Start-Sleep -Milliseconds 500))
             Write-Host ("Reliability: {0} invocations x {1} host(s) over 20 hosts in {2:0.0} s; before {3}; after {4}" -f $invocations, $perCall, $elapsed, $before, $after)
 
@@ -661,7 +678,7 @@ $results | Where-Object { -not $_.Succeeded } | ForEach-Object { "failed=$($_.Ad
                 [pscustomobject]@{ Process = $process; Out = $process.StandardOutput.ReadToEndAsync(); Err = $process.StandardError.ReadToEndAsync() }
             }
             try {
-                $deadline = [DateTime]::UtcNow.AddSeconds(60)
+                $deadline = [DateTime]::UtcNow.AddSeconds($HangGuardSeconds)
                 while (-not ((Test-Path (Join-Path $Scratch 'parallel-ready-1')) -and (Test-Path (Join-Path $Scratch 'parallel-ready-2'))) -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 50 }
                 Set-Content $go 'go'
                 foreach ($p in $processes) { $p.Process.WaitForExit(120000) | Should -BeTrue }

@@ -145,4 +145,31 @@ function Stop-TestSandbox {
     if ($Sandbox) { Stop-MoltarSandbox $Sandbox }
 }
 
-Export-ModuleMember -Function *
+# The only wall-clock limit a test may have is a hang guard, minutes long, never a speed target: speed is measured
+# by the benchmark (build.ps1 -Task Bench). A test that must show something is not waited for makes that thing
+# longer than the guard ($NeverWaitedSeconds), so ending within the guard at all is the proof, however loaded the
+# machine is.
+$HangGuardSeconds = 180
+$NeverWaitedSeconds = 600
+
+function Invoke-HangGuarded {
+    <# Runs $Script (given $ArgumentList) in a runspace of its own, with the built module imported and the current
+       location; returns its Output and its Errors (ErrorRecords, as -ErrorVariable would hold them). Fails the test
+       if it has not ended within the hang guard. #>
+    param([Parameter(Mandatory)] [scriptblock] $Script, [object[]] $ArgumentList = @(), [string] $What = 'the command')
+    $ps = [powershell]::Create()
+    $ps.Runspace = [runspacefactory]::CreateRunspace()
+    $ps.Runspace.Open()
+    $ps.Runspace.SessionStateProxy.Path.SetLocation((Get-Location).ProviderPath) | Out-Null
+    $null = $ps.AddCommand('Import-Module').AddParameter('Name', (Get-TestModulePath)).AddStatement().AddScript($Script)
+    foreach ($argument in $ArgumentList) { $null = $ps.AddArgument($argument) }
+    $async = $ps.BeginInvoke()
+    if (-not $async.AsyncWaitHandle.WaitOne([TimeSpan]::FromSeconds($HangGuardSeconds))) {
+        $null = $ps.BeginStop($null, $null)   # not waited for: it may hang as well
+        throw "Hang guard: $What had not ended after $($HangGuardSeconds / 60) minutes."
+    }
+    try { [pscustomobject]@{ Output = @($ps.EndInvoke($async)); Errors = @($ps.Streams.Error) } }
+    finally { $ps.Runspace.Dispose(); $ps.Dispose() }
+}
+
+Export-ModuleMember -Function * -Variable HangGuardSeconds, NeverWaitedSeconds

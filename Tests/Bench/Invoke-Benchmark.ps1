@@ -2,7 +2,9 @@
 <#
 .SYNOPSIS
     The side-by-side benchmark behind `build.ps1 -Task Bench`: Moltar against parallel-ssh, Ansible ad-hoc and a
-    bash loop of ssh, on the same sandbox hosts in one run; module import; discovery of many instances.
+    bash loop of ssh, on the same sandbox hosts in one run; module import; discovery of many instances; and how fast
+    Moltar notices what its tests check only by behaviour (a fan-out through one jump host, a refused and a silent
+    host, a command past its timeout, Ctrl+C): the tests have no speed limits, these targets do.
 
 .DESCRIPTION
     Builds nothing: build.ps1 builds the module, the sandbox and the raw SDK paginator and passes their paths.
@@ -33,6 +35,8 @@ param(
     [string[]] $Tool,
     [switch] $SkipDiscovery,
     [switch] $SkipImport,
+    # Leaves out the responsiveness targets (a jump host, a refused and a silent host, a timeout, Ctrl+C).
+    [switch] $SkipResponsiveness,
     [switch] $NoInstall,
     # Measure nothing: write the tables, chart and README again from an earlier results.json.
     [string] $ResultsPath
@@ -504,6 +508,20 @@ function Get-Target {
         if ($d.RawPwsh) { $measured += '; {0:0.00}× and {1:0.00}× the SDK loop in pwsh' -f ($d.Moltar.LaterMedian / $d.RawPwsh.LaterMedian), ($d.Moltar.FirstMedian / $d.RawPwsh.FirstMedian) }
         $targets.Add([pscustomobject]@{ Target = "Discovery of $($d.Instances) instances within 1.2 × the raw SDK paginator"; Measured = $measured; Met = ($later -le 1.2 -and $first -le 1.2) })
     }
+    if ($report.Responsiveness) {
+        # What the tests prove by behaviour only (no speed limits there): how fast, here. Medians; the min in brackets.
+        $r = $report.Responsiveness
+        function Format-Figure($figure) { '{0} s ({1} s)' -f (Format-Seconds $figure.Median), (Format-Seconds $figure.Min) }
+        $measured = "$(Format-Figure $r.JumpHost) vs $(Format-Figure $r.Direct) direct"
+        $targets.Add([pscustomobject]@{ Target = "``true`` on $($r.Targets) targets behind one jump host ≤ 2 × the same fan-out direct"
+                Measured = $measured; Met = $r.JumpHost.Median -le 2 * $r.Direct.Median })
+        $targets.Add([pscustomobject]@{ Target = 'A refused connection is reported ≤ 1 s (with `-ConnectTimeoutSeconds 30`)'; Measured = Format-Figure $r.Refused; Met = $r.Refused.Median -le 1 })
+        $targets.Add([pscustomobject]@{ Target = "A silent host (TCP, no SSH) is given up ≤ 1 s after ``-ConnectTimeoutSeconds $($r.SilentTimeout)``"
+                Measured = Format-Figure $r.Silent; Met = $r.Silent.Median -le $r.SilentTimeout + 1 })
+        $targets.Add([pscustomobject]@{ Target = "A command past ``-TimeoutSeconds $($r.CommandTimeoutSeconds)`` is ended ≤ 1 s after it (one host, connect included)"
+                Measured = Format-Figure $r.CommandTimeout; Met = $r.CommandTimeout.Median -le $r.CommandTimeoutSeconds + 1 })
+        $targets.Add([pscustomobject]@{ Target = "Ctrl+C with $($r.Targets) hosts mid-command returns ≤ 2 s"; Measured = Format-Figure $r.Stop; Met = $r.Stop.Median -le 2 })
+    }
     $targets
 }
 
@@ -633,6 +651,7 @@ else {
         Floor       = $null
         Import      = $null
         Discovery   = $null
+        Responsiveness = $null
         Records     = $records
         Targets     = $null
         Notes       = $notes
@@ -745,6 +764,25 @@ exit $failed
                         $flag = if ($r.Ok) { '' } else { "  FAILED $($r.Detail)" }
                         Write-Host ('    run {0} {1,-16} {2,-9} {3,7:0.000} s wall {4,7} s CPU{5}' -f $run, $name, $command, $r.Wall, $(if ($null -ne $r.Cpu) { '{0:0.000}' -f $r.Cpu } else { '–' }), $flag)
                     }
+                }
+            }
+        }
+
+        if (-not $SkipResponsiveness -and $addresses.Count -ge 2) {
+            Write-Step 'Responsiveness: a jump host, a refused and a silent host, a command past its timeout, Ctrl+C'
+            $m = Invoke-Measured -FilePath $pwshPath -ArgumentList (@($pwshPrefix) + @('-NoProfile', '-NonInteractive', '-File', (Join-Path $PSScriptRoot 'MoltarResponsiveness.ps1'),
+                    '-ModulePath', $ModulePath, '-HostsFile', $hostFiles[$maxHosts], '-KeyFile', $sandbox.ClientKeyPath, '-KnownHostsPath', $sandbox.KnownHostsPath,
+                    '-User', $sandbox.User, '-Runs', $Runs))
+            if ($m.ExitCode -ne 0) {
+                $notes.Add("The responsiveness rows failed: $(Get-Tail $m.Stderr)")
+            }
+            else {
+                $r = Get-Content $m.Stdout | Select-Object -Last 1 | ConvertFrom-Json
+                $report.Responsiveness = [ordered]@{ Targets = $r.Targets; SilentTimeout = $r.SilentTimeout; CommandTimeoutSeconds = $r.CommandTimeoutSeconds }
+                foreach ($figure in 'JumpHost', 'Direct', 'Refused', 'Silent', 'CommandTimeout', 'Stop') {
+                    $values = @($r.$figure)
+                    $report.Responsiveness[$figure] = [ordered]@{ Median = Get-Median $values; Min = ($values | Measure-Object -Minimum).Minimum }
+                    Write-Host ('    {0,-15} {1} s (min {2} s)' -f $figure, (Format-Seconds $report.Responsiveness[$figure].Median), (Format-Seconds $report.Responsiveness[$figure].Min))
                 }
             }
         }

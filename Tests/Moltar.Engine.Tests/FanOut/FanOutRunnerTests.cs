@@ -7,23 +7,18 @@ namespace Moltar.Engine.Tests.FanOut;
 
 public sealed class FanOutRunnerTests
 {
-    private static List<FanOutEvent<int, int>> Drain(FanOutRunner<int, int> runner, TimeSpan? limit = null)
+    private static List<FanOutEvent<int, int>> Drain(FanOutRunner<int, int> runner)
     {
         var events = new List<FanOutEvent<int, int>>();
-        var deadline = DateTime.UtcNow + (limit ?? TimeSpan.FromSeconds(20));
-        while (!runner.IsFinished)
+        HangGuard.Until(() =>
         {
-            if (DateTime.UtcNow > deadline)
-            {
-                throw new TimeoutException("fan-out did not finish");
-            }
-
             if (runner.TryTake(out var ev, 100))
             {
                 events.Add(ev);
             }
-        }
 
+            return runner.IsFinished;
+        }, "the fan-out finishing");
         return events;
     }
 
@@ -59,33 +54,33 @@ public sealed class FanOutRunnerTests
         Assert.Equal(4, peak);
         Assert.Equal(0, poolThreads);
         Assert.Equal(20, completed.Max(c => c.CompletedCount));
-        Assert.True(runner.WaitForWorkers(TimeSpan.FromSeconds(2)));
+        Assert.True(runner.WaitForWorkers(HangGuard.Limit));
     }
 
     [Fact]
     public void A_result_is_available_as_soon_as_its_item_finishes()
     {
+        // Item 0 ends only once the result of item 1 has been taken: a runner that held results back would never
+        // hand it out (the hang guard ends the test).
+        using var fastTaken = new ManualResetEventSlim();
         using var runner = new FanOutRunner<int, int>(ctx =>
         {
-            Thread.Sleep(ctx.Item == 0 ? 3000 : 10);
+            if (ctx.Item == 0)
+            {
+                fastTaken.Wait(ctx.CancellationToken);
+            }
+
             return ctx.Item;
         }, new FanOutOptions { ThrottleLimit = 8 });
         runner.Add(0);
         runner.Add(1);
         runner.Complete();
-        var clock = Stopwatch.StartNew();
         FanOutEvent<int, int>? fast = null;
-        while (fast is null && clock.Elapsed < TimeSpan.FromSeconds(2))
-        {
-            if (runner.TryTake(out var ev, 50) && ev.Kind == FanOutEventKind.Completed)
-            {
-                fast = ev;
-            }
-        }
+        HangGuard.Until(() => runner.TryTake(out var ev, 50) && (fast = ev).Kind == FanOutEventKind.Completed, "the result of the quick item");
+        fastTaken.Set();
 
-        Assert.NotNull(fast);
         Assert.Equal(1, fast!.Item);
-        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(1));
+        Assert.False(runner.IsFinished, "the slow item was still running");
         runner.Cancel();
     }
 
@@ -156,14 +151,15 @@ public sealed class FanOutRunnerTests
     }
 
     [Fact]
-    public void Cancel_skips_pending_items_and_signals_running_ones_quickly()
+    public void Cancel_skips_pending_items_and_signals_running_ones()
     {
         var started = new CountdownEvent(2);
         using var cts = new CancellationTokenSource();
         using var runner = new FanOutRunner<int, int>(ctx =>
         {
             started.Signal();
-            ctx.CancellationToken.WaitHandle.WaitOne(TimeSpan.FromSeconds(30));
+            // Past the hang guard: only the cancellation ends the wait in time.
+            ctx.CancellationToken.WaitHandle.WaitOne(HangGuard.NeverWaited);
             ctx.CancellationToken.ThrowIfCancellationRequested();
             return 0;
         }, new FanOutOptions { ThrottleLimit = 2 }, cts.Token);
@@ -173,15 +169,13 @@ public sealed class FanOutRunnerTests
         }
 
         runner.Complete();
-        Assert.True(started.Wait(TimeSpan.FromSeconds(5)));
-        var clock = Stopwatch.StartNew();
+        Assert.True(started.Wait(HangGuard.Limit));
         cts.Cancel();
-        var completed = Drain(runner, TimeSpan.FromSeconds(2)).Where(e => e.Kind == FanOutEventKind.Completed).ToList();
-        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(2));
+        var completed = Drain(runner).Where(e => e.Kind == FanOutEventKind.Completed).ToList();
         Assert.Equal(10, completed.Count);
         Assert.Equal(8, completed.Count(c => c.Skipped));
         Assert.All(completed, c => Assert.IsAssignableFrom<OperationCanceledException>(c.Error));
-        Assert.True(runner.WaitForWorkers(TimeSpan.FromSeconds(2)));
+        Assert.True(runner.WaitForWorkers(HangGuard.Limit));
     }
 
     [Fact]
@@ -296,7 +290,7 @@ public sealed class FanOutRunnerTests
         }, new FanOutOptions { OutputCapacity = 10 });
         runner.Add(1);
         runner.Complete();
-        Assert.True(runner.WaitForWorkers(TimeSpan.FromSeconds(5)), "TryOutput waited for room");
+        Assert.True(runner.WaitForWorkers(HangGuard.Limit), "TryOutput waited for room");
         Assert.Equal(10, accepted);
         Assert.Equal(90, refused);
         Assert.False(roomAtEnd);
@@ -306,10 +300,12 @@ public sealed class FanOutRunnerTests
     [Fact]
     public void Cancel_releases_a_worker_waiting_to_queue_output()
     {
+        var attempts = 0;
         using var runner = new FanOutRunner<int, int>(ctx =>
         {
             for (var i = 0; i < 100; i++)
             {
+                Interlocked.Increment(ref attempts);
                 ctx.Output("line");
             }
 
@@ -317,11 +313,11 @@ public sealed class FanOutRunnerTests
         }, new FanOutOptions { OutputCapacity = 5 });
         runner.Add(1);
         runner.Complete();
-        Thread.Sleep(200);
-        var clock = System.Diagnostics.Stopwatch.StartNew();
+        // The sixth line finds the queue full (nobody takes from it): the worker waits for room.
+        HangGuard.Until(() => Volatile.Read(ref attempts) >= 6, "the worker filling the output queue");
+        Assert.False(runner.WaitForWorkers(TimeSpan.Zero), "the worker did not wait for room");
         runner.Cancel();
-        Assert.True(runner.WaitForWorkers(TimeSpan.FromSeconds(2)), "the worker kept waiting for room after Cancel");
-        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(1), $"took {clock.Elapsed}");
+        Assert.True(runner.WaitForWorkers(HangGuard.Limit), "the worker kept waiting for room after Cancel");
     }
 
     [Fact]

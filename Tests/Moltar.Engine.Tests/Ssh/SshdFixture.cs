@@ -165,7 +165,8 @@ public sealed class SshdFixture : IDisposable
         UseAgent = false,
         HomeDirectory = Home,
         StrictHostKeyChecking = StrictHostKeyChecking.Yes,
-        ConnectTimeout = TimeSpan.FromSeconds(5),
+        // A hang guard, not a speed target: twenty handshakes at once on a loaded machine may take many seconds.
+        ConnectTimeout = HangGuard.Limit,
     };
 
     public string NewTempFile(string name, string content = "")
@@ -185,11 +186,7 @@ public sealed class SshdFixture : IDisposable
             {
                 _agent = Start("ssh-agent", "-D", "-a", socket);
                 _processes.Add(_agent);
-                var deadline = DateTime.UtcNow.AddSeconds(5);
-                while (!File.Exists(socket) && DateTime.UtcNow < deadline)
-                {
-                    Thread.Sleep(10);
-                }
+                HangGuard.Until(() => File.Exists(socket), "ssh-agent creating its socket");
             }
 
             foreach (var key in keys)
@@ -271,7 +268,7 @@ public sealed class SshdFixture : IDisposable
 
     private static void WaitForBanner(string address, int port, Process process, string log)
     {
-        var deadline = DateTime.UtcNow.AddSeconds(10);
+        var deadline = DateTime.UtcNow + HangGuard.Limit;
         while (DateTime.UtcNow < deadline)
         {
             if (process.HasExited)
@@ -378,7 +375,7 @@ public sealed class SshdFixture : IDisposable
         p.StandardInput.Close();
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEnd();
-        if (!p.WaitForExit(30_000))
+        if (!p.WaitForExit(HangGuard.Limit))
         {
             p.Kill(true);
             throw new InvalidOperationException($"{file} did not finish");

@@ -170,7 +170,7 @@ public sealed class Ec2ScaleFixture : Ec2SandboxFixture
 public sealed class Ec2ScaleTests(Ec2ScaleFixture fixture, ITestOutputHelper output) : IClassFixture<Ec2ScaleFixture>
 {
     [Fact]
-    public async Task TenThousandInstances_PageQuickly()
+    public async Task TenThousandInstances_PageInTenRequests()
     {
         fixture.Reset();
         using var client = fixture.CreateClient();
@@ -189,7 +189,6 @@ public sealed class Ec2ScaleTests(Ec2ScaleFixture fixture, ITestOutputHelper out
         output.WriteLine($"{count} instances, {requests.Count} requests, {watch.ElapsedMilliseconds} ms total; server {requests.Sum(r => r.DurationMs):F0} ms");
         Assert.Equal(Ec2ScaleFixture.Count, count);
         Assert.Equal(10, requests.Count);
-        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(20), $"paging 10,000 instances took {watch.Elapsed}");
-        Assert.True(requests.Max(r => r.DurationMs) < 2000, "a page took the server more than 2 s");
+        // How fast: the benchmark's discovery rows (`build.ps1 -Task Bench`), not a limit here.
     }
 }

@@ -41,7 +41,7 @@ public sealed class Ec2ProcessTests(ITestOutputHelper output) : IDisposable
     public async Task BadOptions_ExitWithTwo_AndSayWhy(string expected, params string[] args)
     {
         using var sandbox = SandboxProcess.Start(args.Select(a => a == "STATE" ? Path.Combine(stateRoot, "s") : a).ToArray());
-        var code = await sandbox.WaitForExitAsync(TimeSpan.FromSeconds(30));
+        var code = await sandbox.WaitForExitAsync(HangGuard.Limit);
         Assert.Equal(2, code);
         Assert.Contains(expected, sandbox.Stderr);
         Assert.Equal("", sandbox.Stdout.Trim());
@@ -53,7 +53,7 @@ public sealed class Ec2ProcessTests(ITestOutputHelper output) : IDisposable
         var fleet = Path.Combine(stateRoot, "fleet.json");
         await File.WriteAllTextAsync(fleet, """{"instances":[{"instanceId":"nope"}]}""");
         using var sandbox = SandboxProcess.Start("--state-dir", Path.Combine(stateRoot, "s"), "--fleet", fleet);
-        Assert.Equal(2, await sandbox.WaitForExitAsync(TimeSpan.FromSeconds(30)));
+        Assert.Equal(2, await sandbox.WaitForExitAsync(HangGuard.Limit));
         Assert.Contains("nope", sandbox.Stderr);
     }
 
@@ -65,7 +65,7 @@ public sealed class Ec2ProcessTests(ITestOutputHelper output) : IDisposable
         await File.WriteAllTextAsync(fleet, """{"instances":[{"instanceId":"i-0123456789abcdef0","tags":{"Name":"from-file"}}]}""");
         using var sandbox = SandboxProcess.Start("--state-dir", state, "--synthetic", "20", "--fleet", fleet,
             "--project", "shop", "--environments", "prod,qa", "--clusters", "api");
-        var (line, ready) = await sandbox.ReadReadyAsync(TimeSpan.FromSeconds(60));
+        var (line, ready) = await sandbox.ReadReadyAsync(HangGuard.Limit);
 
         Assert.StartsWith("http://127.0.0.1:", ready.GetProperty("endpoint").GetString());
         Assert.Equal("us-east-1", ready.GetProperty("region").GetString());
@@ -86,7 +86,7 @@ public sealed class Ec2ProcessTests(ITestOutputHelper output) : IDisposable
         }
 
         sandbox.Process.StandardInput.Close();
-        Assert.Equal(0, await sandbox.WaitForExitAsync(TimeSpan.FromSeconds(20)));
+        Assert.Equal(0, await sandbox.WaitForExitAsync(HangGuard.Limit));
         Assert.Equal("", sandbox.Stderr.Trim());
     }
 
@@ -94,19 +94,19 @@ public sealed class Ec2ProcessTests(ITestOutputHelper output) : IDisposable
     public async Task ShutdownRoute_StopsTheProcess()
     {
         using var sandbox = SandboxProcess.Start("--state-dir", Path.Combine(stateRoot, "s"), "--synthetic", "2");
-        var (_, ready) = await sandbox.ReadReadyAsync(TimeSpan.FromSeconds(60));
+        var (_, ready) = await sandbox.ReadReadyAsync(HangGuard.Limit);
         using var http = new HttpClient();
         await http.PostAsync(ready.GetProperty("endpoint").GetString() + "/_sandbox/shutdown", null);
-        Assert.Equal(0, await sandbox.WaitForExitAsync(TimeSpan.FromSeconds(20)));
+        Assert.Equal(0, await sandbox.WaitForExitAsync(HangGuard.Limit));
     }
 
     [Fact]
     public async Task Sigterm_StopsTheProcess()
     {
         using var sandbox = SandboxProcess.Start("--state-dir", Path.Combine(stateRoot, "s"), "--synthetic", "2");
-        await sandbox.ReadReadyAsync(TimeSpan.FromSeconds(60));
+        await sandbox.ReadReadyAsync(HangGuard.Limit);
         Assert.Equal(0, Kill(sandbox.Process.Id, 15));
-        Assert.Equal(0, await sandbox.WaitForExitAsync(TimeSpan.FromSeconds(20)));
+        Assert.Equal(0, await sandbox.WaitForExitAsync(HangGuard.Limit));
     }
 
     [Fact]
@@ -119,10 +119,10 @@ public sealed class Ec2ProcessTests(ITestOutputHelper output) : IDisposable
             port = ((System.Net.IPEndPoint)probe.LocalEndpoint).Port;
         }
         using var sandbox = SandboxProcess.Start("--state-dir", Path.Combine(stateRoot, "s"), "--port", port.ToString());
-        var (_, ready) = await sandbox.ReadReadyAsync(TimeSpan.FromSeconds(60));
+        var (_, ready) = await sandbox.ReadReadyAsync(HangGuard.Limit);
         Assert.Equal($"http://127.0.0.1:{port}", ready.GetProperty("endpoint").GetString());
         sandbox.Process.StandardInput.Close();
-        Assert.Equal(0, await sandbox.WaitForExitAsync(TimeSpan.FromSeconds(20)));
+        Assert.Equal(0, await sandbox.WaitForExitAsync(HangGuard.Limit));
     }
 
     [Fact]
@@ -137,7 +137,7 @@ public sealed class Ec2ProcessTests(ITestOutputHelper output) : IDisposable
             return;
         }
         using var sandbox = SandboxProcess.Start("--state-dir", Path.Combine(stateRoot, "hosts"), "--hosts", "3", "--synthetic", "2");
-        var (_, ready) = await sandbox.ReadReadyAsync(TimeSpan.FromSeconds(120));
+        var (_, ready) = await sandbox.ReadReadyAsync(HangGuard.Limit);
         var hosts = ready.GetProperty("hosts").EnumerateArray().ToArray();
         Assert.Equal(3, hosts.Length);
         Assert.Equal(["demo-production-web-1", "demo-staging-web-1", "demo-production-jobs-1"], hosts.Select(h => h.GetProperty("name").GetString()));
@@ -168,7 +168,7 @@ public sealed class Ec2ProcessTests(ITestOutputHelper output) : IDisposable
         {
             var name = hosts[0].GetProperty("name").GetString();
             Assert.True((await http.PostAsync($"/_sandbox/hosts/{name}/stop", null)).IsSuccessStatusCode);
-            await WaitUntilAsync(() => !Directory.Exists($"/proc/{pids[0]}"), TimeSpan.FromSeconds(10));
+            await WaitUntilAsync(() => !Directory.Exists($"/proc/{pids[0]}"), HangGuard.Limit);
             var started = await http.PostAsync($"/_sandbox/hosts/{name}/start", null);
             Assert.True(started.IsSuccessStatusCode, await started.Content.ReadAsStringAsync());
             using var restarted = JsonDocument.Parse(await started.Content.ReadAsStringAsync());
@@ -178,10 +178,10 @@ public sealed class Ec2ProcessTests(ITestOutputHelper output) : IDisposable
         }
 
         sandbox.Process.StandardInput.Close();
-        Assert.Equal(0, await sandbox.WaitForExitAsync(TimeSpan.FromSeconds(60)));
+        Assert.Equal(0, await sandbox.WaitForExitAsync(HangGuard.Limit));
         foreach (var pid in pids)
         {
-            await WaitUntilAsync(() => !Directory.Exists($"/proc/{pid}"), TimeSpan.FromSeconds(10));
+            await WaitUntilAsync(() => !Directory.Exists($"/proc/{pid}"), HangGuard.Limit);
             Assert.False(Directory.Exists($"/proc/{pid}"), $"host pid {pid} survived the sandbox");
         }
     }

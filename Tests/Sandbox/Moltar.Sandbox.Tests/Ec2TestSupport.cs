@@ -35,7 +35,7 @@ public abstract class Ec2SandboxFixture : IAsyncLifetime
         {
             ServiceURL = Endpoint,
             AuthenticationRegion = "us-east-1",
-            Timeout = TimeSpan.FromSeconds(30),
+            Timeout = HangGuard.Limit,
         });
 
     /// <summary>Clears faults and the request log.</summary>

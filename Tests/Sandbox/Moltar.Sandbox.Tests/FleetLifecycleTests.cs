@@ -121,7 +121,7 @@ public sealed class FleetLifecycleTests(ITestOutputHelper output) : IDisposable
             "sh", SshFleet.ScriptPath, _state, address]);
         var pid = int.Parse(orphan.Output.Trim());
         var clock = Stopwatch.StartNew();
-        while (await BannerAsync(address, 22) is null && clock.Elapsed < TimeSpan.FromSeconds(20)) await Task.Delay(20);
+        while (await BannerAsync(address, 22) is null && clock.Elapsed < HangGuard.Limit) await Task.Delay(20);
         Assert.StartsWith("SSH-2.0-", await BannerAsync(address, 22));
         var startTime = File.ReadAllText($"/proc/{pid}/stat").Split(')')[1].Split(' ', StringSplitOptions.RemoveEmptyEntries)[19];
         await File.WriteAllTextAsync(Path.Combine(_state, "hosts.pids"), $"{pid} {startTime} life-orphan\n");

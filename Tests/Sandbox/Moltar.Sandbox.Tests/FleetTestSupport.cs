@@ -61,7 +61,7 @@ internal static class FleetTestSupport
         public override string ToString() => $"exit {ExitCode}\nstdout:\n{Output}\nstderr:\n{Error}";
     }
 
-    public static async Task<Result> RunAsync(string program, IEnumerable<string> args, string? stdin = null, int timeoutSeconds = 60)
+    public static async Task<Result> RunAsync(string program, IEnumerable<string> args, string? stdin = null, int timeoutSeconds = 180)
     {
         var psi = new ProcessStartInfo(program)
         {
@@ -121,7 +121,7 @@ internal static class FleetTestSupport
     public static async Task<string?> BannerAsync(string address, int port)
     {
         using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        using var cts = new CancellationTokenSource(HangGuard.Limit);
         try
         {
             await socket.ConnectAsync(new IPEndPoint(IPAddress.Parse(address), port), cts.Token);
