@@ -194,7 +194,7 @@ function Get-TestIsolation {
 }
 
 function Invoke-TestRunner {
-    param([Parameter(Mandatory)] [string[]] $Command)
+    param([Parameter(Mandatory)] [AllowEmptyString()] [string[]] $Command)
     $line = @(Get-TestIsolation) + $Command
     & $line[0] @($line | Select-Object -Skip 1)
 }
