@@ -74,7 +74,7 @@ public sealed class EnterMoltarInstanceCommand : MoltarSshCmdlet
         string display = line.ToDisplayString();
         WriteVerbose($"{work.Target}: {line.Settings.User}@{line.Settings.HostName}:{line.Settings.Port}" +
                      (line.JumpHosts.Count == 0 ? "" : $" through {string.Join(", ", line.JumpHosts)}{(line.JumpsUseProxyCommand ? " (ProxyCommand)" : "")}"));
-        if (!ShouldProcess(display, $"Run {display}", "Enter-MoltarInstance"))
+        if (!ShouldProcessOrRefuse(display, $"Run {display}", "Enter-MoltarInstance"))
             return;
 
         // The command line, as the original printed it: on the console, not in the output.

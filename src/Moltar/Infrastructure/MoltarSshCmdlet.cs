@@ -186,6 +186,47 @@ public abstract class MoltarSshCmdlet : MoltarAwsCmdlet
         if (entry.Level == SshLogLevel.Warning) PostWarning(text); else PostVerbose(text);
     }
 
+    /// <summary>Whether -ErrorAction (or the caller's $ErrorActionPreference) is Stop: the first WriteError would end the call.</summary>
+    protected bool ErrorActionIsStop()
+    {
+        object? preference = MyInvocation.BoundParameters.TryGetValue("ErrorAction", out var bound) ? bound : GetVariableValue("ErrorActionPreference");
+        return LanguagePrimitives.TryConvertTo<ActionPreference>(preference, out var action) && action == ActionPreference.Stop;
+    }
+
+    /// <summary>
+    /// The one summary line a fan-out ends with, on the Information stream: shown like Write-Host, and tagged so
+    /// transcripts, 6>&amp;1 and -InformationVariable keep it (and -InformationAction Ignore drops it).
+    /// </summary>
+    protected void WriteSummary(string text) =>
+        WriteInformation(new HostInformationMessage { Message = text }, new[] { "PSHOST", "Moltar", "summary" });
+
+    /// <summary>
+    /// Drains a fan-out and tallies it: per completed host, <paramref name="completed"/> writes the results and returns
+    /// the host's error records (none when it succeeded). Errors are written as they come, except under -ErrorAction Stop:
+    /// there the first failure stops new hosts from starting (the runner was made with StopOnFailure), hosts already
+    /// running finish and their results are written, then the summary, then one terminating error naming the failed hosts.
+    /// </summary>
+    protected void DrainAndSummarize<TResult>(FanOutRunner<SshTarget, TResult> runner, IReadOnlyList<HostWork> work, string activity, bool quiet,
+                                              bool stopOnError, FanOutTally tally,
+                                              Func<FanOutEvent<SshTarget, TResult>, IReadOnlyList<ErrorRecord>> completed,
+                                              Func<int, int, int, (string Status, int Percent)>? describeProgress = null)
+    {
+        Drain(runner, activity, quiet, e =>
+        {
+            var errors = completed(e);
+            tally.Add(e, errors.FirstOrDefault()?.FullyQualifiedErrorId, work[e.Index].Origin);
+            // Under Stop the failed hosts are named by the one terminating error at the end.
+            if (!stopOnError)
+            {
+                foreach (var error in errors)
+                    WriteError(error);
+            }
+        }, describeProgress);
+        WriteSummary(tally.Summary);
+        if (stopOnError && tally.Failed > 0)
+            ThrowTerminatingError(tally.StoppedError());
+    }
+
     /// <summary>
     /// Drains a fan-out on the pipeline thread until every item completed: output lines (prefixed with the host,
     /// on the Information stream unless quiet), warnings, verbose, progress, and each item's completion.
