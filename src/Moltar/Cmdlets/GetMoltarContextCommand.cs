@@ -8,5 +8,22 @@ namespace Moltar.Cmdlets;
 [OutputType(typeof(MoltarContext))]
 public sealed class GetMoltarContextCommand : MoltarAwsCmdlet
 {
-    protected override void EndProcessing() => WriteObject(ResolveContext());
+    protected override void EndProcessing()
+    {
+        var context = ResolveContext();
+        // Which credential and region source wins (no credentials are fetched): a source that cannot be found is the
+        // same error a call would get, written here as a non-terminating error beside the context.
+        try
+        {
+            var session = BuildAwsSession(context);
+            context.CredentialSource = session.CredentialSource;
+            context.RegionSource = session.RegionSource;
+            context.Region ??= session.RegionName;
+        }
+        catch (Moltar.Engine.MoltarException e)
+        {
+            WriteError(ToErrorRecord(e, null));
+        }
+        WriteObject(context);
+    }
 }
