@@ -582,14 +582,15 @@ Import-Module '$ModulePath'
             ssh-keygen -q -p -P '' -N 'correct horse battery' -f $key | Out-Null
             $LASTEXITCODE | Should -Be 0
             Get-Content $key -Raw | Should -Not -Be (Get-Content $Sandbox.ClientKeyPath -Raw)
-            $credential = [pscredential]::new('key', (ConvertTo-SecureString 'correct horse battery' -AsPlainText -Force))
+            # As in Posh-SSH: the credential's user name is the SSH user (unless -User), its password the key's passphrase.
+            $credential = [pscredential]::new('ubuntu', (ConvertTo-SecureString 'correct horse battery' -AsPlainText -Force))
             $results = $Instances | Invoke-MoltarCommand 'whoami' -KeyFile $key -Credential $credential -KnownHostsPath $Sandbox.KnownHostsPath -SshConfigPath none -Quiet
             @($results | Where-Object Succeeded).Count | Should -Be 20
 
             $missing = Get-ThrownError { $Instances | Invoke-MoltarCommand 'whoami' -KeyFile $key -KnownHostsPath $Sandbox.KnownHostsPath -SshConfigPath none }
             $missing.FullyQualifiedErrorId | Should -BeExactly "KeyFileInvalid,$CmdletId"
             $missing.Exception.Message | Should -Match 'is encrypted; give its passphrase'
-            $wrong = [pscredential]::new('key', (ConvertTo-SecureString 'wrong horse' -AsPlainText -Force))
+            $wrong = [pscredential]::new('ubuntu', (ConvertTo-SecureString 'wrong horse' -AsPlainText -Force))
             $bad = Get-ThrownError { $Instances | Invoke-MoltarCommand 'whoami' -KeyFile $key -Credential $wrong -KnownHostsPath $Sandbox.KnownHostsPath -SshConfigPath none }
             $bad.FullyQualifiedErrorId | Should -BeExactly "KeyFileInvalid,$CmdletId"
             $bad.Exception.Message | Should -Not -Match 'wrong horse'

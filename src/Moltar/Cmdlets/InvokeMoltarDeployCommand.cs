@@ -69,7 +69,7 @@ public sealed class InvokeMoltarDeployCommand : MoltarSshCmdlet
         _request = request;
 
         var targets = _targets = ResolveTargets(context);
-        if (ParameterSetName == PipelineSet)
+        if (ParameterSetName != SelectionSet)
             CheckPackageTags(targets, request, context);
         if (targets.Count == 0)
             return;
