@@ -11,8 +11,8 @@ public sealed class GetMoltarContextCommand : MoltarAwsCmdlet
     protected override void EndProcessing()
     {
         var context = ResolveContext();
-        // Which credential and region source wins (no credentials are fetched): a source that cannot be found is the
-        // same error a call would get, written here as a non-terminating error beside the context.
+        // Which credential and region source wins (no credentials are fetched). When none can be found, the error a
+        // call would get (every source tried) goes to the verbose stream: the rest of the context is still worth showing.
         try
         {
             var session = BuildAwsSession(context);
@@ -22,7 +22,7 @@ public sealed class GetMoltarContextCommand : MoltarAwsCmdlet
         }
         catch (Moltar.Engine.MoltarException e)
         {
-            WriteError(ToErrorRecord(e, null));
+            WriteVerbose($"No AWS credentials or region: {e.ErrorId}: {e.Message}");
         }
         WriteObject(context);
     }
