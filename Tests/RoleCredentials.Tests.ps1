@@ -31,6 +31,9 @@ Describe 'Role credentials' -Skip:([bool] $SkipReason) {
             [pscustomobject]@{ ExitCode = $LASTEXITCODE; Lines = @($output | ForEach-Object { "$_" }); Text = ($output | ForEach-Object { "$_" }) -join "`n" }
         }
 
+        # A discovery that prints the error id and message it ends with.
+        $script:ProbeError = "Import-Module '$ModulePath'; try { Get-MoltarInstance } catch { 'ERRORID ' + `$_.FullyQualifiedErrorId; 'MESSAGE ' + `$_.Exception.Message }"
+
         # Discovery, then a fan-out to every instance found; prints what the test checks.
         $script:DiscoverAndRun = @"
 `$ErrorActionPreference = 'Stop'
@@ -43,6 +46,17 @@ Import-Module '$ModulePath'
 `$results = `$instances | Invoke-MoltarCommand 'uname -n' -KeyFile '$($Sandbox.ClientKeyPath)' -KnownHostsPath '$($Sandbox.KnownHostsPath)' -SshConfigPath none -Quiet -InformationAction Ignore
 'RAN ' + ((`$results | Where-Object Succeeded | ForEach-Object { `$_.Output.Trim() } | Sort-Object) -join ' ')
 "@
+
+        # A run of $DiscoverAndRun succeeded on these credentials: found and ran on every host, and every EC2 request
+        # since $Since was signed with keys the given stand-in issued.
+        function Assert-RanWith($Run, [DateTimeOffset] $Since, [string] $Source, [string] $CredentialLine) {
+            $Run.ExitCode | Should -Be 0 -Because $Run.Text
+            $Run.Lines | Should -Contain "CREDENTIALS $CredentialLine"
+            $Run.Lines | Should -Contain "RAN $($script:HostNames -join ' ')"
+            $signed = @(Get-SignedBy $Since)
+            $signed.Count | Should -BeGreaterThan 0
+            $signed | ForEach-Object { $_.Credential.Source | Should -Be $Source }
+        }
 
         # The EC2 requests signed since the given time, and the stand-in source that issued each one's access key.
         function Get-SignedBy([DateTimeOffset] $Since) {
@@ -63,14 +77,10 @@ Import-Module '$ModulePath'
         Set-MoltarSandboxCredential $Sandbox -ImdsMode v2 -Region 'us-east-1'
         $since = [DateTimeOffset]::UtcNow
         $run = Invoke-Isolated @{ AWS_EC2_METADATA_SERVICE_ENDPOINT = $Stand.MetadataEndpoint } $DiscoverAndRun
-        $run.ExitCode | Should -Be 0 -Because $run.Text
-        $run.Lines | Should -Contain "CREDENTIALS the EC2 instance profile (role moltar-sandbox-role, IMDSv2 at $($Sandbox.Endpoint))"
+        Assert-RanWith $run $since 'imds' "the EC2 instance profile (role moltar-sandbox-role, IMDSv2 at $($Sandbox.Endpoint))"
         $run.Lines | Should -Contain "REGION us-east-1 FROM the EC2 instance's region (instance metadata at $($Sandbox.Endpoint))"
         $run.Lines | Should -Contain "FOUND $($HostNames -join ' ')"
-        $run.Lines | Should -Contain "RAN $($HostNames -join ' ')"
-        $signed = @(Get-SignedBy $since)
-        $signed.Count | Should -BeGreaterThan 0
-        $signed | ForEach-Object { $_.Credential.Source | Should -Be 'imds'; $_.Request.Region | Should -Be 'us-east-1' }
+        @(Get-SignedBy $since) | ForEach-Object { $_.Request.Region | Should -Be 'us-east-1' }
     }
 
     It '(a) the region comes from the instance only when nothing else names one' {
@@ -83,8 +93,7 @@ Import-Module '$ModulePath'
     It 'an IMDSv1-only metadata service is refused with a clear error, and no credentials are read from it' {
         Set-MoltarSandboxCredential $Sandbox -ImdsMode v1only -Region 'us-east-1'
         $before = @((Get-MoltarSandboxCredential $Sandbox).Issued).Count
-        $run = Invoke-Isolated @{ AWS_EC2_METADATA_SERVICE_ENDPOINT = $Stand.MetadataEndpoint } `
-            "Import-Module '$ModulePath'; try { Get-MoltarInstance } catch { 'ERRORID ' + `$_.FullyQualifiedErrorId; 'MESSAGE ' + `$_.Exception.Message }"
+        $run = Invoke-Isolated @{ AWS_EC2_METADATA_SERVICE_ENDPOINT = $Stand.MetadataEndpoint } $ProbeError
         $run.Lines | Should -Contain 'ERRORID InstanceMetadataV1Only,Moltar.Cmdlets.GetMoltarInstanceCommand' -Because $run.Text
         $run.Text | Should -Match 'never uses IMDSv1'
         $run.Text | Should -Match '--http-tokens required'
@@ -102,18 +111,12 @@ Import-Module '$ModulePath'
         $since = [DateTimeOffset]::UtcNow
         $variables = @{ AWS_CONTAINER_CREDENTIALS_FULL_URI = $Stand.ContainerCredentialsUri; AWS_REGION = 'us-east-1'; AWS_EC2_METADATA_DISABLED = 'true' } + $Variables
         $run = Invoke-Isolated $variables $DiscoverAndRun
-        $run.ExitCode | Should -Be 0 -Because $run.Text
-        $run.Lines | Should -Contain "CREDENTIALS container credentials (AWS_CONTAINER_CREDENTIALS_FULL_URI $($Stand.ContainerCredentialsUri))"
-        $run.Lines | Should -Contain "RAN $($HostNames -join ' ')"
-        $signed = @(Get-SignedBy $since)
-        $signed.Count | Should -BeGreaterThan 0
-        $signed | ForEach-Object { $_.Credential.Source | Should -Be 'container' }
+        Assert-RanWith $run $since 'container' "container credentials (AWS_CONTAINER_CREDENTIALS_FULL_URI $($Stand.ContainerCredentialsUri))"
     }
 
     It '(b) container credentials with a wrong authorization token: a CredentialsUnavailable error that names the source' {
         Set-MoltarSandboxCredential $Sandbox -ContainerAuthorization 'Bearer the-right-one'
-        $run = Invoke-Isolated @{ AWS_CONTAINER_CREDENTIALS_FULL_URI = $Stand.ContainerCredentialsUri; AWS_CONTAINER_AUTHORIZATION_TOKEN = 'Bearer wrong'; AWS_REGION = 'us-east-1' } `
-            "Import-Module '$ModulePath'; try { Get-MoltarInstance } catch { 'ERRORID ' + `$_.FullyQualifiedErrorId; 'MESSAGE ' + `$_.Exception.Message }"
+        $run = Invoke-Isolated @{ AWS_CONTAINER_CREDENTIALS_FULL_URI = $Stand.ContainerCredentialsUri; AWS_CONTAINER_AUTHORIZATION_TOKEN = 'Bearer wrong'; AWS_REGION = 'us-east-1' } $ProbeError
         $run.Lines | Should -Contain 'ERRORID CredentialsUnavailable,Moltar.Cmdlets.GetMoltarInstanceCommand' -Because $run.Text
         $run.Text | Should -Match ([regex]::Escape("container credentials (AWS_CONTAINER_CREDENTIALS_FULL_URI $($Stand.ContainerCredentialsUri))"))
         $run.Text | Should -Not -Match 'the-right-one|Bearer wrong'
@@ -127,17 +130,11 @@ Import-Module '$ModulePath'
         $since = [DateTimeOffset]::UtcNow
         $run = Invoke-Isolated @{ AWS_WEB_IDENTITY_TOKEN_FILE = $tokenFile; AWS_ROLE_ARN = 'arn:aws:iam::123456789012:role/moltar-ci'; AWS_ROLE_SESSION_NAME = 'moltar-17'
                                   AWS_ENDPOINT_URL_STS = $Stand.StsEndpoint; AWS_REGION = 'us-east-1'; AWS_EC2_METADATA_DISABLED = 'true' } $DiscoverAndRun
-        $run.ExitCode | Should -Be 0 -Because $run.Text
-        $run.Lines | Should -Contain "CREDENTIALS web identity (AWS_WEB_IDENTITY_TOKEN_FILE $tokenFile, role arn:aws:iam::123456789012:role/moltar-ci)"
-        $run.Lines | Should -Contain "RAN $($HostNames -join ' ')"
-        $signed = @(Get-SignedBy $since)
-        $signed.Count | Should -BeGreaterThan 0
-        $signed | ForEach-Object { $_.Credential.Source | Should -Be 'sts' }
+        Assert-RanWith $run $since 'sts' "web identity (AWS_WEB_IDENTITY_TOKEN_FILE $tokenFile, role arn:aws:iam::123456789012:role/moltar-ci)"
     }
 
     It 'with no profile files and no role, CredentialsNotFound lists every source it tried' {
-        $run = Invoke-Isolated @{ AWS_EC2_METADATA_DISABLED = 'true'; AWS_REGION = 'us-east-1' } `
-            "Import-Module '$ModulePath'; try { Get-MoltarInstance } catch { 'ERRORID ' + `$_.FullyQualifiedErrorId; 'MESSAGE ' + `$_.Exception.Message }"
+        $run = Invoke-Isolated @{ AWS_EC2_METADATA_DISABLED = 'true'; AWS_REGION = 'us-east-1' } $ProbeError
         $run.Lines | Should -Contain 'ERRORID CredentialsNotFound,Moltar.Cmdlets.GetMoltarInstanceCommand' -Because $run.Text
         foreach ($tried in '-AccessKey and -ProfileName', 'AWS_ACCESS_KEY_ID and AWS_PROFILE', "'default' profile", 'web identity (AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN not set)',
                            'container credentials (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI and AWS_CONTAINER_CREDENTIALS_FULL_URI not set)',
