@@ -121,12 +121,20 @@ Describe 'Invoke-MoltarCommand' -Skip:([bool] $SkipReason) {
             @($results | Where-Object Succeeded).Count | Should -Be 20
         }
 
-        It 'stops a scheduled task with -ErrorAction Stop' {
-            $thrown = Get-ThrownError { $Instances | Invoke-MoltarCommand 'case $(uname -n) in *-jobs-*) exit 9;; esac' @Ssh -Quiet -ErrorAction Stop }
+        It 'stops a scheduled task with -ErrorAction Stop: hosts already running finish, then one HostsFailed error names the failed hosts' {
+            $results = [Collections.Generic.List[object]]::new()
+            $thrown = $null
+            try { $Instances | Invoke-MoltarCommand 'case $(uname -n) in *-jobs-*) exit 9;; esac' @Ssh -Quiet -ErrorAction Stop | ForEach-Object { $results.Add($_) } }
+            catch { $thrown = $_ }
             $thrown | Should -Not -BeNullOrEmpty
-            $thrown.FullyQualifiedErrorId | Should -BeExactly "CommandFailed,$CmdletId"
-            $thrown.Exception.Message | Should -Match '^The command exited with code 9 on demo-\w+-jobs-\d+\.$'
-            # The hosts still connecting or running when it stopped are closed too (connects finish their handshake first).
+            $thrown.FullyQualifiedErrorId | Should -BeExactly "HostsFailed,$CmdletId"
+            $results.Count | Should -Be $Instances.Count -Because 'every host has its result, ran or not started'
+            $failed = @($results | Where-Object ErrorId -EQ 'CommandFailed')
+            $failed.Count | Should -BeGreaterThan 0
+            $failed | ForEach-Object { $_.Name | Should -BeLike '*-jobs-*'; $thrown.Exception.Message | Should -Match ([regex]::Escape("$($_.Name) (CommandFailed)")) }
+            @($results | Where-Object { $_.Name -notlike '*-jobs-*' -and $_.ErrorId -ne 'Skipped' } | Where-Object { -not $_.Succeeded }) | Should -BeNullOrEmpty
+            $thrown.Exception.Message | Should -Match "$($failed.Count) hosts? failed"
+            # Every connection is closed when the call returns.
             $deadline = [DateTime]::UtcNow.AddSeconds($HangGuardSeconds)
             while ((Get-OpenConnection $Addresses) -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 100 }
             Get-OpenConnection $Addresses | Should -BeNullOrEmpty
@@ -418,7 +426,8 @@ Describe 'Invoke-MoltarCommand' -Skip:([bool] $SkipReason) {
         It 'writes each output line live on the Information stream, prefixed with the host name and tagged stdout or stderr' {
             $results = $Instances[0..2] | Invoke-MoltarCommand 'echo line-one; echo line-two; echo oops >&2' @Ssh -InformationVariable lines 6>$null
             $results.Count | Should -Be 3
-            $lines.Count | Should -Be 9
+            @($lines | Where-Object Tags -NotContains 'summary').Count | Should -Be 9
+            @($lines | Where-Object Tags -Contains 'summary').Count | Should -Be 1
             foreach ($instance in $Instances[0..2]) {
                 $mine = @($lines | Where-Object { ($_.MessageData.Message -replace '\e\[[0-9;]*m') -like "$($instance.Name): *" })
                 ($mine | Where-Object Tags -Contains 'stdout' | ForEach-Object { $_.MessageData.Message -replace '\e\[[0-9;]*m' }) |
@@ -428,7 +437,7 @@ Describe 'Invoke-MoltarCommand' -Skip:([bool] $SkipReason) {
                 $mine | ForEach-Object { $_.Tags | Should -Contain 'Moltar' }
             }
             $quiet = $Instances[0..2] | Invoke-MoltarCommand 'echo line-one' @Ssh -Quiet -InformationVariable none
-            $none | Should -BeNullOrEmpty
+            @($none | Where-Object Tags -NotContains 'summary') | Should -BeNullOrEmpty -Because '-Quiet leaves only the summary line'
             $quiet.Output | Should -Be @("line-one`n", "line-one`n", "line-one`n")
         }
 
@@ -580,14 +589,15 @@ Import-Module '$ModulePath'
             ssh-keygen -q -p -P '' -N 'correct horse battery' -f $key | Out-Null
             $LASTEXITCODE | Should -Be 0
             Get-Content $key -Raw | Should -Not -Be (Get-Content $Sandbox.ClientKeyPath -Raw)
-            $credential = [pscredential]::new('key', (ConvertTo-SecureString 'correct horse battery' -AsPlainText -Force))
+            # As in Posh-SSH: the credential's user name is the SSH user (unless -User), its password the key's passphrase.
+            $credential = [pscredential]::new('ubuntu', (ConvertTo-SecureString 'correct horse battery' -AsPlainText -Force))
             $results = $Instances | Invoke-MoltarCommand 'whoami' -KeyFile $key -Credential $credential -KnownHostsPath $Sandbox.KnownHostsPath -SshConfigPath none -Quiet
             @($results | Where-Object Succeeded).Count | Should -Be 20
 
             $missing = Get-ThrownError { $Instances | Invoke-MoltarCommand 'whoami' -KeyFile $key -KnownHostsPath $Sandbox.KnownHostsPath -SshConfigPath none }
             $missing.FullyQualifiedErrorId | Should -BeExactly "KeyFileInvalid,$CmdletId"
             $missing.Exception.Message | Should -Match 'is encrypted; give its passphrase'
-            $wrong = [pscredential]::new('key', (ConvertTo-SecureString 'wrong horse' -AsPlainText -Force))
+            $wrong = [pscredential]::new('ubuntu', (ConvertTo-SecureString 'wrong horse' -AsPlainText -Force))
             $bad = Get-ThrownError { $Instances | Invoke-MoltarCommand 'whoami' -KeyFile $key -Credential $wrong -KnownHostsPath $Sandbox.KnownHostsPath -SshConfigPath none }
             $bad.FullyQualifiedErrorId | Should -BeExactly "KeyFileInvalid,$CmdletId"
             $bad.Exception.Message | Should -Not -Match 'wrong horse'

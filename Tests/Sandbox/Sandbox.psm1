@@ -390,6 +390,53 @@ function Start-MoltarSandboxHost {
     }
 }
 
+<#
+.SYNOPSIS
+    Sets how the credential stand-ins behave (all optional; replaces the current settings): ImdsMode 'v2' or 'v1only',
+    RoleName, Region (the instance identity document's), LifetimeSeconds of issued credentials, TokenTtlCapSeconds of
+    IMDS tokens, ContainerAuthorization (the Authorization value the container endpoint requires), WebIdentityToken
+    (the only token STS accepts). They answer at the sandbox endpoint: AWS_EC2_METADATA_SERVICE_ENDPOINT = Endpoint,
+    AWS_CONTAINER_CREDENTIALS_FULL_URI = ContainerCredentialsUri, AWS_ENDPOINT_URL_STS = StsEndpoint (see Get-MoltarSandboxCredential).
+#>
+function Set-MoltarSandboxCredential {
+    [CmdletBinding()]
+    param(
+        [Parameter(Mandatory, Position = 0)] [psobject]$Sandbox,
+        [ValidateSet('v2', 'v1only')] [string]$ImdsMode = 'v2',
+        [string]$RoleName,
+        [string]$Region,
+        [ValidateRange(1, 43200)] [int]$LifetimeSeconds,
+        [ValidateRange(1, 21600)] [int]$TokenTtlCapSeconds,
+        [string]$ContainerAuthorization,
+        [string]$WebIdentityToken
+    )
+    $body = [ordered]@{ imdsMode = $ImdsMode }
+    if ($RoleName) { $body.roleName = $RoleName }
+    if ($Region) { $body.region = $Region }
+    if ($LifetimeSeconds) { $body.lifetimeSeconds = $LifetimeSeconds }
+    if ($TokenTtlCapSeconds) { $body.tokenTtlCapSeconds = $TokenTtlCapSeconds }
+    if ($ContainerAuthorization) { $body.containerAuthorization = $ContainerAuthorization }
+    if ($WebIdentityToken) { $body.webIdentityToken = $WebIdentityToken }
+    $null = Invoke-SandboxControl -Sandbox $Sandbox -Method Post -Path 'credentials' -Body ([pscustomobject]$body)
+}
+
+<# .SYNOPSIS The credentials the stand-ins issued (Source imds/container/sts, AccessKeyId, Expiration, Time) and where they answer. #>
+function Get-MoltarSandboxCredential {
+    [CmdletBinding()]
+    param([Parameter(Mandatory, Position = 0)] [psobject]$Sandbox)
+    $state = Invoke-SandboxControl -Sandbox $Sandbox -Method Get -Path 'credentials'
+    [pscustomobject]@{
+        MetadataEndpoint        = $Sandbox.Endpoint
+        ContainerCredentialsUri = "$($Sandbox.Endpoint)/_container/credentials"
+        StsEndpoint             = "$($Sandbox.Endpoint)/_sts"
+        Settings                = $state.settings
+        Issued                  = @($state.issued | Where-Object { $null -ne $_ } | ForEach-Object {
+            [pscustomobject]@{ Source = $_.source; AccessKeyId = $_.accessKeyId; Expiration = [DateTimeOffset]$_.expiration; Time = [DateTimeOffset]$_.time }
+        })
+    }
+}
+
+Export-ModuleMember -Function Set-MoltarSandboxCredential, Get-MoltarSandboxCredential
 Export-ModuleMember -Function Start-MoltarSandbox, Stop-MoltarSandbox, Set-MoltarSandboxFault, Clear-MoltarSandboxFault,
     Get-MoltarSandboxRequest, Clear-MoltarSandboxRequest, Get-MoltarSandboxFleet, Set-MoltarSandboxFleet,
     Stop-MoltarSandboxHost, Start-MoltarSandboxHost

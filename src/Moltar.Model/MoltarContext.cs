@@ -17,7 +17,8 @@ public sealed class MoltarContext
     public string? Project { get; init; }
     public string? ProfileName { get; init; }
     public string? ProfileLocation { get; init; }
-    public string? Region { get; init; }
+    /// <summary>The region from Moltar's own settings; Get-MoltarContext fills it in from the AWS session when they name none.</summary>
+    public string? Region { get; set; }
     public string? EndpointUrl { get; init; }
     public string[] Packages { get; init; } = Array.Empty<string>();
     public string? User { get; init; }
@@ -33,6 +34,10 @@ public sealed class MoltarContext
     public string? ProjectFile { get; init; }
     public string? ProjectDirectory { get; init; }
     public IReadOnlyList<MoltarSetting> Settings { get; init; } = Array.Empty<MoltarSetting>();
+    /// <summary>Where the AWS credentials come from (Get-MoltarContext): a profile, the environment, a role the machine was given...</summary>
+    public string? CredentialSource { get; set; }
+    /// <summary>Where the AWS region comes from (Get-MoltarContext).</summary>
+    public string? RegionSource { get; set; }
 
     /// <summary>The tag key that plays a role (Project, Environment, Cluster, Name, Packages) in this account.</summary>
     public string TagName(string role) => TagNames.TryGetValue(role, out var name) ? name : role;

@@ -117,6 +117,8 @@ public sealed class SandboxServer : IAsyncDisposable
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Moltar.Sandbox");
         ec2.Logger = logger;
         ec2.Map(app);
+        // The credential stand-ins (IMDSv2, container credentials, STS web identity) share the listener.
+        new Credentials.CredentialStandIns().Map(app);
 
         SandboxServer? server = null;
         app.MapGet("/_sandbox", () => server?.Describe is { } describe

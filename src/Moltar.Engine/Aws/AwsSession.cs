@@ -6,6 +6,23 @@ using Moltar.Engine.Context;
 
 namespace Moltar.Engine.Aws;
 
+/// <summary>Credentials set for the session by another tool (AWS.Tools' $StoredAWSCredentials), and how to name them.</summary>
+public sealed class StoredCredentials
+{
+    private StoredCredentials(AWSCredentials credentials, string source)
+    {
+        Credentials = credentials;
+        Source = source;
+    }
+
+    internal AWSCredentials Credentials { get; }
+    public string Source { get; }
+
+    /// <summary>Wraps another SDK copy's credentials object (anything with GetCredentials()); null when it has none.</summary>
+    public static StoredCredentials? TryCreate(object credentials, string source) =>
+        ForeignCredentials.TryWrap(credentials) is { } wrapped ? new StoredCredentials(wrapped, source) : null;
+}
+
 /// <summary>Explicit credentials given as parameters (-AccessKey/-SecretKey/-SessionToken).</summary>
 public sealed record ExplicitCredentials(string AccessKey, string SecretKey, string? SessionToken)
 {
@@ -38,12 +55,14 @@ public sealed class AwsSession
     }
 
     /// <param name="mfaCode">Asked for an MFA code (argument: the MFA device serial); null when nobody can answer.</param>
+    /// <param name="stored">AWS.Tools' session defaults ($StoredAWSCredentials / $StoredAWSRegion), honoured after Moltar's explicit sources.</param>
     public static AwsSession Create(MoltarContext context, ExplicitCredentials? explicitCredentials,
-                                    Func<string, string?>? environment = null, Func<string, string>? mfaCode = null)
+                                    Func<string, string?>? environment = null, Func<string, string>? mfaCode = null,
+                                    StoredCredentials? stored = null, string? storedRegion = null)
     {
         environment ??= System.Environment.GetEnvironmentVariable;
         var store = new CredentialProfileStoreChain(context.ProfileLocation);
-        var (credentials, credentialSource, profile) = ResolveCredentials(context, explicitCredentials, environment, store);
+        var (credentials, credentialSource, profile) = ResolveCredentials(context, explicitCredentials, environment, store, stored);
 
         if (credentials is AssumeRoleAWSCredentials assumeRole && !string.IsNullOrEmpty(assumeRole.Options?.MfaSerialNumber))
         {
@@ -55,7 +74,7 @@ public sealed class AwsSession
                 : () => mfaCode(serial);
         }
 
-        var (region, regionSource) = ResolveRegion(context, environment, profile);
+        var (region, regionSource) = ResolveRegion(context, environment, profile, storedRegion);
         string? endpoint = context.EndpointUrl
             ?? NonEmpty(environment("AWS_ENDPOINT_URL_EC2"))
             ?? NonEmpty(environment("AWS_ENDPOINT_URL"));
@@ -94,7 +113,8 @@ public sealed class AwsSession
     }
 
     private static (AWSCredentials, string, CredentialProfile?) ResolveCredentials(
-        MoltarContext context, ExplicitCredentials? explicitCredentials, Func<string, string?> environment, CredentialProfileStoreChain store)
+        MoltarContext context, ExplicitCredentials? explicitCredentials, Func<string, string?> environment, CredentialProfileStoreChain store,
+        StoredCredentials? storedCredentials)
     {
         if (explicitCredentials is not null)
         {
@@ -105,6 +125,13 @@ public sealed class AwsSession
         }
 
         var profileSetting = context.Settings.FirstOrDefault(s => s.Name == "ProfileName");
+        if (context.ProfileName is not null && profileSetting?.Source == "Parameter")
+            return FromProfile(store, context, new[] { context.ProfileName }, $"profile '{context.ProfileName}' (Parameter)");
+
+        // AWS.Tools' session default (Set-AWSCredential) comes after the call's own parameters, as in AWS.Tools cmdlets.
+        if (storedCredentials is not null)
+            return (storedCredentials.Credentials, storedCredentials.Source, null);
+
         if (context.ProfileName is not null)
             return FromProfile(store, context, new[] { context.ProfileName }, $"profile '{context.ProfileName}' ({profileSetting?.Source})");
 
@@ -123,14 +150,39 @@ public sealed class AwsSession
         if (awsProfile is not null)
             return FromProfile(store, context, new[] { awsProfile }, $"profile '{awsProfile}' (Environment AWS_PROFILE)");
 
+        // What was looked at, for the error when nothing gives credentials.
+        var tried = new List<string> { "-AccessKey and -ProfileName (not given)", "AWS_ACCESS_KEY_ID and AWS_PROFILE (not set)" };
         if (!string.IsNullOrWhiteSpace(context.Project))
-            return FromProfile(store, context, ProfileCandidates(context.Project!), $"the profile of project '{context.Project}'");
-
-        if (store.TryGetProfile("default", out var fallback))
+        {
+            var names = ProfileCandidates(context.Project!);
+            if (names.Any(n => store.TryGetProfile(n, out _)))
+                return FromProfile(store, context, names, $"the profile of project '{context.Project}'");
+            tried.Add($"the profile of project '{context.Project}' ('{string.Join("', '", names)}': not in {ProfileFiles(context)})");
+        }
+        else if (store.TryGetProfile("default", out var fallback))
+        {
             return (fallback.GetAWSCredentials(store), "profile 'default'", fallback);
+        }
+        else
+        {
+            tried.Add($"no project, so the 'default' profile (not in {ProfileFiles(context)})");
+        }
+
+        // The credentials the machine was given (never the 'default' profile: with a project, that may be another client's account).
+        if (RoleCredentials.Find(environment, tried) is { } role)
+            return (role.Credentials, role.Source, null);
+
+        string triedText = string.Join("; ", tried);
+        if (!string.IsNullOrWhiteSpace(context.Project))
+        {
+            var names = ProfileCandidates(context.Project!);
+            throw new MoltarException("ProfileNotFound", "ObjectNotFound",
+                $"No AWS profile named '{string.Join("', '", names)}' for the profile of project '{context.Project}' was found in {ProfileFiles(context)}, " +
+                $"and this machine gives no role credentials. Tried: {triedText}. " +
+                $"Add the profile (aws configure --profile {names[names.Count > 1 ? 1 : 0]}), or name another with -ProfileName or MOLTAR_PROFILE.");
+        }
         throw new MoltarException("CredentialsNotFound", "AuthenticationError",
-            "No AWS credentials were found: no -ProfileName or -AccessKey, no AWS_ACCESS_KEY_ID or AWS_PROFILE, no project, " +
-            $"and no 'default' profile in {ProfileFiles(context)}. Run 'aws configure' or give -ProfileName.");
+            $"No AWS credentials were found. Tried: {triedText}. Run 'aws configure', give -ProfileName, or run where a role gives credentials.");
     }
 
     /// <summary>A project name picks its profile: as written, then lower-case with '-' or '_' for spaces.</summary>
@@ -163,10 +215,16 @@ public sealed class AwsSession
             $"Add it (aws configure --profile {names[names.Count > 1 ? 1 : 0]}), or name another with -ProfileName or MOLTAR_PROFILE.");
     }
 
-    private static (RegionEndpoint, string) ResolveRegion(MoltarContext context, Func<string, string?> environment, CredentialProfile? profile)
+    private static (RegionEndpoint, string) ResolveRegion(MoltarContext context, Func<string, string?> environment, CredentialProfile? profile,
+                                                          string? storedRegion)
     {
         var setting = context.Settings.FirstOrDefault(s => s.Name == "Region");
         bool explicitRegion = setting is not null && (setting.Source == "Parameter" || setting.Source.StartsWith("Environment", StringComparison.Ordinal));
+        if (setting?.Source == "Parameter")
+            return (RegionEndpoint.GetBySystemName(context.Region!), setting.Source);
+        // AWS.Tools' session default (Set-DefaultAWSRegion) after the call's own -Region, as in AWS.Tools cmdlets.
+        if (NonEmpty(storedRegion) is { } stored)
+            return (RegionEndpoint.GetBySystemName(stored), "$StoredAWSRegion (Set-DefaultAWSRegion)");
         if (explicitRegion)
             return (RegionEndpoint.GetBySystemName(context.Region!), setting!.Source);
         foreach (var variable in new[] { "AWS_REGION", "AWS_DEFAULT_REGION" })
@@ -179,9 +237,13 @@ public sealed class AwsSession
             return (RegionEndpoint.GetBySystemName(context.Region), setting!.Source);
         if (profile?.Region is not null)
             return (profile.Region, $"profile '{profile.Name}'");
+        // Last: the region of the EC2 instance this runs on (the SDK reads its identity document over IMDSv2).
+        if (RoleCredentials.InstanceRegion(environment) is { } instanceRegion)
+            return (instanceRegion, $"the EC2 instance's region (instance metadata at {RoleCredentials.MetadataEndpoint(environment)})");
         throw new MoltarException("RegionNotFound", "InvalidArgument",
             "No AWS region is set. Give -Region, set AWS_REGION (or MOLTAR_REGION), put Region = 'eu-west-1' in .moltar.psd1, " +
-            $"or add region = ... to the profile in {ProfileFiles(context)}.");
+            $"or add region = ... to the profile in {ProfileFiles(context)}" +
+            (RoleCredentials.MetadataDisabled(environment) ? "." : "; the EC2 instance metadata gave none."));
     }
 
     private static string ProfileFiles(MoltarContext context)

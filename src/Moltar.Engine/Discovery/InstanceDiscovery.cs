@@ -27,6 +27,7 @@ public sealed class InstanceDiscovery
         var filters = new List<Filter>();
         void Add(string name, params string[] values) => filters.Add(new Filter { Name = name, Values = values.ToList() });
 
+        if (selection.InstanceIds.Count > 0) Add("instance-id", selection.InstanceIds.ToArray());
         if (!string.IsNullOrEmpty(selection.Project)) Add($"tag:{context.TagName("Project")}", selection.Project!);
         if (!string.IsNullOrEmpty(selection.Environment)) Add($"tag:{context.TagName("Environment")}", selection.Environment!);
         if (!string.IsNullOrEmpty(selection.Cluster)) Add($"tag:{context.TagName("Cluster")}", selection.Cluster!);

@@ -10,6 +10,8 @@ public sealed record InstanceSelection
     public string? Name { get; init; }
     public IReadOnlyList<string> Packages { get; init; } = Array.Empty<string>();
     public IReadOnlyDictionary<string, string[]> Tags { get; init; } = new Dictionary<string, string[]>();
+    /// <summary>Exactly these instances (the instance-id filter); empty means any.</summary>
+    public IReadOnlyList<string> InstanceIds { get; init; } = Array.Empty<string>();
     /// <summary>instance-state-name values; empty means every state.</summary>
     public IReadOnlyList<string> States { get; init; } = new[] { "running" };
     public bool First { get; init; }
@@ -18,6 +20,7 @@ public sealed record InstanceSelection
     public string Describe()
     {
         var parts = new List<string>();
+        if (InstanceIds.Count > 0) parts.Add($"InstanceId={string.Join(",", InstanceIds)}");
         if (Project is not null) parts.Add($"Project={Project}");
         if (Environment is not null) parts.Add($"Environment={Environment}");
         if (Cluster is not null) parts.Add($"Cluster={Cluster}");

@@ -42,19 +42,22 @@ public sealed class CopyMoltarFileCommand : MoltarSshCmdlet
         UploadPlan? plan = FromRemote ? null : PlanUpload();
         var targets = ResolveTargets(context);
         var sshOptions = BuildSshOptions(context);
-        var fanOut = new FanOutOptions { ThrottleLimit = ThrottleLimit ?? context.ThrottleLimit, ThreadName = "Moltar copy" };
+        // -ErrorAction Stop stops starting, not running (see Invoke-MoltarCommand).
+        bool stopOnError = ErrorActionIsStop();
+        var fanOut = new FanOutOptions { ThrottleLimit = ThrottleLimit ?? context.ThrottleLimit, ThreadName = "Moltar copy", StopOnFailure = stopOnError };
         var progress = new TransferProgress();
 
         if (plan is not null)
         {
-            var approved = targets.Where(t => ShouldProcess(DescribeUpload(plan, t.Target), $"Copy {Count(plan.Files.Count, "file")} to {t.Target}?", "Copy-MoltarFile")).ToList();
+            var approved = targets.Where(t => ShouldProcessOrRefuse(DescribeUpload(plan, t.Target), $"Copy {Count(plan.Files.Count, "file")} to {t.Target}?", "Copy-MoltarFile")).ToList();
             if (approved.Count == 0)
                 return;
             progress.AddTotal(plan.TotalBytes * approved.Count, plan.Files.Count * approved.Count);
             var request = new UploadRequest { Plan = plan, Force = Force, Mode = mode };
             using var connector = CreateConnector(sshOptions);
             using var runner = CopyFanOut.Upload(connector, request, progress, fanOut, StopToken);
-            Run(runner, approved, $"Copy-MoltarFile: {Count(plan.Files.Count, "file")} ({TransferProgress.FormatBytes(plan.TotalBytes)}) to {Count(approved.Count, "host")}", progress, byBytes: true);
+            Run(runner, approved, $"Copy-MoltarFile: {Count(plan.Files.Count, "file")} ({TransferProgress.FormatBytes(plan.TotalBytes)}) to {Count(approved.Count, "host")}", progress, byBytes: true, stopOnError,
+                new FanOutTally($"Copy-MoltarFile upload of {Count(plan.Files.Count, "file")} ({TransferProgress.FormatBytes(plan.TotalBytes)})"));
         }
         else
         {
@@ -63,7 +66,7 @@ public sealed class CopyMoltarFileCommand : MoltarSshCmdlet
                 ThrowInvalidArgument("DestinationIsFile", $"-Destination '{destination}' is a file; downloads need a folder (one subfolder per instance is made in it).", destination);
             var folders = DownloadLayout.HostFolderNames(targets.Select(t => t.Target).ToList());
             var approved = targets.Select((work, i) => (Work: work, Folder: System.IO.Path.Combine(destination, folders[i])))
-                .Where(a => ShouldProcess(DescribeDownload(a.Work.Target, a.Folder), $"Copy files from {a.Work.Target} into {a.Folder}?", "Copy-MoltarFile")).ToList();
+                .Where(a => ShouldProcessOrRefuse(DescribeDownload(a.Work.Target, a.Folder), $"Copy files from {a.Work.Target} into {a.Folder}?", "Copy-MoltarFile")).ToList();
             if (approved.Count == 0)
                 return;
             var request = new DownloadRequest
@@ -76,17 +79,19 @@ public sealed class CopyMoltarFileCommand : MoltarSshCmdlet
             };
             using var connector = CreateConnector(sshOptions);
             using var runner = CopyFanOut.Download(connector, request, progress, fanOut, StopToken);
-            Run(runner, approved.Select(a => a.Work).ToList(), $"Copy-MoltarFile: {string.Join(", ", Path)} from {Count(approved.Count, "host")}", progress, byBytes: false);
+            Run(runner, approved.Select(a => a.Work).ToList(), $"Copy-MoltarFile: {string.Join(", ", Path)} from {Count(approved.Count, "host")}", progress, byBytes: false, stopOnError,
+                new FanOutTally($"Copy-MoltarFile download of {string.Join(", ", Path)}"));
         }
     }
 
-    private void Run(FanOutRunner<SshTarget, HostCopyOutcome> runner, IReadOnlyList<HostWork> approved, string activity, TransferProgress progress, bool byBytes)
+    private void Run(FanOutRunner<SshTarget, HostCopyOutcome> runner, IReadOnlyList<HostWork> approved, string activity, TransferProgress progress, bool byBytes,
+                     bool stopOnError, FanOutTally tally)
     {
         foreach (var work in approved)
             runner.Add(work.Target);
         runner.Complete();
         int hostsFailed = 0;
-        Drain(runner, activity, quiet: true, completed =>
+        DrainAndSummarize(runner, approved, activity, quiet: true, stopOnError, tally, completed =>
         {
             if (completed.Result is { } outcome)
             {
@@ -95,8 +100,7 @@ public sealed class CopyMoltarFileCommand : MoltarSshCmdlet
             }
             var failures = CopyFanOut.FailuresOf(completed);
             if (failures.Count > 0) hostsFailed++;
-            foreach (var failure in failures)
-                WriteError(InvokeMoltarCommandCommand.HostError(failure, completed.Item!, approved[completed.Index].Origin));
+            return failures.Select(failure => InvokeMoltarCommandCommand.HostError(failure, completed.Item!, approved[completed.Index].Origin)).ToList();
         },
         (done, total, _) =>
         {

@@ -23,6 +23,8 @@ public sealed class EnterMoltarInstanceCommand : MoltarSshCmdlet
 {
     /// <summary>One instance (Get-MoltarInstance, Get-EC2Instance-shaped, anything with an address) or a host name.</summary>
     [Parameter(ValueFromPipeline = true)] public new PSObject[]? InputObject { get; set; }
+    /// <summary>The one instance to enter, by id.</summary>
+    [Parameter] [ValidateNotNullOrEmpty] [ValidateCount(1, 1)] [ValidatePattern(InstanceInput.InstanceIdPattern)] public new string[]? InstanceId { get; set; }
 
     [Parameter(Position = 0)] [ValidateNotNullOrEmpty] [ArgumentCompleter(typeof(EnvironmentCompleter))]
     public new string? Environment { get; set; }
@@ -74,7 +76,7 @@ public sealed class EnterMoltarInstanceCommand : MoltarSshCmdlet
         string display = line.ToDisplayString();
         WriteVerbose($"{work.Target}: {line.Settings.User}@{line.Settings.HostName}:{line.Settings.Port}" +
                      (line.JumpHosts.Count == 0 ? "" : $" through {string.Join(", ", line.JumpHosts)}{(line.JumpsUseProxyCommand ? " (ProxyCommand)" : "")}"));
-        if (!ShouldProcess(display, $"Run {display}", "Enter-MoltarInstance"))
+        if (!ShouldProcessOrRefuse(display, $"Run {display}", "Enter-MoltarInstance"))
             return;
 
         // The command line, as the original printed it: on the console, not in the output.
@@ -131,12 +133,7 @@ public sealed class EnterMoltarInstanceCommand : MoltarSshCmdlet
                 ThrowInvalidArgument("SelectionWithInputObject",
                     $"Enter-MoltarInstance got an instance from the pipeline and a selection ({given}): give one or the other. To run a command on the piped instance, put it after --: ... | Enter-MoltarInstance -- uptime");
             }
-            var targets = new List<HostWork>();
-            foreach (var input in _piped)
-            {
-                try { targets.Add(new HostWork(InstanceInput.ToTarget(input, context.AddressType), input.BaseObject)); }
-                catch (ArgumentException e) { ThrowInvalidArgument("InvalidInputObject", e.Message, input); }
-            }
+            var targets = TargetsFromInput(_piped, context);
             if (targets.Count == 0)
             {
                 ThrowTerminatingError(new ErrorRecord(
@@ -153,6 +150,14 @@ public sealed class EnterMoltarInstanceCommand : MoltarSshCmdlet
             return targets[0];
         }
 
+        if (InstanceId is not null)
+        {
+            var byId = LookUpInstanceIds(context, InstanceId);
+            if (byId.Count == 0)
+                ThrowTerminatingError(new ErrorRecord(new InvalidOperationException($"{InstanceId[0]} has no address SSH can use."),
+                    "NoAddress", ErrorCategory.ResourceUnavailable, InstanceId[0]));
+            return new HostWork(SshTarget.FromInstance(byId[0]), byId[0]);
+        }
         var filters = MakeSelection(context, Environment, Cluster, Name, Tag, First);
         var instances = DiscoverInstances(context, filters);
         if (instances.Count > 1)

@@ -8,5 +8,22 @@ namespace Moltar.Cmdlets;
 [OutputType(typeof(MoltarContext))]
 public sealed class GetMoltarContextCommand : MoltarAwsCmdlet
 {
-    protected override void EndProcessing() => WriteObject(ResolveContext());
+    protected override void EndProcessing()
+    {
+        var context = ResolveContext();
+        // Which credential and region source wins (no credentials are fetched). When none can be found, the error a
+        // call would get (every source tried) goes to the verbose stream: the rest of the context is still worth showing.
+        try
+        {
+            var session = BuildAwsSession(context);
+            context.CredentialSource = session.CredentialSource;
+            context.RegionSource = session.RegionSource;
+            context.Region ??= session.RegionName;
+        }
+        catch (Moltar.Engine.MoltarException e)
+        {
+            WriteVerbose($"No AWS credentials or region: {e.ErrorId}: {e.Message}");
+        }
+        WriteObject(context);
+    }
 }

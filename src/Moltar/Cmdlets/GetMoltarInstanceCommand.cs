@@ -20,6 +20,8 @@ public sealed class GetMoltarInstanceCommand : MoltarAwsCmdlet
     public string[]? State { get; set; }
     [Parameter] [ValidateSet("Auto", "Public", "Private", IgnoreCase = true)] public string? AddressType { get; set; }
     [Parameter] public SwitchParameter First { get; set; }
+    /// <summary>Exactly these instances, looked up by id (in any project of the account).</summary>
+    [Parameter] [ValidateNotNullOrEmpty] [ValidatePattern(InstanceInput.InstanceIdPattern)] public string[]? InstanceId { get; set; }
 
     protected override Engine.Context.ContextRequest AddToRequest(Engine.Context.ContextRequest request) =>
         request with { AddressType = AddressType };
@@ -31,6 +33,8 @@ public sealed class GetMoltarInstanceCommand : MoltarAwsCmdlet
         try
         {
             selection = Selection.From(context, Environment, Cluster, Name, Package, Tag, State, First);
+            if (InstanceId is not null)
+                selection = selection with { InstanceIds = InstanceId.Distinct(StringComparer.Ordinal).ToArray(), Project = null };
         }
         catch (ArgumentException e)
         {

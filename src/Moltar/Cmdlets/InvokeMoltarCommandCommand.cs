@@ -33,7 +33,7 @@ public sealed class InvokeMoltarCommandCommand : MoltarSshCmdlet
         var sshOptions = BuildSshOptions(context);
         byte[]? stdin = ReadStdin();
 
-        var approved = targets.Where(t => ShouldProcess(t.Target.ToString(), $"Run '{Command}'")).ToList();
+        var approved = targets.Where(t => ShouldProcessOrRefuse(t.Target.ToString(), $"Run '{Command}'")).ToList();
         if (approved.Count == 0)
             return;
 
@@ -44,20 +44,32 @@ public sealed class InvokeMoltarCommandCommand : MoltarSshCmdlet
             Pty = Pty,
             MaxOutputBytes = MaxOutputBytes,
         };
-        var fanOut = new FanOutOptions { ThrottleLimit = ThrottleLimit ?? context.ThrottleLimit, Series = Series };
+        // -ErrorAction Stop stops starting, not running: the first failure keeps new hosts from starting, and the
+        // hosts already running finish (bounded by -TimeoutSeconds) before the one terminating error.
+        bool stopOnError = ErrorActionIsStop();
+        var fanOut = new FanOutOptions { ThrottleLimit = ThrottleLimit ?? context.ThrottleLimit, Series = Series, StopOnFailure = stopOnError };
         using var connector = CreateConnector(sshOptions);
         using var runner = SshFanOut.RunCommand(connector, Command, exec, fanOut, StopToken, liveOutput: !Quiet);
         foreach (var work in approved)
             runner.Add(work.Target);
         runner.Complete();
-        Drain(runner, $"Invoke-MoltarCommand: {Command}", Quiet, completed =>
+        var tally = new FanOutTally($"Invoke-MoltarCommand '{Abbreviate(Command)}'");
+        DrainAndSummarize(runner, approved, $"Invoke-MoltarCommand: {Command}", Quiet, stopOnError, tally, completed =>
         {
             var result = SshFanOut.ToResult(completed, Command);
             WarnTruncated(completed);
             WriteObject(result);
-            if (SshFanOut.FailureOf(completed) is { } failure)
-                WriteError(HostError(failure, completed.Item!, approved[completed.Index].Origin));
+            return SshFanOut.FailureOf(completed) is { } failure
+                ? new[] { HostError(failure, completed.Item!, approved[completed.Index].Origin) }
+                : Array.Empty<ErrorRecord>();
         });
+    }
+
+    /// <summary>The command as the summary names it: one line, at most 60 characters.</summary>
+    private static string Abbreviate(string command)
+    {
+        string line = new(command.Select(c => char.IsControl(c) ? ' ' : c).ToArray());
+        return line.Length <= 60 ? line : line[..57] + "...";
     }
 
     /// <summary>Output beyond -MaxOutputBytes is not in the result: say so rather than hand back a silently cut text.</summary>

@@ -69,7 +69,7 @@ public sealed class InvokeMoltarDeployCommand : MoltarSshCmdlet
         _request = request;
 
         var targets = _targets = ResolveTargets(context);
-        if (ParameterSetName == PipelineSet)
+        if (ParameterSetName != SelectionSet)
             CheckPackageTags(targets, request, context);
         if (targets.Count == 0)
             return;
@@ -130,12 +130,6 @@ public sealed class InvokeMoltarDeployCommand : MoltarSshCmdlet
         WriteSummary(request, results, declined, batches.Count, clock.Elapsed);
         errors.AddRange(RunHooks(context, request, results, declined));
         errors.ForEach(WriteError);
-    }
-
-    private bool ErrorActionIsStop()
-    {
-        object? preference = MyInvocation.BoundParameters.TryGetValue("ErrorAction", out var bound) ? bound : GetVariableValue("ErrorActionPreference");
-        return LanguagePrimitives.TryConvertTo<ActionPreference>(preference, out var action) && action == ActionPreference.Stop;
     }
 
     private T Validate<T>(Func<T> check)
@@ -244,7 +238,7 @@ public sealed class InvokeMoltarDeployCommand : MoltarSshCmdlet
                 description.AppendLine().Append("    ").Append(step.Command);
         }
         string hosts = string.Join(", ", batch.Select(w => w.Target.ToString()));
-        return ShouldProcess(description.ToString(),
+        return ShouldProcessOrRefuse(description.ToString(),
             $"Deploy {request.Describe()} to batch {index + 1} of {count}: {hosts}?",
             "Invoke-MoltarDeploy");
     }
@@ -357,7 +351,7 @@ public sealed class InvokeMoltarDeployCommand : MoltarSshCmdlet
         string text = $"Invoke-MoltarDeploy {request.Describe()}{where}: {succeeded} succeeded, {failed} failed, {notStarted} not started" +
                       (declined > 0 ? $", {declined} declined" : "") +
                       $" ({batchCount} batch{(batchCount == 1 ? "" : "es")}, {elapsed.TotalSeconds:0.0} s).";
-        WriteInformation(new HostInformationMessage { Message = text }, new[] { "PSHOST", "Moltar", "summary" });
+        WriteSummary(text);
     }
 
     /// <summary>

@@ -12,6 +12,21 @@ namespace Moltar.Infrastructure;
 /// </summary>
 internal static class InstanceInput
 {
+    /// <summary>An EC2 instance id as AWS writes it (i- and 8 or 17 hex digits): looked up, never used as a host name.</summary>
+    public const string InstanceIdPattern = "^i-([0-9a-f]{8}|[0-9a-f]{17})$";
+
+    public static bool IsInstanceId(string text) => System.Text.RegularExpressions.Regex.IsMatch(text, InstanceIdPattern);
+
+    /// <summary>The instances of a Get-EC2Instance Reservation (an object with ReservationId and an Instances list); null for anything else.</summary>
+    public static IReadOnlyList<PSObject>? ReservationInstances(PSObject input)
+    {
+        if (input.BaseObject is string || input.Properties["ReservationId"] is null || input.Properties["Instances"]?.Value is not { } instances)
+            return null;
+        return PSObject.AsPSObject(instances).BaseObject is IEnumerable list and not string
+            ? list.Cast<object?>().Where(i => i is not null).Select(i => PSObject.AsPSObject(i!)).ToList()
+            : new[] { PSObject.AsPSObject(instances) };
+    }
+
     public static SshTarget ToTarget(PSObject input, string addressType)
     {
         if (input.BaseObject is MoltarInstance instance)

@@ -12,11 +12,11 @@ public abstract class MoltarAwsCmdlet : MoltarCmdlet
     [Parameter] [ValidateNotNullOrEmpty] public string? Project { get; set; }
     [Parameter] [ValidateNotNullOrEmpty] [Alias("StoredCredentials", "AWSProfileName")] public string? ProfileName { get; set; }
     [Parameter] [ValidateNotNullOrEmpty] [Alias("AWSProfilesLocation", "ProfilesLocation")] public string? ProfileLocation { get; set; }
-    [Parameter] [ValidateNotNullOrEmpty] public string? Region { get; set; }
+    [Parameter] [ValidateNotNullOrEmpty] [Alias("RegionToCall")] public string? Region { get; set; }
     [Parameter] [ValidateNotNullOrEmpty] public string? EndpointUrl { get; set; }
-    [Parameter] [ValidateNotNullOrEmpty] public string? AccessKey { get; set; }
-    [Parameter] [ValidateNotNullOrEmpty] public string? SecretKey { get; set; }
-    [Parameter] [ValidateNotNullOrEmpty] public string? SessionToken { get; set; }
+    [Parameter] [ValidateNotNullOrEmpty] [Alias("AK")] public string? AccessKey { get; set; }
+    [Parameter] [ValidateNotNullOrEmpty] [Alias("SK")] public string? SecretKey { get; set; }
+    [Parameter] [ValidateNotNullOrEmpty] [Alias("ST")] public string? SessionToken { get; set; }
 
     /// <summary>Settings the derived cmdlet contributes (SSH user, port, packages...).</summary>
     protected virtual ContextRequest AddToRequest(ContextRequest request) => request;
@@ -50,13 +50,9 @@ public abstract class MoltarAwsCmdlet : MoltarCmdlet
 
     protected AwsSession CreateAwsSession(MoltarContext context)
     {
-        if ((AccessKey is null) != (SecretKey is null))
-            ThrowInvalidArgument("IncompleteCredentials",
-                "-AccessKey and -SecretKey go together: give both (and -SessionToken for temporary credentials), or neither.");
         try
         {
-            var explicitCredentials = AccessKey is null ? null : new ExplicitCredentials(AccessKey, SecretKey!, SessionToken);
-            var session = AwsSession.Create(context, explicitCredentials, mfaCode: CanPrompt() ? PromptForMfaCode : null);
+            var session = BuildAwsSession(context, CanPrompt() ? PromptForMfaCode : null);
             WriteVerbose($"AWS: credentials from {session.CredentialSource}; region {session.RegionName} from {session.RegionSource}" +
                          (session.EndpointUrl is null ? "" : $"; endpoint {session.EndpointUrl}"));
             // Fetched here, on the pipeline thread, so an MFA prompt reaches the console.
@@ -68,6 +64,18 @@ public abstract class MoltarAwsCmdlet : MoltarCmdlet
             ThrowFailure(e);
             throw;
         }
+    }
+
+    /// <summary>The session's credential and region sources, resolved without fetching credentials; MoltarException when none is found.</summary>
+    protected AwsSession BuildAwsSession(MoltarContext context, Func<string, string>? mfaCode = null)
+    {
+        if ((AccessKey is null) != (SecretKey is null))
+            ThrowInvalidArgument("IncompleteCredentials",
+                "-AccessKey and -SecretKey go together: give both (and -SessionToken for temporary credentials), or neither.");
+        var explicitCredentials = AccessKey is null ? null : new ExplicitCredentials(AccessKey, SecretKey!, SessionToken);
+        return AwsSession.Create(context, explicitCredentials, mfaCode: mfaCode,
+                                 stored: AwsToolsSession.StoredCredentials(GetVariableValue("StoredAWSCredentials")),
+                                 storedRegion: AwsToolsSession.StoredRegion(GetVariableValue("StoredAWSRegion")));
     }
 
     private bool CanPrompt() =>

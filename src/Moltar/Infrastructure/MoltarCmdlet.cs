@@ -52,6 +52,35 @@ public abstract class MoltarCmdlet : PSCmdlet, IDisposable
             write();
     }
 
+    /// <summary>
+    /// ShouldProcess(target, action), except that where nobody can answer a confirmation prompt it is a clear
+    /// terminating error (ConfirmationNotPossible) that says to pass -Confirm:$false, never a hang or the host's own error.
+    /// </summary>
+    protected bool ShouldProcessOrRefuse(string target, string action) => Unattended(() => ShouldProcess(target, action));
+
+    /// <summary>ShouldProcess(description, warning, caption) with the same refusal as <see cref="ShouldProcessOrRefuse(string, string)"/>.</summary>
+    protected bool ShouldProcessOrRefuse(string description, string warning, string caption) =>
+        Unattended(() => ShouldProcess(description, warning, caption));
+
+    private bool Unattended(Func<bool> shouldProcess)
+    {
+        try
+        {
+            return shouldProcess();
+        }
+        // pwsh -NonInteractive: PSInvalidOperationException ("Read and Prompt functionality is not available"); a console
+        // host whose standard input has ended (cron, a service) fails inside PromptForChoice with a NullReferenceException.
+        catch (Exception e) when (e is PSInvalidOperationException or System.Management.Automation.Host.HostException or NullReferenceException)
+        {
+            string name = MyInvocation.MyCommand.Name;
+            ThrowTerminatingError(new ErrorRecord(new InvalidOperationException(
+                    $"{name} asks for confirmation before it changes hosts, and this session cannot ask (non-interactive: a scheduled task, " +
+                    $"cron, CI). Pass -Confirm:$false to run without asking (or set $ConfirmPreference = 'None' in the script), or -WhatIf to only show what would run.", e),
+                "ConfirmationNotPossible", ErrorCategory.InvalidOperation, null));
+            throw; // not reached
+        }
+    }
+
     /// <summary>Turns an engine failure into a terminating error with its stable id.</summary>
     protected void ThrowFailure(MoltarException failure, object? target = null) =>
         ThrowTerminatingError(ToErrorRecord(failure, target));

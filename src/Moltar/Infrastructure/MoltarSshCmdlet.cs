@@ -17,6 +17,7 @@ public abstract class MoltarSshCmdlet : MoltarAwsCmdlet
 {
     protected const string PipelineSet = "Pipeline";
     protected const string SelectionSet = "Selection";
+    protected const string InstanceIdSet = "InstanceId";
 
     /// <summary>Instances (Get-MoltarInstance, (Get-EC2Instance).Instances, anything with InstanceId and an address) or host names.</summary>
     [Parameter(ParameterSetName = PipelineSet, Mandatory = true, ValueFromPipeline = true)]
@@ -26,6 +27,9 @@ public abstract class MoltarSshCmdlet : MoltarAwsCmdlet
     [Parameter(ParameterSetName = SelectionSet)] [ValidateNotNullOrEmpty] [ArgumentCompleter(typeof(ClusterCompleter))] public virtual string? Cluster { get; set; }
     [Parameter(ParameterSetName = SelectionSet)] [ValidateNotNullOrEmpty] [ArgumentCompleter(typeof(NameCompleter))] public string? Name { get; set; }
     [Parameter(ParameterSetName = SelectionSet)] [ValidateNotNullOrEmpty] public Hashtable? Tag { get; set; }
+    /// <summary>Exactly these instances, looked up by id (in any project of the account; running ones).</summary>
+    [Parameter(ParameterSetName = InstanceIdSet, Mandatory = true)] [ValidateNotNullOrEmpty] [ValidatePattern(InstanceInput.InstanceIdPattern)]
+    public string[]? InstanceId { get; set; }
 
     [Parameter] [ValidateNotNullOrEmpty] [ValidateUserName] public string? User { get; set; }
     [Parameter] [ValidateRange(1, 65535)] public int? Port { get; set; }
@@ -47,7 +51,7 @@ public abstract class MoltarSshCmdlet : MoltarAwsCmdlet
 
     protected override ContextRequest AddToRequest(ContextRequest request) => request with
     {
-        User = User,
+        User = User ?? CredentialUser(),
         Port = Port,
         KeyFile = KeyFile?.FirstOrDefault() is { } first ? GetUnresolvedProviderPathFromPSPath(first) : null,
         KnownHostsPath = KnownHostsPath is null ? null : GetUnresolvedProviderPathFromPSPath(KnownHostsPath),
@@ -55,6 +59,18 @@ public abstract class MoltarSshCmdlet : MoltarAwsCmdlet
         AddressType = AddressType,
         StrictHostKeyChecking = StrictHostKeyChecking,
     };
+
+    /// <summary>As in Posh-SSH: -Credential's user name is the SSH user when -User is not given (its password is the key passphrase).</summary>
+    private string? CredentialUser()
+    {
+        string? name = Credential?.UserName;
+        if (string.IsNullOrEmpty(name))
+            return null;
+        if (!SshNames.IsValidUser(name))
+            ThrowInvalidArgument("InvalidCredentialUser",
+                $"-Credential's user name '{name}' is not {SshNames.UserRule}. It is the SSH user (as in Posh-SSH); give -User to choose the user, and the credential's password stays the key passphrase.");
+        return name;
+    }
 
     protected override void ProcessRecord()
     {
@@ -66,24 +82,78 @@ public abstract class MoltarSshCmdlet : MoltarAwsCmdlet
     protected IReadOnlyList<HostWork> ResolveTargets(MoltarContext context)
     {
         if (ParameterSetName == PipelineSet)
+            return TargetsFromInput(_input, context);
+        if (ParameterSetName == InstanceIdSet)
+            return LookUpInstanceIds(context, InstanceId!).Select(i => new HostWork(SshTarget.FromInstance(i), i)).ToList();
+        return FindInstances(context).Select(i => new HostWork(SshTarget.FromInstance(i), i)).ToList();
+    }
+
+    /// <summary>
+    /// Piped objects as targets, in order: instances and anything with an address as they are, a Reservation
+    /// (Get-EC2Instance) as its instances, instance-id strings looked up (all in one DescribeInstances), other strings as host names.
+    /// </summary>
+    protected List<HostWork> TargetsFromInput(IEnumerable<PSObject> inputs, MoltarContext context)
+    {
+        var slots = new List<(HostWork? Work, string? InstanceId)>();
+        foreach (var input in inputs)
         {
-            var targets = new List<HostWork>();
-            foreach (var input in _input)
+            if (input.BaseObject is string text && InstanceInput.IsInstanceId(text.Trim()))
+            {
+                slots.Add((null, text.Trim()));
+                continue;
+            }
+            foreach (var item in InstanceInput.ReservationInstances(input) ?? new[] { input })
             {
                 // The error records' target is what the user piped; a PSCustomObject is only whole as its PSObject.
-                object origin = input.BaseObject is PSCustomObject ? input : input.BaseObject;
-                try { targets.Add(new HostWork(InstanceInput.ToTarget(input, context.AddressType), origin)); }
-                catch (ArgumentException e) { ThrowInvalidArgument("InvalidInputObject", e.Message, input); }
+                object origin = item.BaseObject is PSCustomObject ? item : item.BaseObject;
+                try { slots.Add((new HostWork(InstanceInput.ToTarget(item, context.AddressType), origin), null)); }
+                catch (ArgumentException e) { ThrowInvalidArgument("InvalidInputObject", e.Message, item); }
             }
-            return targets;
         }
-        return FindInstances(context).Select(i => new HostWork(SshTarget.FromInstance(i), i)).ToList();
+        var ids = slots.Where(s => s.InstanceId is not null).Select(s => s.InstanceId!).ToList();
+        if (ids.Count == 0)
+            return slots.Select(s => s.Work!).ToList();
+        var found = LookUpInstanceIds(context, ids).ToDictionary(i => i.InstanceId, StringComparer.Ordinal);
+        var targets = new List<HostWork>();
+        foreach (var (work, id) in slots)
+        {
+            if (work is not null)
+                targets.Add(work);
+            else if (found.TryGetValue(id!, out var instance))
+                targets.Add(new HostWork(SshTarget.FromInstance(instance), instance));
+        }
+        return targets;
+    }
+
+    /// <summary>
+    /// The running instances with these ids (any project: the id says which); an id not found is a terminating
+    /// InstanceNotFound that names it. Instances without a usable address are reported and left out, as in FindInstances.
+    /// </summary>
+    protected IReadOnlyList<MoltarInstance> LookUpInstanceIds(MoltarContext context, IReadOnlyList<string> ids)
+    {
+        var distinct = ids.Distinct(StringComparer.Ordinal).ToList();
+        var selection = new InstanceSelection { InstanceIds = distinct };
+        var instances = DiscoverInstances(context, selection);
+        var missing = distinct.Where(id => instances.All(i => i.InstanceId != id)).ToList();
+        if (missing.Count > 0)
+        {
+            ThrowTerminatingError(new ErrorRecord(
+                new ItemNotFoundException($"No running instance has the id {string.Join(", ", missing)} in this account and region; nothing was run."),
+                "InstanceNotFound", ErrorCategory.ObjectNotFound, missing.ToArray()));
+        }
+        return WithAddresses(context, instances);
     }
 
     /// <summary>Discovery with the selection parameters, as Get-MoltarInstance would do it; none found is a terminating error.</summary>
     protected IReadOnlyList<MoltarInstance> FindInstances(MoltarContext context)
     {
         var instances = DiscoverInstances(context, MakeSelection(context, Environment, Cluster, Name, Tag, first: false));
+        return WithAddresses(context, instances);
+    }
+
+    /// <summary>The instances that have an address SSH may use; the others are reported (NoAddress, InvalidAddress) and left out.</summary>
+    private IReadOnlyList<MoltarInstance> WithAddresses(MoltarContext context, IReadOnlyList<MoltarInstance> instances)
+    {
         var missingAddress = instances.Where(i => i.Address is null).ToList();
         foreach (var instance in missingAddress)
             WriteError(new ErrorRecord(new InvalidOperationException(
@@ -184,6 +254,47 @@ public abstract class MoltarSshCmdlet : MoltarAwsCmdlet
     {
         string text = entry.Target is null ? entry.Message : $"{entry.Target.DisplayName}: {entry.Message}";
         if (entry.Level == SshLogLevel.Warning) PostWarning(text); else PostVerbose(text);
+    }
+
+    /// <summary>Whether -ErrorAction (or the caller's $ErrorActionPreference) is Stop: the first WriteError would end the call.</summary>
+    protected bool ErrorActionIsStop()
+    {
+        object? preference = MyInvocation.BoundParameters.TryGetValue("ErrorAction", out var bound) ? bound : GetVariableValue("ErrorActionPreference");
+        return LanguagePrimitives.TryConvertTo<ActionPreference>(preference, out var action) && action == ActionPreference.Stop;
+    }
+
+    /// <summary>
+    /// The one summary line a fan-out ends with, on the Information stream: shown like Write-Host, and tagged so
+    /// transcripts, 6>&amp;1 and -InformationVariable keep it (and -InformationAction Ignore drops it).
+    /// </summary>
+    protected void WriteSummary(string text) =>
+        WriteInformation(new HostInformationMessage { Message = text }, new[] { "PSHOST", "Moltar", "summary" });
+
+    /// <summary>
+    /// Drains a fan-out and tallies it: per completed host, <paramref name="completed"/> writes the results and returns
+    /// the host's error records (none when it succeeded). Errors are written as they come, except under -ErrorAction Stop:
+    /// there the first failure stops new hosts from starting (the runner was made with StopOnFailure), hosts already
+    /// running finish and their results are written, then the summary, then one terminating error naming the failed hosts.
+    /// </summary>
+    protected void DrainAndSummarize<TResult>(FanOutRunner<SshTarget, TResult> runner, IReadOnlyList<HostWork> work, string activity, bool quiet,
+                                              bool stopOnError, FanOutTally tally,
+                                              Func<FanOutEvent<SshTarget, TResult>, IReadOnlyList<ErrorRecord>> completed,
+                                              Func<int, int, int, (string Status, int Percent)>? describeProgress = null)
+    {
+        Drain(runner, activity, quiet, e =>
+        {
+            var errors = completed(e);
+            tally.Add(e, errors.FirstOrDefault()?.FullyQualifiedErrorId, work[e.Index].Origin);
+            // Under Stop the failed hosts are named by the one terminating error at the end.
+            if (!stopOnError)
+            {
+                foreach (var error in errors)
+                    WriteError(error);
+            }
+        }, describeProgress);
+        WriteSummary(tally.Summary);
+        if (stopOnError && tally.Failed > 0)
+            ThrowTerminatingError(tally.StoppedError());
     }
 
     /// <summary>
