@@ -120,15 +120,15 @@ public sealed class SshConfigTests
     }
 
     [Fact]
-    public void Match_blocks_are_reported_and_ignored_except_Match_all()
+    public void Match_criteria_newer_than_OpenSSH_9_2_are_reported_and_their_blocks_ignored()
     {
         var config = SshConfig.Parse("""
-            Match host web-* exec "true"
+            Match host web-* localnetwork 10.0.0.0/8
               User from-match
             Match all
               Port 2222
             """, sourceName: "cfg", homeDirectory: Home);
-        Assert.Contains(config.Notes, n => n.Contains("Match host") && n.Contains("cfg:1"));
+        Assert.Contains(config.Notes, n => n.Contains("'localnetwork' is not supported") && n.Contains("cfg:1"));
         var m = config.Resolve("web-1");
         Assert.Null(m.Get("User"));
         Assert.Equal("2222", m.Get("Port")!.Value);

@@ -74,8 +74,8 @@ public sealed class SshdCollection : ICollectionFixture<SshdFixture>
 }
 
 /// <summary>
-/// Real OpenSSH servers on 127.0.9.x:2209 (other helpers use 127.0.1.x-127.0.3.x): 20 plain hosts and a
-/// bastion that allows TCP forwarding. Host keys and client keys are generated into a temp directory;
+/// Real OpenSSH servers on 127.0.9.x:2209 (other helpers use 127.0.1.x-127.0.3.x): 20 plain hosts and two
+/// bastions that allow TCP forwarding. Host keys and client keys are generated into a temp directory;
 /// every sshd is killed by PID in Dispose.
 /// </summary>
 public sealed class SshdFixture : IDisposable
@@ -113,7 +113,7 @@ public sealed class SshdFixture : IDisposable
         File.WriteAllText(Path.Combine(Directory, "authorized_keys"),
             string.Join("\n", new[] { ClientKey, ClientRsaKey, EncryptedKey }.Select(k => File.ReadAllText(k + ".pub").Trim())) + "\n");
 
-        var addresses = FreeAddresses(HostCount + 1);
+        var addresses = FreeAddresses(HostCount + 2);
         var starts = new List<Func<SshdHost>>();
         for (var i = 0; i < HostCount; i++)
         {
@@ -123,9 +123,11 @@ public sealed class SshdFixture : IDisposable
         }
 
         starts.Add(() => StartSshd("bastion", addresses[HostCount], allowForwarding: true));
+        starts.Add(() => StartSshd("bastion2", addresses[HostCount + 1], allowForwarding: true));
         var started = starts.AsParallel().AsOrdered().Select(s => s()).ToList();
         Hosts = started.Take(HostCount).ToList();
         Bastion = started[HostCount];
+        Bastion2 = started[HostCount + 1];
 
         KnownHostsPath = Path.Combine(Directory, "known_hosts");
         File.WriteAllText(KnownHostsPath, string.Join("\n", started.Select(h => h.KnownHostsLine)) + "\n");
@@ -143,6 +145,8 @@ public sealed class SshdFixture : IDisposable
     public string KnownHostsPath { get; } = "";
     public IReadOnlyList<SshdHost> Hosts { get; } = Array.Empty<SshdHost>();
     public SshdHost Bastion { get; } = null!;
+    /// <summary>A second bastion that allows forwarding (two-hop chains: Bastion, then Bastion2).</summary>
+    public SshdHost Bastion2 { get; } = null!;
 
     public void EnsureAvailable()
     {

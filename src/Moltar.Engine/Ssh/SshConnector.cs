@@ -15,8 +15,7 @@ namespace Moltar.Engine.Ssh;
 public sealed class SshConnector : IDisposable
 {
     private readonly Action<SshLogEntry>? _log;
-    private readonly SshConfig _userConfig;
-    private readonly SshConfig _systemConfig;
+    private readonly SshConfigFiles _config;
     private readonly ConcurrentDictionary<string, SshHostSettings> _settings = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, Lazy<KeyFile?>> _keyFiles = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, Lazy<AgentKeys>> _agents = new(StringComparer.Ordinal);
@@ -37,8 +36,7 @@ public sealed class SshConnector : IDisposable
         Home = Options.HomeDirectory ?? SshPaths.DefaultHome();
         KnownHosts = new KnownHosts(note => Log(SshLogLevel.Verbose, note));
 
-        _userConfig = LoadConfig(Options.ConfigPath, Path.Combine(Home, ".ssh", "config"), Path.Combine(Home, ".ssh"));
-        _systemConfig = LoadConfig(Options.SystemConfigPath, "/etc/ssh/ssh_config", "/etc/ssh");
+        _config = new SshConfigFiles(Options, Home, note => Log(SshLogLevel.Verbose, "ssh config: " + note));
 
         foreach (var path in Options.KeyFiles)
         {
@@ -79,13 +77,12 @@ public sealed class SshConnector : IDisposable
     public SshHostSettings Resolve(SshTarget target)
     {
         var key = $"{target.Address}\n{target.Port}\n{target.User}";
-        return _settings.GetOrAdd(key, _ => Report(SshHostSettings.Resolve(target.Address, target.Port, target.User, Options, Lookup(target.Address), Home), target));
+        return _settings.GetOrAdd(key, _ => Report(SshHostSettings.Resolve(target.Address, target.Port, target.User, Options,
+            _config.Lookup(target.Address, target.User ?? Options.User, target.Port ?? Options.Port), Home), target));
     }
 
     private SshHostSettings ResolveJump(SshJumpHop hop) =>
-        _settings.GetOrAdd($"jump\n{hop}", _ => Report(SshHostSettings.Resolve(hop.Host, hop.Port, hop.User, Options, Lookup(hop.Host), Home, isJump: true), null));
-
-    private SshConfigMatch Lookup(string host) => _userConfig.Resolve(host).Then(_systemConfig.Resolve(host));
+        _settings.GetOrAdd($"jump\n{hop}", _ => Report(SshHostSettings.Resolve(hop.Host, hop.Port, hop.User, Options, _config.Lookup(hop.Host, hop.User, hop.Port), Home, isJump: true), null));
 
     private SshHostSettings Report(SshHostSettings settings, SshTarget? target)
     {
@@ -241,7 +238,7 @@ public sealed class SshConnector : IDisposable
     private JumpHost? JumpFor(SshHostSettings settings) => settings.Jumps.Count > 0 ? Jump(settings.Jumps) : null;
 
     internal T Open<T>(SshHostSettings settings, SshTarget? target, string role, Func<ConnectionInfo, T> create,
-        JumpHost? via, CancellationToken cancellationToken, out JumpLease? lease)
+        JumpHost? via, CancellationToken cancellationToken, out IDisposable? lease)
         where T : BaseClient
     {
         cancellationToken.ThrowIfCancellationRequested();
@@ -258,7 +255,21 @@ public sealed class SshConnector : IDisposable
                 $"No key to log in to the {role} {settings.HostName} as {settings.User}: {agentNote}, and {fileNote}.", settings.HostName);
         }
 
-        lease = via?.Acquire(settings.HostName, settings.Port, cancellationToken);
+        ProxyCommandRoute? proxy = null;
+        if (via is not null)
+        {
+            lease = via.Acquire(settings.HostName, settings.Port, cancellationToken);
+        }
+        else if (settings.ProxyCommand is { } command)
+        {
+            lease = proxy = ProxyCommandRoute.Start(command, settings.HostName, settings.Platform, line => Log(SshLogLevel.Verbose, line, target));
+            Log(SshLogLevel.Verbose, $"Reaching the {role} {settings.HostName} through ProxyCommand '{command}'.", target);
+        }
+        else
+        {
+            lease = null;
+        }
+
         T? client = null;
         try
         {
@@ -266,9 +277,15 @@ public sealed class SshConnector : IDisposable
             var auth = new PrivateKeyAuthenticationMethod(settings.User, tracker.Wrap(identities));
             // Through a jump host SSH.NET connects to the local end of the forwarded port; the host key is
             // still checked for settings.HostName (the verifier does not look at the endpoint).
-            var info = lease is null
-                ? new ConnectionInfo(settings.HostName, settings.Port, settings.User, auth)
-                : new ConnectionInfo("127.0.0.1", lease.Port, settings.User, auth);
+            // Through a ProxyCommand SSH.NET talks HTTP CONNECT to the route's one-time local proxy, which hands the
+            // connection to the command's stdin/stdout; ConnectionInfo.Host stays the target's name.
+            var info = lease switch
+            {
+                JumpLease jump => new ConnectionInfo("127.0.0.1", jump.Port, settings.User, auth),
+                ProxyCommandRoute route => new ConnectionInfo(settings.HostName, settings.Port, settings.User, ProxyTypes.Http,
+                    "127.0.0.1", route.Port, route.UserName, route.Password, auth),
+                _ => new ConnectionInfo(settings.HostName, settings.Port, settings.User, auth),
+            };
             info.Timeout = settings.ConnectTimeout;
 
             var notes = new List<string>();
@@ -300,7 +317,7 @@ public sealed class SshConnector : IDisposable
             }
             catch (Exception e)
             {
-                throw Map(e, settings, role, verifier, tracker);
+                throw Map(e, settings, role, verifier, tracker, proxy);
             }
 
             if (cancellationToken.IsCancellationRequested || _disposed.IsCancellationRequested)
@@ -310,7 +327,7 @@ public sealed class SshConnector : IDisposable
 
             if (!client.IsConnected)
             {
-                throw Map(verifier.Failure ?? (Exception)new SshConnectionException("The connection closed during the handshake."), settings, role, verifier, tracker);
+                throw Map(verifier.Failure ?? (Exception)new SshConnectionException("The connection closed during the handshake."), settings, role, verifier, tracker, proxy);
             }
 
             return client;
@@ -406,11 +423,17 @@ public sealed class SshConnector : IDisposable
         }
     }
 
-    private static SshFailure Map(Exception e, SshHostSettings settings, string role, HostKeyVerifier verifier, OfferTracker tracker)
+    private static SshFailure Map(Exception e, SshHostSettings settings, string role, HostKeyVerifier verifier, OfferTracker tracker, ProxyCommandRoute? proxy)
     {
         if (verifier.Failure is not null)
         {
             return verifier.Failure;
+        }
+
+        // A proxy that exited is the reason, whatever SSH.NET saw (closed connection, no banner).
+        if (proxy?.FailureReason(TimeSpan.FromSeconds(2)) is { } proxyFailure)
+        {
+            return new SshFailure(SshErrorIds.ConnectFailed, $"Could not connect to the {role} {settings.HostName}:{settings.Port}: {proxyFailure}", settings.HostName, e);
         }
 
         if (tracker.SignFailure is not null)
@@ -419,7 +442,8 @@ public sealed class SshConnector : IDisposable
             return AuthFailure(tracker.SignFailure, settings, role, tracker);
         }
 
-        var where = $"{settings.HostName}:{settings.Port}" + (settings.Jumps.Count > 0 ? $" (through jump host {string.Join(",", settings.Jumps)})" : "");
+        var where = $"{settings.HostName}:{settings.Port}" + (settings.Jumps.Count > 0 ? $" (through jump host {string.Join(",", settings.Jumps)})"
+            : proxy is not null ? $" (through ProxyCommand '{proxy.Command}')" : "");
         switch (e)
         {
             case SshFailure f:
@@ -508,9 +532,6 @@ public sealed class SshConnector : IDisposable
             Log(level, message, target);
         }
     }
-
-    private SshConfig LoadConfig(string? path, string defaultPath, string includeBase) =>
-        LoadConfig(path, defaultPath, includeBase, Home, note => Log(SshLogLevel.Verbose, "ssh config: " + note));
 
     /// <summary>
     /// Reads an ssh config as the options name it: null = the default file (missing is empty), "" or "none" =
