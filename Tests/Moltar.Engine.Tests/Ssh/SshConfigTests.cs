@@ -289,4 +289,22 @@ public sealed class SshConfigTests
         Assert.Contains("Passphrase = ***", text);
         Assert.Contains("User = u", text);
     }
+
+    [Fact]
+    public void Unsupported_keywords_that_could_change_the_connection_warn_once_per_call_others_are_verbose()
+    {
+        var dir = Directory.CreateTempSubdirectory("moltar-unsupported-18-").FullName;
+        var path = Path.Combine(dir, "config");
+        File.WriteAllText(path, "Host *\n  CanonicalizeHostname yes\n  HostKeyAlias other\n  LogLevel QUIET\n");
+        var log = new List<SshLogEntry>();
+        using var connector = new SshConnector(new SshOptions { ConfigPath = path, SystemConfigPath = "none", HomeDirectory = Home, UseAgent = false }, log.Add);
+        connector.Resolve(new SshTarget("web-1"));
+        connector.Resolve(new SshTarget("web-2"));
+        var warnings = log.Where(e => e.Level == SshLogLevel.Warning).Select(e => e.Message).ToList();
+        Assert.Equal(2, warnings.Count);
+        Assert.Single(warnings, w => w.Contains("CanonicalizeHostname yes") && w.Contains($"{path}:2"));
+        Assert.Single(warnings, w => w.Contains("HostKeyAlias other"));
+        Assert.Single(log, e => e.Level == SshLogLevel.Verbose && e.Message.Contains("LogLevel"));
+        Directory.Delete(dir, true);
+    }
 }

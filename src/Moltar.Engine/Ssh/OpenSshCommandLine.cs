@@ -92,7 +92,7 @@ public sealed class OpenSshCommandLine
         var config = new SshConfigFiles(options with { Platform = options.Platform ?? os }, home, log);
 
         var settings = SshHostSettings.Resolve(target.Address, target.Port, target.User, options with { Platform = options.Platform ?? os },
-            config.Lookup(target.Address, target.User ?? options.User, target.Port ?? options.Port), home);
+            config.Lookup(target.Address, target.User ?? options.User, target.Port ?? options.Port, options.JumpHost), home);
         // The user goes on the command line as user@host: a leading '-' would make ssh read it as an option
         // (-oProxyCommand=...), whichever source it came from (parameter, project file, ssh config).
         if (!SshNames.IsValidUser(settings.User))

@@ -18,6 +18,24 @@ public sealed class SshConfig
         "connecttimeout", "serveraliveinterval", "kexalgorithms", "ciphers", "hostkeyalgorithms",
     };
 
+    /// <summary>
+    /// Unsupported keywords that cannot change where or how Moltar connects or what the host runs (logging,
+    /// terminals, X11, forwardings Moltar never opens, auth methods it never uses, connection sharing): verbose only.
+    /// Every other unsupported keyword is a warning.
+    /// </summary>
+    public static readonly IReadOnlySet<string> HarmlessKeywords = new HashSet<string>(StringComparer.Ordinal)
+    {
+        "addkeystoagent", "usekeychain", "loglevel", "logverbose", "visualhostkey", "escapechar", "batchmode",
+        "forwardx11", "forwardx11trusted", "forwardx11timeout", "xauthlocation", "forwardagent",
+        "localforward", "remoteforward", "dynamicforward", "gatewayports", "exitonforwardfailure", "clearallforwardings",
+        "permitremoteopen", "streamlocalbindmask", "streamlocalbindunlink", "requesttty", "sessiontype", "stdinnull",
+        "forkafterauthentication", "controlmaster", "controlpath", "controlpersist", "compression",
+        "serveralivecountmax", "tcpkeepalive", "passwordauthentication", "kbdinteractiveauthentication",
+        "challengeresponseauthentication", "kbdinteractivedevices", "numberofpasswordprompts", "gssapiauthentication",
+        "gssapidelegatecredentials", "hostbasedauthentication", "ignoreunknown", "permitlocalcommand", "localcommand",
+        "enableescapecommandline", "obscurekeystroketiming", "preferredauthentications",
+    };
+
     private static readonly HashSet<string> Accumulating = new(StringComparer.Ordinal) { "identityfile", "certificatefile" };
 
     private readonly List<Entry> _entries;
@@ -74,6 +92,11 @@ public sealed class SshConfig
     public static SshConfigMatch Resolve(IReadOnlyList<SshConfig> configs, SshConfigQuery query)
     {
         var state = new ResolveState(query);
+        if (query.JumpHost is { } jump)
+        {
+            state.SetJump(new SshConfigValue("ProxyJump", new[] { jump }, "-JumpHost", 0, jump)); // like ssh -J, ahead of every config
+        }
+
         state.Pass(configs, finalPass: false);
         if (state.WantFinalPass)
         {
@@ -95,6 +118,25 @@ public sealed class SshConfig
         private string _patternHost = query.Host;
 
         public SshConfigQuery Query => query;
+
+        /// <summary>
+        /// ssh's rule for the two: the first ProxyJump wins (and is ignored after a ProxyCommand, "none" included);
+        /// a ProxyJump other than "none" makes every later ProxyCommand "none". ProxyJump none leaves a later
+        /// ProxyCommand in force (checked against ssh -G).
+        /// </summary>
+        public void SetJump(SshConfigValue value)
+        {
+            if (First.ContainsKey("proxyjump") || First.ContainsKey("proxycommand"))
+            {
+                return;
+            }
+
+            First["proxyjump"] = value;
+            if (!value.Value.Equals("none", StringComparison.OrdinalIgnoreCase))
+            {
+                First["proxycommand"] = new SshConfigValue("ProxyCommand", new[] { "none" }, value.Source, value.Line, "none");
+            }
+        }
 
         public void RequestFinalPass() => WantFinalPass = true;
 
@@ -178,9 +220,10 @@ public sealed class SshConfig
                 return;
             }
 
-            if (entry.Keyword is "proxycommand" or "proxyjump" && (First.ContainsKey("proxycommand") || First.ContainsKey("proxyjump")))
+            if (entry.Keyword == "proxyjump")
             {
-                return; // ssh: whichever of ProxyCommand and ProxyJump comes first wins (either's "none" included)
+                SetJump(value);
+                return;
             }
 
             First.TryAdd(entry.Keyword, value);
@@ -553,6 +596,8 @@ public sealed record SshConfigQuery(string Host)
 {
     public string? User { get; init; }
     public int? Port { get; init; }
+    /// <summary>A jump host given on the command line (ssh -J; Moltar's -JumpHost), "none" included.</summary>
+    public string? JumpHost { get; init; }
     public string DefaultUser { get; init; } = SshOptions.DefaultUser;
     public string LocalUser { get; init; } = Environment.UserName;
     public string Home { get; init; } = SshPaths.DefaultHome();

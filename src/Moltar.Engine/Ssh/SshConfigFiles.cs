@@ -29,8 +29,8 @@ internal sealed class SshConfigFiles
     public bool HasMatchExec => _configs.Any(c => c.HasMatchExec);
 
     /// <summary>What applies to a host, given what the command line (target, parameters or jump spec) already fixes.</summary>
-    public SshConfigMatch Lookup(string host, string? user, int? port) =>
-        SshConfig.Resolve(_configs, new SshConfigQuery(host) { User = user, Port = port, Home = _home, Exec = RunExec });
+    public SshConfigMatch Lookup(string host, string? user, int? port, string? jumpHost = null) =>
+        SshConfig.Resolve(_configs, new SshConfigQuery(host) { User = user, Port = port, JumpHost = jumpHost, Home = _home, Exec = RunExec });
 
     /// <summary>
     /// Match exec: ssh runs the command with the user's shell and matches when it exits 0 (stdin and stdout are

@@ -78,7 +78,7 @@ public sealed class SshConnector : IDisposable
     {
         var key = $"{target.Address}\n{target.Port}\n{target.User}";
         return _settings.GetOrAdd(key, _ => Report(SshHostSettings.Resolve(target.Address, target.Port, target.User, Options,
-            _config.Lookup(target.Address, target.User ?? Options.User, target.Port ?? Options.Port), Home), target));
+            _config.Lookup(target.Address, target.User ?? Options.User, target.Port ?? Options.Port, Options.JumpHost), Home), target));
     }
 
     private SshHostSettings ResolveJump(SshJumpHop hop) =>
@@ -88,8 +88,18 @@ public sealed class SshConnector : IDisposable
     {
         foreach (var value in settings.Unsupported)
         {
-            LogOnce("unsupported:" + value.Location, SshLogLevel.Verbose,
-                $"ssh config: '{value.Keyword}' ({value.Location}) is not supported by Moltar; ignored.", null);
+            // Once per call: a keyword that could change where or how ssh connects (or what the host runs) is a
+            // warning, since Moltar then behaves differently from ssh on the same config.
+            if (SshConfig.HarmlessKeywords.Contains(value.Keyword.ToLowerInvariant()))
+            {
+                LogOnce("unsupported:" + value.Location, SshLogLevel.Verbose,
+                    $"ssh config: '{value.Keyword}' ({value.Location}) is not supported by Moltar; ignored.", null);
+            }
+            else
+            {
+                LogOnce("unsupported:" + value.Location, SshLogLevel.Warning,
+                    $"ssh config: '{value.Keyword} {value.Text}' ({value.Location}) is not supported by Moltar and could change where or how ssh connects; Moltar ignores it.", null);
+            }
         }
 
         foreach (var note in settings.Notes)

@@ -211,9 +211,9 @@ public sealed class SshHostSettings
             throw new SshFailure(SshErrorIds.InvalidConfiguration, e.Message);
         }
 
-        // -JumpHost (like ssh -J, "none" included) replaces ssh config's ProxyJump and ProxyCommand alike.
+        // -JumpHost reaches the config lookup as ssh's -J does: a jump host replaces ProxyCommand, "none" does not.
         string? proxyCommand = null;
-        if ((isJump || options.JumpHost is null) && config.Get("ProxyCommand") is { } pc && pc.Text != "none")
+        if ((isJump || options.JumpHost is null || jumps.Count == 0) && config.Get("ProxyCommand") is { } pc && pc.Text != "none")
         {
             // ssh expands %h %p %r %n (and the other client tokens) and hands the rest to the shell untouched.
             proxyCommand = SshPaths.ExpandTokens(pc.Text, tokens);
@@ -227,7 +227,7 @@ public sealed class SshHostSettings
             ?? PathList(config.Get("UserKnownHostsFile"), tokens)
             ?? (platform with { Home = home }).UserKnownHosts;
         IReadOnlyList<string> globalKnown = options.GlobalKnownHostsPaths?.Select(p => SshPaths.ExpandTilde(p, home)).ToList()
-            ?? PathList(config.Get("GlobalKnownHostsFile"), tokens)
+            ?? GlobalPathList(config.Get("GlobalKnownHostsFile"))
             ?? platform.GlobalKnownHosts;
 
         var strict = options.StrictHostKeyChecking ?? ParseStrict(config.Get("StrictHostKeyChecking"), notes)
@@ -270,6 +270,12 @@ public sealed class SshHostSettings
             Notes = notes,
         };
     }
+
+    /// <summary>GlobalKnownHostsFile: ssh takes the paths as written (no tokens, no ~).</summary>
+    private static IReadOnlyList<string>? GlobalPathList(SshConfigValue? value) =>
+        value is null ? null
+        : value.Args.Count == 1 && value.Value.Equals("none", StringComparison.OrdinalIgnoreCase) ? Array.Empty<string>()
+        : value.Args.ToList();
 
     private static IReadOnlyList<string>? PathList(SshConfigValue? value, SshPaths.TokenValues tokens)
     {
