@@ -226,15 +226,30 @@ public sealed class SshdFixture : IDisposable
         }
     }
 
-    private SshdHost StartSshd(string name, string address, bool allowForwarding)
+    /// <summary>
+    /// One more sshd on a free 127.0.9.x address, killed with the fixture. prepare(dir, hostKey, address) runs
+    /// before it starts and returns sshd_config lines that go first (sshd takes the first value of a keyword).
+    /// </summary>
+    public SshdHost StartExtraSshd(string name, Func<string, string, string, string> prepare)
+    {
+        lock (_processes)
+        {
+            var address = FreeAddresses(1).Single();
+            return StartSshd(name, address, allowForwarding: false, prepare);
+        }
+    }
+
+    private SshdHost StartSshd(string name, string address, bool allowForwarding, Func<string, string, string, string>? prepare = null)
     {
         var dir = Path.Combine(Directory, name);
         System.IO.Directory.CreateDirectory(dir);
         var hostKey = Path.Combine(dir, "ssh_host_ed25519_key");
         Run(null, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", hostKey);
+        var extra = prepare?.Invoke(dir, hostKey, address) ?? "";
         var log = Path.Combine(dir, "sshd.log");
         var config = Path.Combine(dir, "sshd_config");
         File.WriteAllText(config, $"""
+            {extra}
             Port {SshPort}
             ListenAddress {address}
             HostKey {hostKey}

@@ -43,8 +43,8 @@ public static class SshAgentProtocol
     /// <summary>The sign flags for a signature algorithm name (rsa-sha2-256 → 2, rsa-sha2-512 → 4, else 0).</summary>
     public static uint FlagsFor(string algorithm) => algorithm switch
     {
-        "rsa-sha2-256" => SSH_AGENT_RSA_SHA2_256,
-        "rsa-sha2-512" => SSH_AGENT_RSA_SHA2_512,
+        "rsa-sha2-256" or "rsa-sha2-256-cert-v01@openssh.com" => SSH_AGENT_RSA_SHA2_256,
+        "rsa-sha2-512" or "rsa-sha2-512-cert-v01@openssh.com" => SSH_AGENT_RSA_SHA2_512,
         _ => 0,
     };
 
@@ -201,15 +201,19 @@ internal sealed class AgentHostAlgorithm : HostAlgorithm
     private readonly SshAgentIdentity _identity;
     private readonly uint _flags;
 
-    public AgentHostAlgorithm(string name, SshAgentIdentity identity, SshAgentClient agent)
+    private readonly byte[] _offered;
+
+    /// <param name="offered">What the server is shown: the key itself, or a certificate of it (from a file) the agent's key signs for.</param>
+    public AgentHostAlgorithm(string name, SshAgentIdentity identity, SshAgentClient agent, byte[]? offered = null)
         : base(name)
     {
         _agent = agent;
         _identity = identity;
         _flags = SshAgentProtocol.FlagsFor(name);
+        _offered = offered ?? identity.PublicKeyBlob;
     }
 
-    public override byte[] Data => _identity.PublicKeyBlob;
+    public override byte[] Data => _offered;
 
     public override byte[] Sign(byte[] data) => _agent.Sign(_identity.PublicKeyBlob, data, _flags);
 

@@ -18,6 +18,7 @@ public sealed class SshConnector : IDisposable
     private readonly SshConfigFiles _config;
     private readonly ConcurrentDictionary<string, SshHostSettings> _settings = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, Lazy<KeyFile?>> _keyFiles = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, Lazy<UserCertificate?>> _certificates = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, Lazy<AgentKeys>> _agents = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, JumpHost> _jumps = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, byte> _logged = new(StringComparer.Ordinal);
@@ -117,7 +118,7 @@ public sealed class SshConnector : IDisposable
         var agentIds = agent?.Identities ?? Array.Empty<SshIdentity>();
         var files = settings.IdentityFiles.Select(p => FileKey(p, settings.IdentityFilesAreDefaults)).OfType<KeyFile>().ToList();
 
-        bool InFiles(SshIdentity a) => files.Any(f => f.PublicBlob.AsSpan().SequenceEqual(a.PublicKeyBlob));
+        bool InFiles(SshIdentity a) => files.Any(f => f.PublicBlob.AsSpan().SequenceEqual(a.CertifiedKeyBlob));
         bool InAgent(KeyFile f) => agentIds.Any(a => a.PublicKeyBlob.AsSpan().SequenceEqual(f.PublicBlob));
 
         var result = new List<SshIdentity>();
@@ -140,11 +141,83 @@ public sealed class SshConnector : IDisposable
                 continue;
             }
 
-            result.Add(new SshIdentity("file", file.PublicBlob, file.Path, null, file.Algorithms));
+            result.Add(new SshIdentity("file", file.PublicBlob, file.Path, null, file.Algorithms, file.CertificateAlgorithms));
+        }
+
+        return WithCertificates(result, settings);
+    }
+
+    /// <summary>
+    /// User certificates, as ssh loads them: CertificateFile (ssh config) and &lt;key&gt;-cert.pub beside each key
+    /// file; each is offered just before the key it certifies (from a file or the agent), signed by that key.
+    /// </summary>
+    private List<SshIdentity> WithCertificates(List<SshIdentity> identities, SshHostSettings settings)
+    {
+        var paths = settings.CertificateFiles.Concat(settings.IdentityFiles.Select(p => p + "-cert.pub")).Distinct(StringComparer.Ordinal);
+        var certificates = paths.Select(p => CertificateFile(p, explicitly: settings.CertificateFiles.Contains(p))).OfType<UserCertificate>().ToList();
+        if (certificates.Count == 0)
+        {
+            return identities;
+        }
+
+        var result = new List<SshIdentity>();
+        foreach (var identity in identities)
+        {
+            if (identity.CanSignForCertificate)
+            {
+                foreach (var certificate in certificates.Where(c => c.Key.AsSpan().SequenceEqual(identity.PublicKeyBlob)))
+                {
+                    if (!result.Any(r => r.PublicKeyBlob.AsSpan().SequenceEqual(certificate.Blob)))
+                    {
+                        result.Add(identity.ForCertificate(certificate.Blob, certificate.Path));
+                    }
+                }
+            }
+
+            result.Add(identity);
+        }
+
+        foreach (var unused in certificates.Where(c => !identities.Any(i => i.PublicKeyBlob.AsSpan().SequenceEqual(c.Key))))
+        {
+            LogOnce("cert-nokey:" + unused.Path, SshLogLevel.Verbose, $"Certificate {unused.Path}: neither a key file nor the agent holds its key; not offered.", null);
         }
 
         return result;
     }
+
+    private sealed record UserCertificate(string Path, byte[] Blob, byte[] Key);
+
+    private UserCertificate? CertificateFile(string path, bool explicitly) => _certificates.GetOrAdd(path, p => new Lazy<UserCertificate?>(() =>
+    {
+        if (!File.Exists(p))
+        {
+            if (explicitly)
+            {
+                Log(SshLogLevel.Verbose, $"Certificate file {p} (ssh config CertificateFile) does not exist; skipped.");
+            }
+
+            return null;
+        }
+
+        try
+        {
+            var fields = File.ReadAllText(p).Trim().Split(new[] { ' ', '\t' }, StringSplitOptions.RemoveEmptyEntries);
+            var blob = fields.Length >= 2 ? Convert.FromBase64String(fields[1]) : null;
+            var key = blob is null ? null : SshKeyBlob.CertifiedKey(blob);
+            if (key is null)
+            {
+                Log(SshLogLevel.Verbose, $"Certificate file {p} is not an OpenSSH user certificate Moltar reads; skipped.");
+                return null;
+            }
+
+            return new UserCertificate(p, blob!, key);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException)
+        {
+            Log(SshLogLevel.Verbose, $"Certificate file {p} could not be read: {e.Message}; skipped.");
+            return null;
+        }
+    })).Value;
 
     private KeyFile? FileKey(string path, bool isDefault) => _keyFiles.GetOrAdd(path, p => new Lazy<KeyFile?>(() =>
     {
@@ -174,11 +247,17 @@ public sealed class SshConnector : IDisposable
         var client = new SshAgentClient(p);
         try
         {
+            // Keys and the certificates the agent holds with them (ssh-add adds key-cert.pub beside a key).
+            static bool Usable(string type) => type is "ssh-ed25519" or "ssh-rsa" || type.StartsWith("ecdsa-sha2-", StringComparison.Ordinal);
+            static string Plain(string type) => SshKeyBlob.IsCertificate(type) ? type.Substring(0, type.Length - "-cert-v01@openssh.com".Length) : type;
             var ids = client.ListIdentities()
-                .Where(i => SshKeyBlob.KeyType(i.PublicKeyBlob) is "ssh-ed25519" or "ssh-rsa" || SshKeyBlob.KeyType(i.PublicKeyBlob).StartsWith("ecdsa-sha2-", StringComparison.Ordinal))
+                .Where(i => Usable(Plain(SshKeyBlob.KeyType(i.PublicKeyBlob))) && (!SshKeyBlob.IsCertificate(i.KeyType) || SshKeyBlob.CertifiedKey(i.PublicKeyBlob) is not null))
                 .Select(i => new SshIdentity("agent", i.PublicKeyBlob, null, i.Comment,
-                    () => SshKeyBlob.AlgorithmsForKeyType(i.KeyType).Where(n => n != "ssh-rsa")
-                        .Select(n => (Renci.SshNet.Security.HostAlgorithm)new AgentHostAlgorithm(n, i, client)).ToList()))
+                    () => SshKeyBlob.AlgorithmsForKeyType(i.KeyType).Where(n => n is not "ssh-rsa" and not "ssh-rsa-cert-v01@openssh.com")
+                        .Select(n => (Renci.SshNet.Security.HostAlgorithm)new AgentHostAlgorithm(n, i, client)).ToList(),
+                    SshKeyBlob.IsCertificate(i.KeyType) ? null
+                        : certificate => SshKeyBlob.AlgorithmsForKeyType(SshKeyBlob.KeyType(certificate)).Where(n => n != "ssh-rsa-cert-v01@openssh.com")
+                            .Select(n => (Renci.SshNet.Security.HostAlgorithm)new AgentHostAlgorithm(n, i, client, certificate)).ToList()))
                 .ToList();
             Log(SshLogLevel.Verbose, $"ssh-agent at {p} holds {ids.Count} usable key(s).");
             return new AgentKeys(ids);
@@ -302,7 +381,8 @@ public sealed class SshConnector : IDisposable
             var knownTypes = settings.StrictHostKeyChecking == StrictHostKeyChecking.No
                 ? Array.Empty<string>()
                 : KnownHosts.KnownKeyTypes(settings.AllKnownHostsFiles, settings.HostName, settings.Port);
-            SshAlgorithms.Apply(info, settings.KexAlgorithms, settings.Ciphers, settings.HostKeyAlgorithms, knownTypes, notes);
+            var certAuthority = KnownHosts.HasCertAuthority(settings.AllKnownHostsFiles, settings.HostName, settings.Port);
+            SshAlgorithms.Apply(info, settings.KexAlgorithms, settings.Ciphers, settings.HostKeyAlgorithms, knownTypes, notes, certAuthority);
             foreach (var note in notes)
             {
                 LogOnce("alg:" + note, SshLogLevel.Verbose, "ssh config: " + note, null);
@@ -327,7 +407,7 @@ public sealed class SshConnector : IDisposable
             }
             catch (Exception e)
             {
-                throw Map(e, settings, role, verifier, tracker, proxy);
+                throw Map(e, settings, role, verifier, tracker, proxy, info);
             }
 
             if (cancellationToken.IsCancellationRequested || _disposed.IsCancellationRequested)
@@ -337,7 +417,7 @@ public sealed class SshConnector : IDisposable
 
             if (!client.IsConnected)
             {
-                throw Map(verifier.Failure ?? (Exception)new SshConnectionException("The connection closed during the handshake."), settings, role, verifier, tracker, proxy);
+                throw Map(verifier.Failure ?? (Exception)new SshConnectionException("The connection closed during the handshake."), settings, role, verifier, tracker, proxy, info);
             }
 
             return client;
@@ -433,11 +513,22 @@ public sealed class SshConnector : IDisposable
         }
     }
 
-    private static SshFailure Map(Exception e, SshHostSettings settings, string role, HostKeyVerifier verifier, OfferTracker tracker, ProxyCommandRoute? proxy)
+    private static SshFailure Map(Exception e, SshHostSettings settings, string role, HostKeyVerifier verifier, OfferTracker tracker, ProxyCommandRoute? proxy,
+        ConnectionInfo info)
     {
         if (verifier.Failure is not null)
         {
             return verifier.Failure;
+        }
+
+        // SSH.NET checks a host certificate's validity window and CA signature itself and ends the key exchange
+        // before Moltar sees the key: the host is then not trusted (ssh says "Certificate invalid").
+        if (!verifier.Called && e is SshConnectionException && info.CurrentHostKeyAlgorithm is { } offered && SshAlgorithms.IsCertificate(offered))
+        {
+            return new SshFailure(SshErrorIds.HostKeyUnknown,
+                $"The {role} {KnownHosts.LookupName(settings.HostName, settings.Port)} presented a host certificate ({offered}) that is not valid: " +
+                "expired, not yet valid, or not signed by the CA it names. Renew the host's certificate, or trust its plain key in known_hosts.",
+                settings.HostName, e);
         }
 
         // A proxy that exited is the reason, whatever SSH.NET saw (closed connection, no banner).
