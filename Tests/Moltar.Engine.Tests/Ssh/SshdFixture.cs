@@ -226,6 +226,15 @@ public sealed class SshdFixture : IDisposable
         }
     }
 
+    /// <summary>A 127.0.9.x address where nothing listens on the test port yet (for servers a test starts itself).</summary>
+    public string FreeAddress()
+    {
+        lock (_processes)
+        {
+            return FreeAddresses(1).Single();
+        }
+    }
+
     /// <summary>
     /// One more sshd on a free 127.0.9.x address, killed with the fixture. prepare(dir, hostKey, address) runs
     /// before it starts and returns sshd_config lines that go first (sshd takes the first value of a keyword).
