@@ -199,6 +199,101 @@ public sealed class ProxyCommandTests(SshdFixture sshd, ITestOutputHelper output
         Assert.Equal(before + 1, ForwardsTo(sshd.Bastion2.LogPath, sshd.Bastion.Address));
     }
 
+    [SshdFact]
+    public void Enter_MoltarInstance_hands_ssh_the_same_ProxyCommand_path_with_the_same_shell()
+    {
+        sshd.EnsureAvailable();
+        var host = sshd.Hosts[14];
+        var config = sshd.NewTempFile("config", $"Host *.moltar-proxy.invalid\n  ProxyCommand {SshW(host)}\n");
+        var options = OptionsWith(config, KnownHostsFor(host));
+        var target = new SshTarget(Unresolvable, "i-proxy", "proxy");
+
+        // The engine goes through the proxy...
+        using (var connector = new SshConnector(options))
+        {
+            using var connection = connector.Connect(target);
+            Assert.True(connection.ViaProxyCommand);
+            Assert.Equal(host.Address, connection.Run("echo $SSH_CONNECTION").Stdout.Split(' ')[2]);
+        }
+
+        // ...and so does the system ssh Enter-MoltarInstance starts, run here with its arguments and environment.
+        var line = OpenSshCommandLine.Create("ssh", target, options, new[] { "echo", "$SSH_CONNECTION" }, OpenSshPlatform.Unix);
+        Assert.Equal("/bin/sh", line.Environment["SHELL"]);
+        var info = new System.Diagnostics.ProcessStartInfo(line.FileName) { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false };
+        foreach (var a in new[] { "-o", "BatchMode=yes" }.Concat(line.Arguments))
+        {
+            info.ArgumentList.Add(a);
+        }
+
+        foreach (var (k, v) in line.Environment)
+        {
+            info.Environment[k] = v;
+        }
+
+        using var ssh = System.Diagnostics.Process.Start(info)!;
+        ssh.StandardInput.Close();
+        var stderr = ssh.StandardError.ReadToEndAsync();
+        var stdout = ssh.StandardOutput.ReadToEnd();
+        Assert.True(ssh.WaitForExit(120_000));
+        output.WriteLine(stderr.Result);
+        Assert.Equal(0, ssh.ExitCode);
+        Assert.Equal(host.Address, stdout.Split(' ')[2]);
+    }
+
+    [SshdFact]
+    public void Known_hosts_verdicts_match_ssh_for_plain_hashed_wildcard_and_revoked_entries()
+    {
+        sshd.EnsureAvailable();
+        var host = sshd.Hosts[13];
+        var name = $"[{host.Address}]:{host.Port}";
+        var hashed = KnownHosts.FormatLine(name, Convert.FromBase64String(host.PublicKeyLine.Split(' ')[1]), hash: true);
+        var cases = new (string Name, string KnownHosts)[]
+        {
+            ("plain", host.KnownHostsLine),
+            ("hashed", hashed),
+            ("wildcard", $"[127.0.9.*]:{host.Port} {host.PublicKeyLine}"),
+            ("negated", $"[127.0.9.*]:{host.Port},!{name} {host.PublicKeyLine}"),
+            ("other key", $"{name} {sshd.Hosts[0].PublicKeyLine}"),
+            ("revoked", $"{host.KnownHostsLine}\n@revoked * {host.PublicKeyLine}"),
+            ("no entry", $"{sshd.Hosts[0].KnownHostsLine}"),
+        };
+        foreach (var c in cases)
+        {
+            var file = sshd.NewTempFile("known_hosts", c.KnownHosts + "\n");
+            using var connector = new SshConnector(sshd.Options() with { KnownHostsPaths = new[] { file } });
+            bool moltar;
+            try
+            {
+                connector.Connect(host.Target).Dispose();
+                moltar = true;
+            }
+            catch (SshFailure e)
+            {
+                output.WriteLine($"{c.Name}: Moltar {e.ErrorId}");
+                moltar = false;
+            }
+
+            Assert.True(moltar == SshConnects(file, host), $"{c.Name}: Moltar {(moltar ? "connected" : "refused")}, ssh did not agree");
+        }
+    }
+
+    private bool SshConnects(string knownHosts, SshdHost host)
+    {
+        var info = new System.Diagnostics.ProcessStartInfo("ssh") { RedirectStandardError = true, RedirectStandardOutput = true, RedirectStandardInput = true, UseShellExecute = false };
+        foreach (var a in new[] { "-F", "none", "-i", sshd.ClientKey, "-o", $"UserKnownHostsFile={knownHosts}", "-o", "GlobalKnownHostsFile=none",
+                     "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "IdentityAgent=none", "-p", host.Port.ToString(), $"root@{host.Address}", "true" })
+        {
+            info.ArgumentList.Add(a);
+        }
+
+        using var p = System.Diagnostics.Process.Start(info)!;
+        p.StandardInput.Close();
+        var err = p.StandardError.ReadToEndAsync();
+        p.StandardOutput.ReadToEnd();
+        Assert.True(p.WaitForExit(120_000));
+        return p.ExitCode == 0;
+    }
+
     private static bool IsRunning(int pid)
     {
         var stat = $"/proc/{pid}/stat";
