@@ -475,8 +475,10 @@ Describe 'Invoke-MoltarDeploy' -Skip:([bool]$SkipReason) {
 
             $file = Join-Path $Scratch 'through-proxy.txt'
             Set-Content -LiteralPath $file -Value 'copied through the proxy'
-            $copied = @($Hosts[0] | Copy-MoltarFile $file -Destination '/tmp/' -Force -SshConfigPath $config)
-            $copied[0].Succeeded | Should -BeTrue -Because $copied[0].Error
+            $copied = @($Hosts[0] | Copy-MoltarFile $file -Destination '/tmp/' -Force -SshConfigPath $config -ErrorVariable copyErrors)
+            $copyErrors.Count | Should -Be 0 -Because "$copyErrors"
+            $copied.Count | Should -Be 1
+            $copied[0].Verified | Should -BeTrue
             (Invoke-OnHost $Names[0] 'cat /tmp/through-proxy.txt') | Should -Be 'copied through the proxy'
         }
         finally { $env:MOLTAR_KNOWN_HOSTS = $savedKnown }

@@ -186,7 +186,7 @@ public sealed class CertificateTests(SshdFixture sshd, ITestOutputHelper output)
         using var connection = connector.Connect(Servers.Valid.Target);
         Assert.Equal("ssh-ed25519-cert-v01@openssh.com", connection.HostKeyAlgorithm);
         Assert.True(connection.Run("true").Succeeded);
-        Assert.True(SshConnects(known, Servers.Valid));
+        Assert.True(SshdFixture.SshConnects(known, Servers.Valid, Servers.CertKey, output.WriteLine));
     }
 
     [SshdFact]
@@ -207,7 +207,7 @@ public sealed class CertificateTests(SshdFixture sshd, ITestOutputHelper output)
             output.WriteLine($"{c.Name}: {failure.ErrorId}: {failure.Message}");
             Assert.Equal(c.ErrorId, failure.ErrorId);
             Assert.Contains(c.Says, failure.Message);
-            Assert.False(SshConnects(c.KnownHosts, c.Host), $"{c.Name}: ssh connected where Moltar refused");
+            Assert.False(SshdFixture.SshConnects(c.KnownHosts, c.Host, Servers.CertKey, output.WriteLine), $"{c.Name}: ssh connected where Moltar refused");
         }
     }
 
@@ -220,27 +220,9 @@ public sealed class CertificateTests(SshdFixture sshd, ITestOutputHelper output)
         using var connector = new SshConnector(Options(known, Servers.CertKey));
         using var connection = connector.Connect(Servers.Expired.Target);
         Assert.Equal("ssh-ed25519", connection.HostKeyAlgorithm);
-        Assert.True(SshConnects(known, Servers.Expired));
+        Assert.True(SshdFixture.SshConnects(known, Servers.Expired, Servers.CertKey, output.WriteLine));
     }
 
-    /// <summary>The verdict of OpenSSH's own client on the same known_hosts (the oracle).</summary>
-    private bool SshConnects(string knownHosts, SshdHost host)
-    {
-        var info = new ProcessStartInfo("ssh") { RedirectStandardError = true, RedirectStandardOutput = true, RedirectStandardInput = true, UseShellExecute = false };
-        foreach (var a in new[] { "-F", "none", "-i", Servers.CertKey, "-o", $"UserKnownHostsFile={knownHosts}", "-o", "GlobalKnownHostsFile=none",
-                     "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "IdentityAgent=none", "-p", host.Port.ToString(), $"root@{host.Address}", "true" })
-        {
-            info.ArgumentList.Add(a);
-        }
-
-        using var p = Process.Start(info)!;
-        p.StandardInput.Close();
-        var err = p.StandardError.ReadToEndAsync();
-        p.StandardOutput.ReadToEnd();
-        Assert.True(p.WaitForExit(120_000));
-        output.WriteLine($"ssh -> {p.ExitCode}: {err.Result.Trim()}");
-        return p.ExitCode == 0;
-    }
 }
 
 /// <summary>Starts the certificate servers once for the test class (needs the sshd fixture, so it is created lazily).</summary>

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Net.Sockets;
 using System.Text;
 using Moltar.Engine.Ssh;
 using Xunit;
@@ -46,7 +45,7 @@ public sealed class DropbearTests(SshdFixture sshd, ITestOutputHelper output)
         using var server = Process.Start(info)!;
         try
         {
-            WaitForBanner(address, server, log);
+            SshdFixture.WaitForBanner(address, SshdFixture.SshPort, server, log);
             var known = sshd.NewTempFile("known_hosts", $"[{address}]:{SshdFixture.SshPort} {keyFields[0]} {keyFields[1]}\n");
             using var connector = new SshConnector(sshd.Options() with { KnownHostsPaths = new[] { known } });
             var target = new SshTarget(address, "i-dropbear", "dropbear");
@@ -85,36 +84,5 @@ public sealed class DropbearTests(SshdFixture sshd, ITestOutputHelper output)
 
             output.WriteLine(File.Exists(log) ? File.ReadAllText(log) : "(no dropbear log)");
         }
-    }
-
-    private static void WaitForBanner(string address, Process server, string log)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (DateTime.UtcNow < deadline)
-        {
-            if (server.HasExited)
-            {
-                throw new InvalidOperationException($"dropbear exited ({server.ExitCode}): {server.StandardError.ReadToEnd()} {(File.Exists(log) ? File.ReadAllText(log) : "")}");
-            }
-
-            try
-            {
-                using var client = new TcpClient(address, SshdFixture.SshPort);
-                client.ReceiveTimeout = 2000;
-                var buffer = new byte[64];
-                var n = client.GetStream().Read(buffer, 0, buffer.Length);
-                if (n > 4 && Encoding.ASCII.GetString(buffer, 0, n).StartsWith("SSH-", StringComparison.Ordinal))
-                {
-                    return;
-                }
-            }
-            catch (Exception e) when (e is SocketException or IOException)
-            {
-            }
-
-            Thread.Sleep(20);
-        }
-
-        throw new InvalidOperationException($"dropbear on {address} did not answer");
     }
 }

@@ -273,25 +273,8 @@ public sealed class ProxyCommandTests(SshdFixture sshd, ITestOutputHelper output
                 moltar = false;
             }
 
-            Assert.True(moltar == SshConnects(file, host), $"{c.Name}: Moltar {(moltar ? "connected" : "refused")}, ssh did not agree");
+            Assert.True(moltar == SshdFixture.SshConnects(file, host, sshd.ClientKey), $"{c.Name}: Moltar {(moltar ? "connected" : "refused")}, ssh did not agree");
         }
-    }
-
-    private bool SshConnects(string knownHosts, SshdHost host)
-    {
-        var info = new System.Diagnostics.ProcessStartInfo("ssh") { RedirectStandardError = true, RedirectStandardOutput = true, RedirectStandardInput = true, UseShellExecute = false };
-        foreach (var a in new[] { "-F", "none", "-i", sshd.ClientKey, "-o", $"UserKnownHostsFile={knownHosts}", "-o", "GlobalKnownHostsFile=none",
-                     "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "IdentityAgent=none", "-p", host.Port.ToString(), $"root@{host.Address}", "true" })
-        {
-            info.ArgumentList.Add(a);
-        }
-
-        using var p = System.Diagnostics.Process.Start(info)!;
-        p.StandardInput.Close();
-        var err = p.StandardError.ReadToEndAsync();
-        p.StandardOutput.ReadToEnd();
-        Assert.True(p.WaitForExit(120_000));
-        return p.ExitCode == 0;
     }
 
     private static bool IsRunning(int pid)

@@ -172,6 +172,30 @@ public sealed class SshdFixture : IDisposable
         ConnectTimeout = TimeSpan.FromSeconds(5),
     };
 
+    /// <summary>The verdict of OpenSSH's own client (the oracle): does `ssh` log in with this key and known_hosts, strictly?</summary>
+    public static bool SshConnects(string knownHosts, SshdHost host, string key, Action<string>? log = null)
+    {
+        var info = new ProcessStartInfo("ssh") { RedirectStandardError = true, RedirectStandardOutput = true, RedirectStandardInput = true, UseShellExecute = false };
+        foreach (var a in new[] { "-F", "none", "-i", key, "-o", $"UserKnownHostsFile={knownHosts}", "-o", "GlobalKnownHostsFile=none",
+                     "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "IdentityAgent=none", "-p", host.Port.ToString(), $"root@{host.Address}", "true" })
+        {
+            info.ArgumentList.Add(a);
+        }
+
+        using var p = Process.Start(info)!;
+        p.StandardInput.Close();
+        var err = p.StandardError.ReadToEndAsync();
+        p.StandardOutput.ReadToEnd();
+        if (!p.WaitForExit(120_000))
+        {
+            p.Kill(true);
+            throw new InvalidOperationException("ssh did not finish");
+        }
+
+        log?.Invoke($"ssh -> {p.ExitCode}: {err.Result.Trim()}");
+        return p.ExitCode == 0;
+    }
+
     public string NewTempFile(string name, string content = "")
     {
         var path = Path.Combine(Directory, $"{Guid.NewGuid():N}-{name}");
@@ -297,7 +321,8 @@ public sealed class SshdFixture : IDisposable
         return new SshdHost(name, address, SshPort, process, line, fingerprint, log);
     }
 
-    private static void WaitForBanner(string address, int port, Process process, string log)
+    /// <summary>Waits until address:port answers with an SSH banner (any server); fails when the process exits first.</summary>
+    public static void WaitForBanner(string address, int port, Process process, string log)
     {
         var deadline = DateTime.UtcNow.AddSeconds(10);
         while (DateTime.UtcNow < deadline)

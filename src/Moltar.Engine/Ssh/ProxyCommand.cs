@@ -47,8 +47,11 @@ internal sealed class ProxyCommandRoute : IDisposable
     public string UserName { get; }
     public string Password { get; }
 
-    /// <summary>How the process is started for a platform: exactly what ssh does there.</summary>
-    public static ProcessStartInfo StartInfo(string command, OpenSshPlatform platform)
+    /// <summary>
+    /// How ssh starts a command of its config on a platform (ProxyCommand: replaceShell, "exec " first; Match exec:
+    /// as written), stdin/stdout/stderr redirected.
+    /// </summary>
+    public static ProcessStartInfo StartInfo(string command, OpenSshPlatform platform, bool replaceShell = true)
     {
         ProcessStartInfo info;
         if (platform == OpenSshPlatform.Unix)
@@ -57,7 +60,7 @@ internal sealed class ProxyCommandRoute : IDisposable
             // pwsh or fish, which do not read POSIX quoting); Enter-MoltarInstance sets SHELL=/bin/sh for ssh.
             info = new ProcessStartInfo("/bin/sh");
             info.ArgumentList.Add("-c");
-            info.ArgumentList.Add("exec " + command);
+            info.ArgumentList.Add(replaceShell ? "exec " + command : command);
         }
         else
         {

@@ -39,16 +39,9 @@ internal sealed class SshConfigFiles
     /// </summary>
     private bool RunExec(string command, string location)
     {
-        var info = _platform == OpenSshPlatform.Unix
-            ? new ProcessStartInfo("/bin/sh") { ArgumentList = { "-c", command } }
-            : new ProcessStartInfo(ProxyCommandRoute.SplitWindowsCommandLine(command).File) { Arguments = ProxyCommandRoute.SplitWindowsCommandLine(command).Arguments };
-        info.UseShellExecute = false;
-        info.RedirectStandardInput = true;
-        info.RedirectStandardOutput = true;
-        info.RedirectStandardError = true;
-        info.CreateNoWindow = true;
         try
         {
+            var info = ProxyCommandRoute.StartInfo(command, _platform, replaceShell: false);
             using var process = Process.Start(info)!;
             process.StandardInput.Close();
             process.OutputDataReceived += (_, _) => { };
@@ -71,7 +64,7 @@ internal sealed class SshConfigFiles
             process.WaitForExit();
             return process.ExitCode == 0;
         }
-        catch (Exception e) when (e is System.ComponentModel.Win32Exception or InvalidOperationException)
+        catch (Exception e) when (e is System.ComponentModel.Win32Exception or InvalidOperationException or FormatException)
         {
             _note?.Invoke($"{location}: Match exec '{command}' could not run: {e.Message}; it did not match.");
             return false;
