@@ -479,9 +479,9 @@ Describe 'Invoke-MoltarDeploy' -Skip:([bool]$SkipReason) {
             $copyErrors.Count | Should -Be 0 -Because "$copyErrors"
             $copied.Count | Should -Be 1
             $copied[0].Verified | Should -BeTrue
-            (Invoke-OnHost $Names[0] 'cat /tmp/through-proxy.txt') | Should -Be 'copied through the proxy'
         }
         finally { $env:MOLTAR_KNOWN_HOSTS = $savedKnown }
+        (Invoke-OnHost $Names[0] 'cat /tmp/through-proxy.txt') | Should -Be 'copied through the proxy'
 
         $through = @(Get-Content -LiteralPath $marker)
         foreach ($h in $Hosts) { $through | Should -Contain "$($h.Address).moltar-proxy.invalid" }

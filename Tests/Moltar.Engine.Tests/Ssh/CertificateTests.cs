@@ -190,7 +190,7 @@ public sealed class CertificateTests(SshdFixture sshd, ITestOutputHelper output)
     }
 
     [SshdFact]
-    public void A_host_certificate_is_refused_when_expired_for_another_host_signed_by_an_untrusted_CA_or_its_CA_is_revoked_and_ssh_agrees()
+    public void A_host_certificate_is_refused_when_expired_for_another_host_signed_by_an_untrusted_CA_or_its_CA_or_key_is_revoked_and_ssh_agrees()
     {
         sshd.EnsureAvailable();
         var cases = new (string Name, SshdHost Host, string KnownHosts, string ErrorId, string Says)[]
@@ -199,6 +199,7 @@ public sealed class CertificateTests(SshdFixture sshd, ITestOutputHelper output)
             ("other host", Servers.OtherHost, KnownHostsWith(CaLine()), SshErrorIds.HostKeyUnknown, "other.example"),
             ("untrusted CA", Servers.Valid, KnownHostsWith($"@cert-authority * {Servers.Pub(Servers.OtherCa)}"), SshErrorIds.HostKeyUnknown, "no @cert-authority line"),
             ("revoked CA", Servers.Valid, KnownHostsWith(CaLine(), $"@revoked * {Servers.Pub(Servers.HostCa)}"), SshErrorIds.HostKeyRevoked, "@revoked"),
+            ("revoked key", Servers.Valid, KnownHostsWith(CaLine(), $"@revoked * {Servers.Valid.PublicKeyLine}"), SshErrorIds.HostKeyRevoked, "its key"),
         };
         foreach (var c in cases)
         {
