@@ -481,7 +481,7 @@ Describe 'Invoke-MoltarDeploy' -Skip:([bool]$SkipReason) {
             $copied[0].Verified | Should -BeTrue
         }
         finally { $env:MOLTAR_KNOWN_HOSTS = $savedKnown }
-        (Invoke-OnHost $Names[0] 'cat /tmp/through-proxy.txt') | Should -Be 'copied through the proxy'
+        (Invoke-OnHost $Names[0] 'cat /tmp/through-proxy.txt').Trim() | Should -Be 'copied through the proxy'
 
         $through = @(Get-Content -LiteralPath $marker)
         foreach ($h in $Hosts) { $through | Should -Contain "$($h.Address).moltar-proxy.invalid" }
