@@ -133,6 +133,8 @@ function Get-MissingPrerequisite {
         ip                 = @{ Path = 'ip'; Package = 'iproute2' }
         # Enter-MoltarInstance's jump host test: the bastion's sshd runs per connection inside a network namespace.
         'systemd-socket-activate' = @{ Path = 'systemd-socket-activate'; Package = 'systemd' }
+        # The SSH engine's tests against a non-OpenSSH server.
+        dropbear           = @{ Path = '/usr/sbin/dropbear'; Package = 'dropbear-bin' }
     }
     foreach ($name in $needed.Keys) {
         if (-not (Get-Command $needed[$name].Path -ErrorAction Ignore)) {

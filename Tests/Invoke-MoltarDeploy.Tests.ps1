@@ -446,4 +446,46 @@ Describe 'Invoke-MoltarDeploy' -Skip:([bool]$SkipReason) {
         $errors[0].FullyQualifiedErrorId | Should -Be "Timeout$Id"
         $errors[0].CategoryInfo.Category | Should -Be 'OperationTimeout'
     }
+
+    It 'deploys, runs commands and copies files where an ssh config ProxyCommand is the only way to the hosts' {
+        # HostName turns every address into a name that does not resolve; the proxy (bash's /dev/tcp, as a stand-in
+        # for aws ssm start-session) connects to the address as typed (%n) and records each connection it carries.
+        $marker = Join-Path $Scratch 'proxy-connections'
+        $config = Join-Path $Scratch 'proxy-ssh-config'
+        Set-Content -LiteralPath $config -Value @(
+            'Host *'
+            '  HostName %h.moltar-proxy.invalid'
+            "  ProxyCommand bash -c 'echo %h >> $marker; exec 3<>/dev/tcp/%n/%p; cat <&3 & exec cat >&3'"
+        )
+        # known_hosts names the hosts by that name (the key is checked for the name connected to, as ssh does).
+        $known = Join-Path $Scratch 'proxy-known_hosts'
+        (Get-Content -LiteralPath $Sandbox.KnownHostsPath) -replace '^(\[?)(\d+\.\d+\.\d+\.\d+)(\]?)', '$1$2.moltar-proxy.invalid$3' | Set-Content -LiteralPath $known
+        $savedKnown = $env:MOLTAR_KNOWN_HOSTS
+        $env:MOLTAR_KNOWN_HOSTS = $known
+        try {
+            $results = @(Invoke-MoltarDeploy production -Package moltar-test-app -Version 1.1.0 -Quiet -SshConfigPath $config)
+            $results.Count | Should -Be 6
+            foreach ($r in $results) { $r.Succeeded | Should -BeTrue -Because $r.Error }
+
+            $commands = @($Hosts | Invoke-MoltarCommand 'echo $SSH_CONNECTION' -Quiet -SshConfigPath $config)
+            foreach ($c in $commands) {
+                $c.Succeeded | Should -BeTrue -Because $c.Error
+                ($c.Output -split ' ')[2] | Should -Be ($Hosts | Where-Object Name -eq $c.Name).Address
+            }
+
+            $file = Join-Path $Scratch 'through-proxy.txt'
+            Set-Content -LiteralPath $file -Value 'copied through the proxy'
+            $copied = @($Hosts[0] | Copy-MoltarFile $file -Destination '/tmp/' -Force -SshConfigPath $config -ErrorVariable copyErrors)
+            $copyErrors.Count | Should -Be 0 -Because "$copyErrors"
+            $copied.Count | Should -Be 1
+            $copied[0].Verified | Should -BeTrue
+        }
+        finally { $env:MOLTAR_KNOWN_HOSTS = $savedKnown }
+        (Invoke-OnHost $Names[0] 'cat /tmp/through-proxy.txt').Trim() | Should -Be 'copied through the proxy'
+
+        $through = @(Get-Content -LiteralPath $marker)
+        foreach ($h in $Hosts) { $through | Should -Contain "$($h.Address).moltar-proxy.invalid" }
+        # No proxy process outlives its connection.
+        @(Get-Process bash -ErrorAction Ignore | Where-Object { $_.CommandLine -like "*$marker*" }).Count | Should -Be 0
+    }
 }

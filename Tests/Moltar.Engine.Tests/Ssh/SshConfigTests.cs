@@ -120,15 +120,15 @@ public sealed class SshConfigTests
     }
 
     [Fact]
-    public void Match_blocks_are_reported_and_ignored_except_Match_all()
+    public void Match_criteria_newer_than_OpenSSH_9_2_are_reported_and_their_blocks_ignored()
     {
         var config = SshConfig.Parse("""
-            Match host web-* exec "true"
+            Match host web-* localnetwork 10.0.0.0/8
               User from-match
             Match all
               Port 2222
             """, sourceName: "cfg", homeDirectory: Home);
-        Assert.Contains(config.Notes, n => n.Contains("Match host") && n.Contains("cfg:1"));
+        Assert.Contains(config.Notes, n => n.Contains("'localnetwork' is not supported") && n.Contains("cfg:1"));
         var m = config.Resolve("web-1");
         Assert.Null(m.Get("User"));
         Assert.Equal("2222", m.Get("Port")!.Value);
@@ -288,5 +288,23 @@ public sealed class SshConfigTests
         Assert.DoesNotContain("hunter2", text);
         Assert.Contains("Passphrase = ***", text);
         Assert.Contains("User = u", text);
+    }
+
+    [Fact]
+    public void Unsupported_keywords_that_could_change_the_connection_warn_once_per_call_others_are_verbose()
+    {
+        var dir = Directory.CreateTempSubdirectory("moltar-unsupported-18-").FullName;
+        var path = Path.Combine(dir, "config");
+        File.WriteAllText(path, "Host *\n  CanonicalizeHostname yes\n  HostKeyAlias other\n  LogLevel QUIET\n");
+        var log = new List<SshLogEntry>();
+        using var connector = new SshConnector(new SshOptions { ConfigPath = path, SystemConfigPath = "none", HomeDirectory = Home, UseAgent = false }, log.Add);
+        connector.Resolve(new SshTarget("web-1"));
+        connector.Resolve(new SshTarget("web-2"));
+        var warnings = log.Where(e => e.Level == SshLogLevel.Warning).Select(e => e.Message).ToList();
+        Assert.Equal(2, warnings.Count);
+        Assert.Single(warnings, w => w.Contains("CanonicalizeHostname yes") && w.Contains($"{path}:2"));
+        Assert.Single(warnings, w => w.Contains("HostKeyAlias other"));
+        Assert.Single(log, e => e.Level == SshLogLevel.Verbose && e.Message.Contains("LogLevel"));
+        Directory.Delete(dir, true);
     }
 }

@@ -74,8 +74,8 @@ public sealed class SshdCollection : ICollectionFixture<SshdFixture>
 }
 
 /// <summary>
-/// Real OpenSSH servers on 127.0.9.x:2209 (other helpers use 127.0.1.x-127.0.3.x): 20 plain hosts and a
-/// bastion that allows TCP forwarding. Host keys and client keys are generated into a temp directory;
+/// Real OpenSSH servers on 127.0.9.x:2209 (other helpers use 127.0.1.x-127.0.3.x): 20 plain hosts and two
+/// bastions that allow TCP forwarding. Host keys and client keys are generated into a temp directory;
 /// every sshd is killed by PID in Dispose.
 /// </summary>
 public sealed class SshdFixture : IDisposable
@@ -113,7 +113,7 @@ public sealed class SshdFixture : IDisposable
         File.WriteAllText(Path.Combine(Directory, "authorized_keys"),
             string.Join("\n", new[] { ClientKey, ClientRsaKey, EncryptedKey }.Select(k => File.ReadAllText(k + ".pub").Trim())) + "\n");
 
-        var addresses = FreeAddresses(HostCount + 1);
+        var addresses = FreeAddresses(HostCount + 2);
         var starts = new List<Func<SshdHost>>();
         for (var i = 0; i < HostCount; i++)
         {
@@ -123,9 +123,11 @@ public sealed class SshdFixture : IDisposable
         }
 
         starts.Add(() => StartSshd("bastion", addresses[HostCount], allowForwarding: true));
+        starts.Add(() => StartSshd("bastion2", addresses[HostCount + 1], allowForwarding: true));
         var started = starts.AsParallel().AsOrdered().Select(s => s()).ToList();
         Hosts = started.Take(HostCount).ToList();
         Bastion = started[HostCount];
+        Bastion2 = started[HostCount + 1];
 
         KnownHostsPath = Path.Combine(Directory, "known_hosts");
         File.WriteAllText(KnownHostsPath, string.Join("\n", started.Select(h => h.KnownHostsLine)) + "\n");
@@ -143,6 +145,8 @@ public sealed class SshdFixture : IDisposable
     public string KnownHostsPath { get; } = "";
     public IReadOnlyList<SshdHost> Hosts { get; } = Array.Empty<SshdHost>();
     public SshdHost Bastion { get; } = null!;
+    /// <summary>A second bastion that allows forwarding (two-hop chains: Bastion, then Bastion2).</summary>
+    public SshdHost Bastion2 { get; } = null!;
 
     public void EnsureAvailable()
     {
@@ -168,6 +172,30 @@ public sealed class SshdFixture : IDisposable
         // A hang guard, not a speed target: twenty handshakes at once on a loaded machine may take many seconds.
         ConnectTimeout = HangGuard.Limit,
     };
+
+    /// <summary>The verdict of OpenSSH's own client (the oracle): does `ssh` log in with this key and known_hosts, strictly?</summary>
+    public static bool SshConnects(string knownHosts, SshdHost host, string key, Action<string>? log = null)
+    {
+        var info = new ProcessStartInfo("ssh") { RedirectStandardError = true, RedirectStandardOutput = true, RedirectStandardInput = true, UseShellExecute = false };
+        foreach (var a in new[] { "-F", "none", "-i", key, "-o", $"UserKnownHostsFile={knownHosts}", "-o", "GlobalKnownHostsFile=none",
+                     "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "IdentityAgent=none", "-p", host.Port.ToString(), $"root@{host.Address}", "true" })
+        {
+            info.ArgumentList.Add(a);
+        }
+
+        using var p = Process.Start(info)!;
+        p.StandardInput.Close();
+        var err = p.StandardError.ReadToEndAsync();
+        p.StandardOutput.ReadToEnd();
+        if (!p.WaitForExit(120_000))
+        {
+            p.Kill(true);
+            throw new InvalidOperationException("ssh did not finish");
+        }
+
+        log?.Invoke($"ssh -> {p.ExitCode}: {err.Result.Trim()}");
+        return p.ExitCode == 0;
+    }
 
     public string NewTempFile(string name, string content = "")
     {
@@ -219,15 +247,39 @@ public sealed class SshdFixture : IDisposable
         }
     }
 
-    private SshdHost StartSshd(string name, string address, bool allowForwarding)
+    /// <summary>A 127.0.9.x address where nothing listens on the test port yet (for servers a test starts itself).</summary>
+    public string FreeAddress()
+    {
+        lock (_processes)
+        {
+            return FreeAddresses(1).Single();
+        }
+    }
+
+    /// <summary>
+    /// One more sshd on a free 127.0.9.x address, killed with the fixture. prepare(dir, hostKey, address) runs
+    /// before it starts and returns sshd_config lines that go first (sshd takes the first value of a keyword).
+    /// </summary>
+    public SshdHost StartExtraSshd(string name, Func<string, string, string, string> prepare)
+    {
+        lock (_processes)
+        {
+            var address = FreeAddresses(1).Single();
+            return StartSshd(name, address, allowForwarding: false, prepare);
+        }
+    }
+
+    private SshdHost StartSshd(string name, string address, bool allowForwarding, Func<string, string, string, string>? prepare = null)
     {
         var dir = Path.Combine(Directory, name);
         System.IO.Directory.CreateDirectory(dir);
         var hostKey = Path.Combine(dir, "ssh_host_ed25519_key");
         Run(null, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", hostKey);
+        var extra = prepare?.Invoke(dir, hostKey, address) ?? "";
         var log = Path.Combine(dir, "sshd.log");
         var config = Path.Combine(dir, "sshd_config");
         File.WriteAllText(config, $"""
+            {extra}
             Port {SshPort}
             ListenAddress {address}
             HostKey {hostKey}
@@ -266,7 +318,8 @@ public sealed class SshdFixture : IDisposable
         return new SshdHost(name, address, SshPort, process, line, fingerprint, log);
     }
 
-    private static void WaitForBanner(string address, int port, Process process, string log)
+    /// <summary>Waits until address:port answers with an SSH banner (any server); fails when the process exits first.</summary>
+    public static void WaitForBanner(string address, int port, Process process, string log)
     {
         var deadline = DateTime.UtcNow + HangGuard.Limit;
         while (DateTime.UtcNow < deadline)

@@ -1,4 +1,5 @@
 using Renci.SshNet.Common;
+using Renci.SshNet.Security;
 
 namespace Moltar.Engine.Ssh;
 
@@ -21,14 +22,18 @@ internal sealed class HostKeyVerifier
     /// <summary>Why the key was refused; null when trusted (or not checked yet).</summary>
     public SshFailure? Failure { get; private set; }
 
+    /// <summary>Whether SSH.NET asked (it does not when it refuses a host certificate itself).</summary>
+    public bool Called { get; private set; }
+
     /// <summary>The fingerprint the host offered, once it has.</summary>
     public string? OfferedFingerprint { get; private set; }
 
     public void Handle(object? sender, HostKeyEventArgs e)
     {
+        Called = true;
         try
         {
-            e.CanTrust = Verify(e.HostKey);
+            e.CanTrust = e.Certificate is { } certificate ? VerifyCertificate(certificate, e.HostKey, e.HostKeyName) : Verify(e.HostKey);
         }
         catch (Exception ex)
         {
@@ -57,12 +62,6 @@ internal sealed class HostKeyVerifier
                 return true;
             }
         }
-        if (check.HasCertAuthority)
-        {
-            _connector.LogOnce("ca:" + Name, SshLogLevel.Verbose,
-                $"known_hosts has @cert-authority lines for {Name}; Moltar ignores them and checks plain host keys only.", _target);
-        }
-
         switch (check.Status)
         {
             case HostKeyStatus.Trusted:
@@ -112,6 +111,64 @@ internal sealed class HostKeyVerifier
             $"Add its key to {string.Join(" or ", _settings.UserKnownHostsFiles.Take(1).DefaultIfEmpty("known_hosts"))} (ssh-keyscan, or connect once with ssh), " +
             "or use StrictHostKeyChecking accept-new.", _settings.HostName);
         return false;
+    }
+
+    /// <summary>
+    /// A host certificate (SSH.NET has checked its validity window and its CA's signature): trusted when a
+    /// @cert-authority line for the host names its CA, it is a host certificate, and the host name is among its
+    /// principals (none = any, as ssh); refused when its CA or its key is @revoked. Otherwise, as ssh does, the
+    /// certificate is dropped and its plain key is checked against known_hosts under the policy.
+    /// </summary>
+    internal bool VerifyCertificate(Certificate certificate, byte[] plainKey, string algorithm)
+    {
+        var files = _settings.AllKnownHostsFiles.ToList();
+        var entries = _connector.KnownHosts.EntriesOf(files);
+        var ca = certificate.CertificateAuthorityKey;
+        var caText = $"{SshKeyBlob.ShortTypeName(SshKeyBlob.KeyType(ca))} {SshKeyBlob.Fingerprint(ca)}";
+        OfferedFingerprint = SshKeyBlob.Fingerprint(plainKey);
+        var lookup = Name;
+
+        var revoked = entries.FirstOrDefault(x => x.Marker == KnownHostMarker.Revoked && x.MatchesHost(lookup)
+            && (x.KeyBlob.AsSpan().SequenceEqual(ca) || x.KeyBlob.AsSpan().SequenceEqual(plainKey)));
+        if (revoked is not null)
+        {
+            var what = revoked.KeyBlob.AsSpan().SequenceEqual(ca) ? $"its certificate authority {caText}" : $"its key {SshKeyBlob.Fingerprint(plainKey)}";
+            Failure = new SshFailure(SshErrorIds.HostKeyRevoked,
+                $"The {_role} {Name} presented a host certificate, and {what} is marked @revoked in {revoked.Location}.", _settings.HostName);
+            return false;
+        }
+
+        var authority = entries.FirstOrDefault(x => x.Marker == KnownHostMarker.CertAuthority && x.MatchesHost(lookup) && x.KeyBlob.AsSpan().SequenceEqual(ca));
+        string problem;
+        if (authority is null)
+        {
+            problem = $"no @cert-authority line for {Name} trusts its CA {caText}";
+        }
+        else if (certificate.Type != Certificate.CertificateType.Host)
+        {
+            problem = "it is a user certificate, not a host certificate";
+        }
+        else if (certificate.ValidPrincipals.Count > 0 && !certificate.ValidPrincipals.Contains(_settings.HostName.ToLowerInvariant(), StringComparer.Ordinal))
+        {
+            problem = $"it is for {string.Join(", ", certificate.ValidPrincipals.Select(p => HostLabel.Of(p, null)))}, not {_settings.HostName}";
+        }
+        else
+        {
+            _connector.Log(SshLogLevel.Verbose,
+                $"The {_role} {Name} presented a host certificate ({algorithm}, key id '{HostLabel.Of(certificate.KeyId, null)}') signed by {caText}, trusted by {authority.Location}.", _target);
+            return true;
+        }
+
+        _connector.Log(SshLogLevel.Verbose, $"The host certificate of {Name} is not accepted: {problem}; checking its plain key, as ssh does.", _target);
+        var trusted = Verify(plainKey);
+        if (!trusted && Failure is { ErrorId: SshErrorIds.HostKeyUnknown })
+        {
+            Failure = new SshFailure(SshErrorIds.HostKeyUnknown,
+                $"The {_role} {Name} presented a host certificate that is not accepted ({problem}), and its plain key ({SshKeyBlob.Fingerprint(plainKey)}) is not in known_hosts.",
+                _settings.HostName);
+        }
+
+        return trusted;
     }
 
     private SshFailure Mismatch(HostKeyCheck check, string offeredType, string offered)

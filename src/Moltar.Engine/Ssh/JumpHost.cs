@@ -23,7 +23,7 @@ internal sealed class JumpHost : IDisposable
     private readonly JumpHost? _via;
     private readonly object _gate = new();
     private SshClient? _client;
-    private JumpLease? _viaLease;
+    private IDisposable? _viaLease;
     private int _leases;
     private SshFailure? _failure;
     private bool _disposed;

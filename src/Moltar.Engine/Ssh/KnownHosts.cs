@@ -206,6 +206,13 @@ public sealed class KnownHosts
             .Select(e => e.KeyType).Distinct(StringComparer.Ordinal).ToList();
     }
 
+    /// <summary>Whether a @cert-authority line names this host (ssh then asks for host certificates).</summary>
+    public bool HasCertAuthority(IEnumerable<string> paths, string host, int port)
+    {
+        var name = LookupName(host, port);
+        return EntriesOf(paths).Any(e => e.Marker == KnownHostMarker.CertAuthority && e.MatchesHost(name));
+    }
+
     /// <summary>The name known_hosts records for a host: "host" on port 22, else "[host]:port".</summary>
     public static string LookupName(string host, int port) =>
         port == 22 ? host.ToLowerInvariant() : $"[{host.ToLowerInvariant()}]:{port}";

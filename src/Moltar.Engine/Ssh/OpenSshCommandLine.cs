@@ -89,11 +89,10 @@ public sealed class OpenSshCommandLine
         ArgumentNullException.ThrowIfNull(options);
         var os = platform ?? (OperatingSystem.IsWindows() ? OpenSshPlatform.Windows : OpenSshPlatform.Unix);
         var home = options.HomeDirectory ?? SshPaths.DefaultHome();
-        var userConfig = SshConnector.LoadConfig(options.ConfigPath, Path.Combine(home, ".ssh", "config"), Path.Combine(home, ".ssh"), home, log);
-        var systemConfig = SshConnector.LoadConfig(options.SystemConfigPath, "/etc/ssh/ssh_config", "/etc/ssh", home, log);
-        SshConfigMatch Lookup(string host) => userConfig.Resolve(host).Then(systemConfig.Resolve(host));
+        var config = new SshConfigFiles(options with { Platform = options.Platform ?? os }, home, log);
 
-        var settings = SshHostSettings.Resolve(target.Address, target.Port, target.User, options, Lookup(target.Address), home);
+        var settings = SshHostSettings.Resolve(target.Address, target.Port, target.User, options with { Platform = options.Platform ?? os },
+            config.Lookup(target.Address, target.User ?? options.User, target.Port ?? options.Port, options.JumpHost), home);
         // The user goes on the command line as user@host: a leading '-' would make ssh read it as an option
         // (-oProxyCommand=...), whichever source it came from (parameter, project file, ssh config).
         if (!SshNames.IsValidUser(settings.User))
@@ -113,7 +112,7 @@ public sealed class OpenSshCommandLine
         }
 
         var hops = settings.Jumps
-            .Select(hop => (Hop: hop, User: SshHostSettings.Resolve(hop.Host, hop.Port, hop.User, options, Lookup(hop.Host), home, isJump: true).User))
+            .Select(hop => (Hop: hop, User: SshHostSettings.Resolve(hop.Host, hop.Port, hop.User, options, config.Lookup(hop.Host, hop.User, hop.Port), home, isJump: true).User))
             .ToList();
         foreach (var (hop, user) in hops.Where(h => !SshNames.IsValidUser(h.User)))
         {
@@ -149,6 +148,13 @@ public sealed class OpenSshCommandLine
             {
                 notes.Add("ssh's -J passes only the user, port and -F to the jump hosts: their keys, known_hosts and host-key policy come from ssh config.");
             }
+        }
+
+        if (os == OpenSshPlatform.Unix && (settings.ProxyCommand is not null || config.HasMatchExec))
+        {
+            // ssh runs ssh config's ProxyCommand and Match exec with $SHELL -c; the engine runs them with /bin/sh,
+            // so ssh gets the same shell (a user's $SHELL may be pwsh or fish) and takes the same path.
+            environment["SHELL"] = "/bin/sh";
         }
 
         arguments.Add(settings.User + "@" + target.Address);

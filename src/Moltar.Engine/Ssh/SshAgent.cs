@@ -43,8 +43,8 @@ public static class SshAgentProtocol
     /// <summary>The sign flags for a signature algorithm name (rsa-sha2-256 → 2, rsa-sha2-512 → 4, else 0).</summary>
     public static uint FlagsFor(string algorithm) => algorithm switch
     {
-        "rsa-sha2-256" => SSH_AGENT_RSA_SHA2_256,
-        "rsa-sha2-512" => SSH_AGENT_RSA_SHA2_512,
+        "rsa-sha2-256" or "rsa-sha2-256-cert-v01@openssh.com" => SSH_AGENT_RSA_SHA2_256,
+        "rsa-sha2-512" or "rsa-sha2-512-cert-v01@openssh.com" => SSH_AGENT_RSA_SHA2_512,
         _ => 0,
     };
 
@@ -119,16 +119,53 @@ public sealed class SshAgentClient
 
     public string Path { get; }
 
-    /// <summary>SSH_AUTH_SOCK, else (on Windows) the OpenSSH agent pipe, else null.</summary>
-    public static string? DefaultPath()
+    /// <summary>SSH_AUTH_SOCK, else (on Windows) the OpenSSH agent pipe or Pageant's, else null.</summary>
+    public static string? DefaultPath() => DefaultPath(SshPaths.CurrentPlatform, Environment.GetEnvironmentVariable, ListPipes);
+
+    /// <summary>
+    /// The agent to ask when neither -AgentPath nor IdentityAgent names one: SSH_AUTH_SOCK; on Windows the
+    /// Win32-OpenSSH agent's pipe when it runs, else Pageant's (\\.\pipe\pageant.USER.HASH, PuTTY 0.75+), else the
+    /// OpenSSH pipe (so the error names it). Platform, environment and pipe list are parameters: testable anywhere.
+    /// </summary>
+    public static string? DefaultPath(OpenSshPlatform platform, Func<string, string?> environment, Func<IEnumerable<string>> pipes)
     {
-        var sock = Environment.GetEnvironmentVariable("SSH_AUTH_SOCK");
+        var sock = environment("SSH_AUTH_SOCK");
         if (!string.IsNullOrEmpty(sock))
         {
             return sock;
         }
 
-        return OperatingSystem.IsWindows() ? WindowsPipe : null;
+        if (platform != OpenSshPlatform.Windows)
+        {
+            return null;
+        }
+
+        var names = pipes().ToList();
+        if (names.Contains("openssh-ssh-agent", StringComparer.OrdinalIgnoreCase))
+        {
+            return WindowsPipe;
+        }
+
+        var user = environment("USERNAME") is { Length: > 0 } u ? u : Environment.UserName;
+        var pageant = names.Where(n => n.StartsWith($"pageant.{user}.", StringComparison.OrdinalIgnoreCase)).OrderBy(n => n, StringComparer.Ordinal).FirstOrDefault();
+        return pageant is null ? WindowsPipe : @"\\.\pipe\" + pageant;
+    }
+
+    private static IEnumerable<string> ListPipes()
+    {
+        if (!OperatingSystem.IsWindows())
+        {
+            return Array.Empty<string>();
+        }
+
+        try
+        {
+            return Directory.GetFiles(@"\\.\pipe\").Select(System.IO.Path.GetFileName).OfType<string>().ToList();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return Array.Empty<string>();
+        }
     }
 
     public IReadOnlyList<SshAgentIdentity> ListIdentities() =>
@@ -201,15 +238,19 @@ internal sealed class AgentHostAlgorithm : HostAlgorithm
     private readonly SshAgentIdentity _identity;
     private readonly uint _flags;
 
-    public AgentHostAlgorithm(string name, SshAgentIdentity identity, SshAgentClient agent)
+    private readonly byte[] _offered;
+
+    /// <param name="offered">What the server is shown: the key itself, or a certificate of it (from a file) the agent's key signs for.</param>
+    public AgentHostAlgorithm(string name, SshAgentIdentity identity, SshAgentClient agent, byte[]? offered = null)
         : base(name)
     {
         _agent = agent;
         _identity = identity;
         _flags = SshAgentProtocol.FlagsFor(name);
+        _offered = offered ?? identity.PublicKeyBlob;
     }
 
-    public override byte[] Data => _identity.PublicKeyBlob;
+    public override byte[] Data => _offered;
 
     public override byte[] Sign(byte[] data) => _agent.Sign(_identity.PublicKeyBlob, data, _flags);
 

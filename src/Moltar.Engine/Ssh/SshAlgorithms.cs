@@ -127,7 +127,10 @@ public static class SshAlgorithms
     }
 
     /// <summary>Sets key exchange, cipher and host key order on a ConnectionInfo.</summary>
-    internal static void Apply(ConnectionInfo info, string? kexSpec, string? cipherSpec, string? hostKeySpec, IReadOnlyList<string> knownKeyTypes, ICollection<string>? notes)
+    internal static bool IsCertificate(string algorithm) => algorithm.EndsWith("-cert-v01@openssh.com", StringComparison.Ordinal);
+
+    internal static void Apply(ConnectionInfo info, string? kexSpec, string? cipherSpec, string? hostKeySpec, IReadOnlyList<string> knownKeyTypes, ICollection<string>? notes,
+        bool certAuthorityKnown = false)
     {
         var kexDefault = PreferFirst(info.KeyExchangeAlgorithms.Keys, PreferredKex);
         var kex = kexSpec is null ? kexDefault : ApplySpec(kexDefault, info.KeyExchangeAlgorithms.Keys.ToList(), kexSpec, notes);
@@ -149,13 +152,18 @@ public static class SshAlgorithms
 
         Reorder(info.Encryptions, ciphers);
 
-        // Host certificates would need @cert-authority support: offer plain keys only, so known_hosts decides.
-        var plainHostKeys = info.HostKeyAlgorithms.Keys.Where(k => !k.Contains("-cert-", StringComparison.Ordinal)).ToList();
-        var hostKeys = HostKeyOrder(plainHostKeys, knownKeyTypes);
+        // Host certificates are offered (first, as ssh orders them) only when a @cert-authority line names the host:
+        // otherwise known_hosts' plain keys decide, and a host's stale certificate cannot get in the way.
+        var plainHostKeys = info.HostKeyAlgorithms.Keys.Where(k => !IsCertificate(k)).ToList();
+        var certificates = certAuthorityKnown
+            ? info.HostKeyAlgorithms.Keys.Where(k => IsCertificate(k) && k is not "ssh-rsa-cert-v01@openssh.com" and not "ssh-dss-cert-v01@openssh.com").ToList()
+            : new List<string>();
+        var hostKeys = certificates.Concat(HostKeyOrder(plainHostKeys, knownKeyTypes)).ToList();
         if (hostKeySpec is not null)
         {
             // An explicit HostKeyAlgorithms is taken as written (OpenSSH reorders by known types only by default).
-            var applied = ApplySpec(plainHostKeys, plainHostKeys, hostKeySpec, notes);
+            var usable = certificates.Concat(plainHostKeys).ToList();
+            var applied = ApplySpec(usable, usable, hostKeySpec, notes);
             if (applied.Count > 0)
             {
                 hostKeys = applied;

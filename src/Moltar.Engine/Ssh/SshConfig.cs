@@ -5,7 +5,7 @@ namespace Moltar.Engine.Ssh;
 /// <summary>
 /// An OpenSSH client config (ssh_config(5)) as Moltar reads it: Host blocks (wildcards, negation, several
 /// patterns), Include (globs, conditional inside a Host block), first value wins, IdentityFile accumulates.
-/// Match blocks other than "Match all" are reported and their settings ignored.
+/// Match blocks (host, originalhost, user, localuser, all, final, canonical, exec) as OpenSSH 9.2 evaluates them.
 /// </summary>
 public sealed class SshConfig
 {
@@ -13,12 +13,30 @@ public sealed class SshConfig
     public static readonly IReadOnlySet<string> SupportedKeywords = new HashSet<string>(StringComparer.Ordinal)
     {
         "host", "match", "include",
-        "hostname", "user", "port", "identityfile", "identitiesonly", "identityagent", "proxyjump",
+        "hostname", "user", "port", "identityfile", "certificatefile", "identitiesonly", "identityagent", "proxyjump", "proxycommand",
         "userknownhostsfile", "globalknownhostsfile", "stricthostkeychecking", "hashknownhosts",
         "connecttimeout", "serveraliveinterval", "kexalgorithms", "ciphers", "hostkeyalgorithms",
     };
 
-    private static readonly HashSet<string> Accumulating = new(StringComparer.Ordinal) { "identityfile" };
+    /// <summary>
+    /// Unsupported keywords that cannot change where or how Moltar connects or what the host runs (logging,
+    /// terminals, X11, forwardings Moltar never opens, auth methods it never uses, connection sharing): verbose only.
+    /// Every other unsupported keyword is a warning.
+    /// </summary>
+    public static readonly IReadOnlySet<string> HarmlessKeywords = new HashSet<string>(StringComparer.Ordinal)
+    {
+        "addkeystoagent", "usekeychain", "loglevel", "logverbose", "visualhostkey", "escapechar", "batchmode",
+        "forwardx11", "forwardx11trusted", "forwardx11timeout", "xauthlocation", "forwardagent",
+        "localforward", "remoteforward", "dynamicforward", "gatewayports", "exitonforwardfailure", "clearallforwardings",
+        "permitremoteopen", "streamlocalbindmask", "streamlocalbindunlink", "requesttty", "sessiontype", "stdinnull",
+        "forkafterauthentication", "controlmaster", "controlpath", "controlpersist", "compression",
+        "serveralivecountmax", "tcpkeepalive", "passwordauthentication", "kbdinteractiveauthentication",
+        "challengeresponseauthentication", "kbdinteractivedevices", "numberofpasswordprompts", "gssapiauthentication",
+        "gssapidelegatecredentials", "hostbasedauthentication", "ignoreunknown", "permitlocalcommand", "localcommand",
+        "enableescapecommandline", "obscurekeystroketiming", "preferredauthentications",
+    };
+
+    private static readonly HashSet<string> Accumulating = new(StringComparer.Ordinal) { "identityfile", "certificatefile" };
 
     private readonly List<Entry> _entries;
 
@@ -29,6 +47,9 @@ public sealed class SshConfig
     }
 
     public static SshConfig Empty { get; } = new(new List<Entry>(), Array.Empty<string>());
+
+    /// <summary>Whether a Match line has an exec criterion.</summary>
+    public bool HasMatchExec => _entries.Any(e => e.Conditions.Any(c => c is MatchCondition m && m.HasExec));
 
     /// <summary>Messages from parsing (unsupported Match blocks, unreadable includes, bad lines).</summary>
     public IReadOnlyList<string> Notes { get; }
@@ -59,61 +80,235 @@ public sealed class SshConfig
         return new SshConfig(entries, notes);
     }
 
-    /// <summary>The settings that apply to a host name (as typed: matched against Host patterns).</summary>
-    public SshConfigMatch Resolve(string host)
+    /// <summary>The settings that apply to a host name (as typed), with nothing given on a command line.</summary>
+    public SshConfigMatch Resolve(string host) => Resolve(new[] { this }, new SshConfigQuery(host));
+
+    /// <summary>
+    /// Resolves configs the way ssh reads them: in order (the user's config, then the system's), one pass with
+    /// state, first value wins, Host and Match conditions evaluated against what has been set so far; when a
+    /// "Match final" was evaluated, a second pass with Host patterns matched against the resolved host name and
+    /// "Match final"/"Match canonical" true (ssh's re-parse). ProxyJump and ProxyCommand share one slot.
+    /// </summary>
+    public static SshConfigMatch Resolve(IReadOnlyList<SshConfig> configs, SshConfigQuery query)
     {
-        var first = new Dictionary<string, SshConfigValue>(StringComparer.Ordinal);
-        var all = new Dictionary<string, List<SshConfigValue>>(StringComparer.Ordinal);
-        var unsupported = new List<SshConfigValue>();
-        foreach (var entry in _entries)
+        var state = new ResolveState(query);
+        if (query.JumpHost is { } jump)
         {
-            if (!entry.Conditions.All(c => c.Matches(host)))
+            state.SetJump(new SshConfigValue("ProxyJump", new[] { jump }, "-JumpHost", 0, jump)); // like ssh -J, ahead of every config
+        }
+
+        state.Pass(configs, finalPass: false);
+        if (state.WantFinalPass)
+        {
+            state.Pass(configs, finalPass: true);
+        }
+
+        return new SshConfigMatch(query.Host, state.First, state.All, state.Unsupported);
+    }
+
+    internal sealed class ResolveState(SshConfigQuery query)
+    {
+        public readonly Dictionary<string, SshConfigValue> First = new(StringComparer.Ordinal);
+        public readonly Dictionary<string, List<SshConfigValue>> All = new(StringComparer.Ordinal);
+        public readonly List<SshConfigValue> Unsupported = new();
+        private readonly HashSet<string> _unsupportedSeen = new(StringComparer.Ordinal);
+        private Dictionary<Condition, bool> _evaluated = new(ReferenceEqualityComparer.Instance);
+        public bool WantFinalPass;
+        public bool FinalPass;
+        private string _patternHost = query.Host;
+
+        public SshConfigQuery Query => query;
+
+        /// <summary>
+        /// ssh's rule for the two: the first ProxyJump wins (and is ignored after a ProxyCommand, "none" included);
+        /// a ProxyJump other than "none" makes every later ProxyCommand "none". ProxyJump none leaves a later
+        /// ProxyCommand in force (checked against ssh -G).
+        /// </summary>
+        public void SetJump(SshConfigValue value)
+        {
+            if (First.ContainsKey("proxyjump") || First.ContainsKey("proxycommand"))
             {
-                continue;
+                return;
             }
 
-            var value = new SshConfigValue(entry.WrittenKeyword, entry.Args, entry.Source, entry.Line);
+            First["proxyjump"] = value;
+            if (!value.Value.Equals("none", StringComparison.OrdinalIgnoreCase))
+            {
+                First["proxycommand"] = new SshConfigValue("ProxyCommand", new[] { "none" }, value.Source, value.Line, "none");
+            }
+        }
+
+        public void RequestFinalPass() => WantFinalPass = true;
+
+        /// <summary>Match exec: the command with ssh's tokens expanded, run as the query says (ssh: $SHELL -c; matched when it exits 0).</summary>
+        public bool Exec(string command, string location)
+        {
+            var tokens = new SshPaths.TokenValues(query.Home, CurrentHost, CurrentUser, CurrentPort, query.Host);
+            return query.Exec?.Invoke(SshPaths.ExpandTokens(command, tokens), location) ?? false;
+        }
+
+        public void Pass(IReadOnlyList<SshConfig> configs, bool finalPass)
+        {
+            FinalPass = finalPass;
+            _evaluated = new Dictionary<Condition, bool>(ReferenceEqualityComparer.Instance);
+            if (finalPass)
+            {
+                _patternHost = CurrentHost;
+            }
+
+            foreach (var config in configs)
+            {
+                foreach (var entry in config._entries)
+                {
+                    if (entry.Conditions.All(Evaluate))
+                    {
+                        Apply(entry);
+                    }
+                }
+            }
+        }
+
+        private bool Evaluate(Condition condition)
+        {
+            // ssh evaluates a Host/Match line once, where it stands: later lines of its block do not change the verdict.
+            if (!_evaluated.TryGetValue(condition, out var result))
+            {
+                _evaluated[condition] = result = condition.Matches(this);
+            }
+
+            return result;
+        }
+
+        /// <summary>The host name as ssh knows it at this point: HostName (with %h) once set, else the name typed.</summary>
+        public string CurrentHost => First.TryGetValue("hostname", out var hn)
+            ? SshPaths.ExpandTokens(hn.Value, new SshPaths.TokenValues(query.Home, query.Host))
+            : query.Host;
+
+        public string PatternHost => _patternHost;
+
+        public string CurrentUser => query.User ?? (First.TryGetValue("user", out var u) ? u.Value : null) ?? query.DefaultUser;
+
+        public int CurrentPort => query.Port
+            ?? (First.TryGetValue("port", out var p) && int.TryParse(p.Value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n) ? n : 22);
+
+        private void Apply(Entry entry)
+        {
+            var value = new SshConfigValue(entry.WrittenKeyword, entry.Args, entry.Source, entry.Line, entry.Raw);
             if (!SupportedKeywords.Contains(entry.Keyword))
             {
-                unsupported.Add(value);
-                continue;
+                if (_unsupportedSeen.Add(value.Location))
+                {
+                    Unsupported.Add(value);
+                }
+
+                return;
             }
 
             if (Accumulating.Contains(entry.Keyword))
             {
-                if (!all.TryGetValue(entry.Keyword, out var list))
+                if (!All.TryGetValue(entry.Keyword, out var list))
                 {
-                    all[entry.Keyword] = list = new List<SshConfigValue>();
+                    All[entry.Keyword] = list = new List<SshConfigValue>();
                 }
 
-                list.Add(value);
-            }
-            else
-            {
-                first.TryAdd(entry.Keyword, value);
-            }
-        }
+                // ssh adds a file once, however often it is named (the final pass reads every line again).
+                if (!list.Any(v => v.Value == value.Value))
+                {
+                    list.Add(value);
+                }
 
-        return new SshConfigMatch(host, first, all, unsupported);
+                return;
+            }
+
+            if (entry.Keyword == "proxyjump")
+            {
+                SetJump(value);
+                return;
+            }
+
+            First.TryAdd(entry.Keyword, value);
+        }
     }
 
-    internal sealed record Entry(IReadOnlyList<Condition> Conditions, string Keyword, string WrittenKeyword, string[] Args, string Source, int Line);
+    internal sealed record Entry(IReadOnlyList<Condition> Conditions, string Keyword, string WrittenKeyword, string[] Args, string Raw, string Source, int Line);
 
     internal abstract class Condition
     {
-        public abstract bool Matches(string host);
+        public abstract bool Matches(ResolveState state);
     }
 
     private sealed class HostCondition(string[] patterns) : Condition
     {
-        public override bool Matches(string host) => SshPattern.MatchList(host, patterns);
+        public override bool Matches(ResolveState state) => SshPattern.MatchList(state.PatternHost, patterns);
     }
 
     private sealed class ConstantCondition(bool value) : Condition
     {
         public static readonly ConstantCondition Always = new(true);
         public static readonly ConstantCondition Never = new(false);
-        public override bool Matches(string host) => value;
+        public override bool Matches(ResolveState state) => value;
+    }
+
+    /// <summary>A Match line (ssh_config(5) as OpenSSH 9.2 has it): criteria AND'ed, each may be negated with '!'.</summary>
+    private sealed class MatchCondition(IReadOnlyList<(string Criterion, bool Negate, string? Argument)> criteria, string location) : Condition
+    {
+        public bool HasExec => criteria.Any(c => c.Criterion == "exec");
+
+        public override bool Matches(ResolveState state)
+        {
+            var result = true;
+            foreach (var (criterion, negate, argument) in criteria)
+            {
+                bool matched;
+                switch (criterion)
+                {
+                    case "all":
+                        matched = true;
+                        break;
+                    case "canonical":
+                    case "final":
+                        if (criterion == "final")
+                        {
+                            state.RequestFinalPass();
+                        }
+
+                        matched = state.FinalPass;
+                        break;
+                    case "host":
+                        matched = SshPattern.MatchList(state.CurrentHost, SplitList(argument!));
+                        break;
+                    case "originalhost":
+                        matched = SshPattern.MatchList(state.Query.Host, SplitList(argument!));
+                        break;
+                    case "user":
+                        matched = SshPattern.MatchList(state.CurrentUser, SplitList(argument!));
+                        break;
+                    case "localuser":
+                        matched = SshPattern.MatchList(state.Query.LocalUser, SplitList(argument!));
+                        break;
+                    case "exec":
+                        if (!result)
+                        {
+                            continue; // ssh skips an exec once an earlier criterion failed
+                        }
+
+                        matched = state.Exec(argument!, location);
+                        break;
+                    default:
+                        matched = false;
+                        break;
+                }
+
+                if (matched == negate)
+                {
+                    result = false;
+                }
+            }
+
+            return result;
+        }
+
+        private static string[] SplitList(string argument) => argument.Split(',', StringSplitOptions.RemoveEmptyEntries);
     }
 
     private sealed class Parser(string home, string includeBase, List<Entry> entries, List<string> notes)
@@ -174,16 +369,7 @@ public sealed class SshConfig
                         current = Append(outer, new HostCondition(args));
                         break;
                     case "match":
-                        if (args.Length == 1 && args[0].Equals("all", StringComparison.OrdinalIgnoreCase))
-                        {
-                            current = Append(outer, ConstantCondition.Always);
-                        }
-                        else
-                        {
-                            notes.Add($"{source}:{lineNumber}: 'Match {string.Join(' ', args)}' is not supported by Moltar; the settings in that block are ignored.");
-                            current = Append(outer, ConstantCondition.Never);
-                        }
-
+                        current = Append(outer, ParseMatch(args, $"{source}:{lineNumber}"));
                         break;
                     case "include":
                         if (depth >= MaxDepth)
@@ -208,10 +394,53 @@ public sealed class SshConfig
                             break;
                         }
 
-                        entries.Add(new Entry(current, key, keyword, args, source, lineNumber));
+                        entries.Add(new Entry(current, key, keyword, args, rest, source, lineNumber));
                         break;
                 }
             }
+        }
+
+        private Condition ParseMatch(string[] args, string location)
+        {
+            var criteria = new List<(string, bool, string?)>();
+            for (var i = 0; i < args.Length; i++)
+            {
+                var word = args[i];
+                var negate = word.StartsWith('!');
+                var name = (negate ? word.Substring(1) : word).ToLowerInvariant();
+                switch (name)
+                {
+                    case "all":
+                    case "canonical":
+                    case "final":
+                        criteria.Add((name, negate, null));
+                        break;
+                    case "host":
+                    case "originalhost":
+                    case "user":
+                    case "localuser":
+                    case "exec":
+                        if (i + 1 >= args.Length)
+                        {
+                            notes.Add($"{location}: 'Match {string.Join(' ', args)}': '{word}' needs an argument; the block is ignored (ssh refuses this config).");
+                            return ConstantCondition.Never;
+                        }
+
+                        criteria.Add((name, negate, args[++i]));
+                        break;
+                    default:
+                        notes.Add($"{location}: 'Match {string.Join(' ', args)}': '{word}' is not supported by Moltar; the settings in that block are ignored.");
+                        return ConstantCondition.Never;
+                }
+            }
+
+            if (criteria.Count == 0)
+            {
+                notes.Add($"{location}: 'Match' without criteria; the block is ignored (ssh refuses this config).");
+                return ConstantCondition.Never;
+            }
+
+            return new MatchCondition(criteria, location);
         }
 
         private static IReadOnlyList<Condition> Append(IReadOnlyList<Condition> outer, Condition condition)
@@ -358,9 +587,29 @@ public sealed class SshConfig
     private static string Shorten(string s) => s.Length > 60 ? s.Substring(0, 60) + "..." : s;
 }
 
-/// <summary>One keyword's value as written, and where.</summary>
-public sealed record SshConfigValue(string Keyword, IReadOnlyList<string> Args, string Source, int Line)
+/// <summary>
+/// What is known before ssh config is read: the host as typed, what the command line (Moltar's parameters or the
+/// target) already fixes, and how Match exec runs commands. Exec gets the expanded command and the Match line's
+/// location and says whether it exited 0; null = every exec is false.
+/// </summary>
+public sealed record SshConfigQuery(string Host)
 {
+    public string? User { get; init; }
+    public int? Port { get; init; }
+    /// <summary>A jump host given on the command line (ssh -J; Moltar's -JumpHost), "none" included.</summary>
+    public string? JumpHost { get; init; }
+    public string DefaultUser { get; init; } = SshOptions.DefaultUser;
+    public string LocalUser { get; init; } = Environment.UserName;
+    public string Home { get; init; } = SshPaths.DefaultHome();
+    public Func<string, string, bool>? Exec { get; init; }
+}
+
+/// <summary>One keyword's value as written, and where.</summary>
+public sealed record SshConfigValue(string Keyword, IReadOnlyList<string> Args, string Source, int Line, string Raw = "")
+{
+    /// <summary>The value as written after the keyword (ProxyCommand and Match exec take it whole, as ssh does).</summary>
+    public string Text => Raw.Length > 0 ? Raw : string.Join(' ', Args);
+
     public string Value => Args.Count > 0 ? Args[0] : "";
     public string Location => $"{Source}:{Line}";
 }
@@ -390,27 +639,4 @@ public sealed class SshConfigMatch
     /// <summary>Every value of an accumulating keyword (IdentityFile), in order.</summary>
     public IReadOnlyList<SshConfigValue> GetAll(string keyword) =>
         _all.TryGetValue(keyword.ToLowerInvariant(), out var v) ? v : (IReadOnlyList<SshConfigValue>)Array.Empty<SshConfigValue>();
-
-    /// <summary>Merges two configs' answers: this one first (user config), then the fallback (system config).</summary>
-    public SshConfigMatch Then(SshConfigMatch fallback)
-    {
-        var first = new Dictionary<string, SshConfigValue>(_first, StringComparer.Ordinal);
-        foreach (var (k, v) in fallback._first)
-        {
-            first.TryAdd(k, v);
-        }
-
-        var all = _all.ToDictionary(p => p.Key, p => p.Value.ToList(), StringComparer.Ordinal);
-        foreach (var (k, v) in fallback._all)
-        {
-            if (!all.TryGetValue(k, out var list))
-            {
-                all[k] = list = new List<SshConfigValue>();
-            }
-
-            list.AddRange(v);
-        }
-
-        return new SshConfigMatch(Host, first, all, Unsupported.Concat(fallback.Unsupported).ToList());
-    }
 }

@@ -15,10 +15,10 @@ public sealed class SshConnection : IDisposable
 {
     private readonly SshConnector _connector;
     private readonly SshClient _client;
-    private JumpLease? _lease;
+    private IDisposable? _lease;
     private int _disposed;
 
-    internal SshConnection(SshConnector connector, SshTarget target, SshHostSettings settings, SshClient client, JumpLease? lease)
+    internal SshConnection(SshConnector connector, SshTarget target, SshHostSettings settings, SshClient client, IDisposable? lease)
     {
         _connector = connector;
         Target = target;
@@ -34,7 +34,11 @@ public sealed class SshConnection : IDisposable
     public string KeyExchangeAlgorithm => _client.ConnectionInfo.CurrentKeyExchangeAlgorithm ?? "";
     public string Cipher => _client.ConnectionInfo.CurrentClientEncryption ?? "";
     public string HostKeyAlgorithm => _client.ConnectionInfo.CurrentHostKeyAlgorithm ?? "";
-    public bool ViaJumpHost => _lease is not null;
+    public bool ViaJumpHost => _lease is JumpLease;
+    /// <summary>True when the connection runs over ssh config's ProxyCommand.</summary>
+    public bool ViaProxyCommand => _lease is ProxyCommandRoute;
+    /// <summary>The ProxyCommand process's id while the connection is open (tests: it ends with the connection).</summary>
+    internal int? ProxyProcessId => (_lease as ProxyCommandRoute)?.ProcessId;
 
     /// <summary>
     /// Runs a command and waits for it: output streams live to options.OnLine, the outcome carries exit code,
@@ -496,9 +500,9 @@ public sealed class SshConnection : IDisposable
 /// <summary>An SFTP session opened like an SSH connection (same auth, host key checks and jump host).</summary>
 public sealed class SftpConnection : IDisposable
 {
-    private JumpLease? _lease;
+    private IDisposable? _lease;
 
-    internal SftpConnection(SshTarget target, SshHostSettings settings, SftpClient client, JumpLease? lease)
+    internal SftpConnection(SshTarget target, SshHostSettings settings, SftpClient client, IDisposable? lease)
     {
         Target = target;
         Settings = settings;

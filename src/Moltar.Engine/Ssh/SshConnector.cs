@@ -15,10 +15,10 @@ namespace Moltar.Engine.Ssh;
 public sealed class SshConnector : IDisposable
 {
     private readonly Action<SshLogEntry>? _log;
-    private readonly SshConfig _userConfig;
-    private readonly SshConfig _systemConfig;
+    private readonly SshConfigFiles _config;
     private readonly ConcurrentDictionary<string, SshHostSettings> _settings = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, Lazy<KeyFile?>> _keyFiles = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, Lazy<UserCertificate?>> _certificates = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, Lazy<AgentKeys>> _agents = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, JumpHost> _jumps = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, byte> _logged = new(StringComparer.Ordinal);
@@ -37,8 +37,7 @@ public sealed class SshConnector : IDisposable
         Home = Options.HomeDirectory ?? SshPaths.DefaultHome();
         KnownHosts = new KnownHosts(note => Log(SshLogLevel.Verbose, note));
 
-        _userConfig = LoadConfig(Options.ConfigPath, Path.Combine(Home, ".ssh", "config"), Path.Combine(Home, ".ssh"));
-        _systemConfig = LoadConfig(Options.SystemConfigPath, "/etc/ssh/ssh_config", "/etc/ssh");
+        _config = new SshConfigFiles(Options, Home, note => Log(SshLogLevel.Verbose, "ssh config: " + note));
 
         foreach (var path in Options.KeyFiles)
         {
@@ -79,20 +78,29 @@ public sealed class SshConnector : IDisposable
     public SshHostSettings Resolve(SshTarget target)
     {
         var key = $"{target.Address}\n{target.Port}\n{target.User}";
-        return _settings.GetOrAdd(key, _ => Report(SshHostSettings.Resolve(target.Address, target.Port, target.User, Options, Lookup(target.Address), Home), target));
+        return _settings.GetOrAdd(key, _ => Report(SshHostSettings.Resolve(target.Address, target.Port, target.User, Options,
+            _config.Lookup(target.Address, target.User ?? Options.User, target.Port ?? Options.Port, Options.JumpHost), Home), target));
     }
 
     private SshHostSettings ResolveJump(SshJumpHop hop) =>
-        _settings.GetOrAdd($"jump\n{hop}", _ => Report(SshHostSettings.Resolve(hop.Host, hop.Port, hop.User, Options, Lookup(hop.Host), Home, isJump: true), null));
-
-    private SshConfigMatch Lookup(string host) => _userConfig.Resolve(host).Then(_systemConfig.Resolve(host));
+        _settings.GetOrAdd($"jump\n{hop}", _ => Report(SshHostSettings.Resolve(hop.Host, hop.Port, hop.User, Options, _config.Lookup(hop.Host, hop.User, hop.Port), Home, isJump: true), null));
 
     private SshHostSettings Report(SshHostSettings settings, SshTarget? target)
     {
         foreach (var value in settings.Unsupported)
         {
-            LogOnce("unsupported:" + value.Location, SshLogLevel.Verbose,
-                $"ssh config: '{value.Keyword}' ({value.Location}) is not supported by Moltar; ignored.", null);
+            // Once per call: a keyword that could change where or how ssh connects (or what the host runs) is a
+            // warning, since Moltar then behaves differently from ssh on the same config.
+            if (SshConfig.HarmlessKeywords.Contains(value.Keyword.ToLowerInvariant()))
+            {
+                LogOnce("unsupported:" + value.Location, SshLogLevel.Verbose,
+                    $"ssh config: '{value.Keyword}' ({value.Location}) is not supported by Moltar; ignored.", null);
+            }
+            else
+            {
+                LogOnce("unsupported:" + value.Location, SshLogLevel.Warning,
+                    $"ssh config: '{value.Keyword} {value.Text}' ({value.Location}) is not supported by Moltar and could change where or how ssh connects; Moltar ignores it.", null);
+            }
         }
 
         foreach (var note in settings.Notes)
@@ -110,7 +118,7 @@ public sealed class SshConnector : IDisposable
         var agentIds = agent?.Identities ?? Array.Empty<SshIdentity>();
         var files = settings.IdentityFiles.Select(p => FileKey(p, settings.IdentityFilesAreDefaults)).OfType<KeyFile>().ToList();
 
-        bool InFiles(SshIdentity a) => files.Any(f => f.PublicBlob.AsSpan().SequenceEqual(a.PublicKeyBlob));
+        bool InFiles(SshIdentity a) => files.Any(f => f.PublicBlob.AsSpan().SequenceEqual(a.CertifiedKeyBlob));
         bool InAgent(KeyFile f) => agentIds.Any(a => a.PublicKeyBlob.AsSpan().SequenceEqual(f.PublicBlob));
 
         var result = new List<SshIdentity>();
@@ -133,11 +141,83 @@ public sealed class SshConnector : IDisposable
                 continue;
             }
 
-            result.Add(new SshIdentity("file", file.PublicBlob, file.Path, null, file.Algorithms));
+            result.Add(new SshIdentity("file", file.PublicBlob, file.Path, null, file.Algorithms, file.CertificateAlgorithms));
+        }
+
+        return WithCertificates(result, settings);
+    }
+
+    /// <summary>
+    /// User certificates, as ssh loads them: CertificateFile (ssh config) and &lt;key&gt;-cert.pub beside each key
+    /// file; each is offered just before the key it certifies (from a file or the agent), signed by that key.
+    /// </summary>
+    private List<SshIdentity> WithCertificates(List<SshIdentity> identities, SshHostSettings settings)
+    {
+        var paths = settings.CertificateFiles.Concat(settings.IdentityFiles.Select(p => p + "-cert.pub")).Distinct(StringComparer.Ordinal);
+        var certificates = paths.Select(p => CertificateFile(p, explicitly: settings.CertificateFiles.Contains(p))).OfType<UserCertificate>().ToList();
+        if (certificates.Count == 0)
+        {
+            return identities;
+        }
+
+        var result = new List<SshIdentity>();
+        foreach (var identity in identities)
+        {
+            if (identity.CanSignForCertificate)
+            {
+                foreach (var certificate in certificates.Where(c => c.Key.AsSpan().SequenceEqual(identity.PublicKeyBlob)))
+                {
+                    if (!result.Any(r => r.PublicKeyBlob.AsSpan().SequenceEqual(certificate.Blob)))
+                    {
+                        result.Add(identity.ForCertificate(certificate.Blob, certificate.Path));
+                    }
+                }
+            }
+
+            result.Add(identity);
+        }
+
+        foreach (var unused in certificates.Where(c => !identities.Any(i => i.PublicKeyBlob.AsSpan().SequenceEqual(c.Key))))
+        {
+            LogOnce("cert-nokey:" + unused.Path, SshLogLevel.Verbose, $"Certificate {unused.Path}: neither a key file nor the agent holds its key; not offered.", null);
         }
 
         return result;
     }
+
+    private sealed record UserCertificate(string Path, byte[] Blob, byte[] Key);
+
+    private UserCertificate? CertificateFile(string path, bool explicitly) => _certificates.GetOrAdd(path, p => new Lazy<UserCertificate?>(() =>
+    {
+        if (!File.Exists(p))
+        {
+            if (explicitly)
+            {
+                Log(SshLogLevel.Verbose, $"Certificate file {p} (ssh config CertificateFile) does not exist; skipped.");
+            }
+
+            return null;
+        }
+
+        try
+        {
+            var fields = File.ReadAllText(p).Trim().Split(new[] { ' ', '\t' }, StringSplitOptions.RemoveEmptyEntries);
+            var blob = fields.Length >= 2 ? Convert.FromBase64String(fields[1]) : null;
+            var key = blob is null ? null : SshKeyBlob.CertifiedKey(blob);
+            if (key is null)
+            {
+                Log(SshLogLevel.Verbose, $"Certificate file {p} is not an OpenSSH user certificate Moltar reads; skipped.");
+                return null;
+            }
+
+            return new UserCertificate(p, blob!, key);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException)
+        {
+            Log(SshLogLevel.Verbose, $"Certificate file {p} could not be read: {e.Message}; skipped.");
+            return null;
+        }
+    })).Value;
 
     private KeyFile? FileKey(string path, bool isDefault) => _keyFiles.GetOrAdd(path, p => new Lazy<KeyFile?>(() =>
     {
@@ -167,11 +247,17 @@ public sealed class SshConnector : IDisposable
         var client = new SshAgentClient(p);
         try
         {
+            // Keys and the certificates the agent holds with them (ssh-add adds key-cert.pub beside a key).
+            static bool Usable(string type) => type is "ssh-ed25519" or "ssh-rsa" || type.StartsWith("ecdsa-sha2-", StringComparison.Ordinal);
+            static string Plain(string type) => SshKeyBlob.IsCertificate(type) ? type.Substring(0, type.Length - "-cert-v01@openssh.com".Length) : type;
             var ids = client.ListIdentities()
-                .Where(i => SshKeyBlob.KeyType(i.PublicKeyBlob) is "ssh-ed25519" or "ssh-rsa" || SshKeyBlob.KeyType(i.PublicKeyBlob).StartsWith("ecdsa-sha2-", StringComparison.Ordinal))
+                .Where(i => Usable(Plain(SshKeyBlob.KeyType(i.PublicKeyBlob))) && (!SshKeyBlob.IsCertificate(i.KeyType) || SshKeyBlob.CertifiedKey(i.PublicKeyBlob) is not null))
                 .Select(i => new SshIdentity("agent", i.PublicKeyBlob, null, i.Comment,
-                    () => SshKeyBlob.AlgorithmsForKeyType(i.KeyType).Where(n => n != "ssh-rsa")
-                        .Select(n => (Renci.SshNet.Security.HostAlgorithm)new AgentHostAlgorithm(n, i, client)).ToList()))
+                    () => SshKeyBlob.AlgorithmsForKeyType(i.KeyType).Where(n => n is not "ssh-rsa" and not "ssh-rsa-cert-v01@openssh.com")
+                        .Select(n => (Renci.SshNet.Security.HostAlgorithm)new AgentHostAlgorithm(n, i, client)).ToList(),
+                    SshKeyBlob.IsCertificate(i.KeyType) ? null
+                        : certificate => SshKeyBlob.AlgorithmsForKeyType(SshKeyBlob.KeyType(certificate)).Where(n => n != "ssh-rsa-cert-v01@openssh.com")
+                            .Select(n => (Renci.SshNet.Security.HostAlgorithm)new AgentHostAlgorithm(n, i, client, certificate)).ToList()))
                 .ToList();
             Log(SshLogLevel.Verbose, $"ssh-agent at {p} holds {ids.Count} usable key(s).");
             return new AgentKeys(ids);
@@ -241,7 +327,7 @@ public sealed class SshConnector : IDisposable
     private JumpHost? JumpFor(SshHostSettings settings) => settings.Jumps.Count > 0 ? Jump(settings.Jumps) : null;
 
     internal T Open<T>(SshHostSettings settings, SshTarget? target, string role, Func<ConnectionInfo, T> create,
-        JumpHost? via, CancellationToken cancellationToken, out JumpLease? lease)
+        JumpHost? via, CancellationToken cancellationToken, out IDisposable? lease)
         where T : BaseClient
     {
         cancellationToken.ThrowIfCancellationRequested();
@@ -258,7 +344,21 @@ public sealed class SshConnector : IDisposable
                 $"No key to log in to the {role} {settings.HostName} as {settings.User}: {agentNote}, and {fileNote}.", settings.HostName);
         }
 
-        lease = via?.Acquire(settings.HostName, settings.Port, cancellationToken);
+        ProxyCommandRoute? proxy = null;
+        if (via is not null)
+        {
+            lease = via.Acquire(settings.HostName, settings.Port, cancellationToken);
+        }
+        else if (settings.ProxyCommand is { } command)
+        {
+            lease = proxy = ProxyCommandRoute.Start(command, settings.HostName, settings.Platform, line => Log(SshLogLevel.Verbose, line, target));
+            Log(SshLogLevel.Verbose, $"Reaching the {role} {settings.HostName} through ProxyCommand '{command}'.", target);
+        }
+        else
+        {
+            lease = null;
+        }
+
         T? client = null;
         try
         {
@@ -266,16 +366,23 @@ public sealed class SshConnector : IDisposable
             var auth = new PrivateKeyAuthenticationMethod(settings.User, tracker.Wrap(identities));
             // Through a jump host SSH.NET connects to the local end of the forwarded port; the host key is
             // still checked for settings.HostName (the verifier does not look at the endpoint).
-            var info = lease is null
-                ? new ConnectionInfo(settings.HostName, settings.Port, settings.User, auth)
-                : new ConnectionInfo("127.0.0.1", lease.Port, settings.User, auth);
+            // Through a ProxyCommand SSH.NET talks HTTP CONNECT to the route's one-time local proxy, which hands the
+            // connection to the command's stdin/stdout; ConnectionInfo.Host stays the target's name.
+            var info = lease switch
+            {
+                JumpLease jump => new ConnectionInfo("127.0.0.1", jump.Port, settings.User, auth),
+                ProxyCommandRoute route => new ConnectionInfo(settings.HostName, settings.Port, settings.User, ProxyTypes.Http,
+                    "127.0.0.1", route.Port, route.UserName, route.Password, auth),
+                _ => new ConnectionInfo(settings.HostName, settings.Port, settings.User, auth),
+            };
             info.Timeout = settings.ConnectTimeout;
 
             var notes = new List<string>();
             var knownTypes = settings.StrictHostKeyChecking == StrictHostKeyChecking.No
                 ? Array.Empty<string>()
                 : KnownHosts.KnownKeyTypes(settings.AllKnownHostsFiles, settings.HostName, settings.Port);
-            SshAlgorithms.Apply(info, settings.KexAlgorithms, settings.Ciphers, settings.HostKeyAlgorithms, knownTypes, notes);
+            var certAuthority = KnownHosts.HasCertAuthority(settings.AllKnownHostsFiles, settings.HostName, settings.Port);
+            SshAlgorithms.Apply(info, settings.KexAlgorithms, settings.Ciphers, settings.HostKeyAlgorithms, knownTypes, notes, certAuthority);
             foreach (var note in notes)
             {
                 LogOnce("alg:" + note, SshLogLevel.Verbose, "ssh config: " + note, null);
@@ -300,7 +407,7 @@ public sealed class SshConnector : IDisposable
             }
             catch (Exception e)
             {
-                throw Map(e, settings, role, verifier, tracker);
+                throw Map(e, settings, role, verifier, tracker, proxy, info);
             }
 
             if (cancellationToken.IsCancellationRequested || _disposed.IsCancellationRequested)
@@ -310,7 +417,7 @@ public sealed class SshConnector : IDisposable
 
             if (!client.IsConnected)
             {
-                throw Map(verifier.Failure ?? (Exception)new SshConnectionException("The connection closed during the handshake."), settings, role, verifier, tracker);
+                throw Map(verifier.Failure ?? (Exception)new SshConnectionException("The connection closed during the handshake."), settings, role, verifier, tracker, proxy, info);
             }
 
             return client;
@@ -406,11 +513,28 @@ public sealed class SshConnector : IDisposable
         }
     }
 
-    private static SshFailure Map(Exception e, SshHostSettings settings, string role, HostKeyVerifier verifier, OfferTracker tracker)
+    private static SshFailure Map(Exception e, SshHostSettings settings, string role, HostKeyVerifier verifier, OfferTracker tracker, ProxyCommandRoute? proxy,
+        ConnectionInfo info)
     {
         if (verifier.Failure is not null)
         {
             return verifier.Failure;
+        }
+
+        // SSH.NET checks a host certificate's validity window and CA signature itself and ends the key exchange
+        // before Moltar sees the key: the host is then not trusted (ssh says "Certificate invalid").
+        if (!verifier.Called && e is SshConnectionException && info.CurrentHostKeyAlgorithm is { } offered && SshAlgorithms.IsCertificate(offered))
+        {
+            return new SshFailure(SshErrorIds.HostKeyUnknown,
+                $"The {role} {KnownHosts.LookupName(settings.HostName, settings.Port)} presented a host certificate ({offered}) that is not valid: " +
+                "expired, not yet valid, or not signed by the CA it names. Renew the host's certificate, or trust its plain key in known_hosts.",
+                settings.HostName, e);
+        }
+
+        // A proxy that exited is the reason, whatever SSH.NET saw (closed connection, no banner).
+        if (proxy?.FailureReason(TimeSpan.FromSeconds(2)) is { } proxyFailure)
+        {
+            return new SshFailure(SshErrorIds.ConnectFailed, $"Could not connect to the {role} {settings.HostName}:{settings.Port}: {proxyFailure}", settings.HostName, e);
         }
 
         if (tracker.SignFailure is not null)
@@ -419,7 +543,8 @@ public sealed class SshConnector : IDisposable
             return AuthFailure(tracker.SignFailure, settings, role, tracker);
         }
 
-        var where = $"{settings.HostName}:{settings.Port}" + (settings.Jumps.Count > 0 ? $" (through jump host {string.Join(",", settings.Jumps)})" : "");
+        var where = $"{settings.HostName}:{settings.Port}" + (settings.Jumps.Count > 0 ? $" (through jump host {string.Join(",", settings.Jumps)})"
+            : proxy is not null ? $" (through ProxyCommand '{proxy.Command}')" : "");
         switch (e)
         {
             case SshFailure f:
@@ -508,9 +633,6 @@ public sealed class SshConnector : IDisposable
             Log(level, message, target);
         }
     }
-
-    private SshConfig LoadConfig(string? path, string defaultPath, string includeBase) =>
-        LoadConfig(path, defaultPath, includeBase, Home, note => Log(SshLogLevel.Verbose, "ssh config: " + note));
 
     /// <summary>
     /// Reads an ssh config as the options name it: null = the default file (missing is empty), "" or "none" =

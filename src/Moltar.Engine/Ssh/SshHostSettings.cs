@@ -111,6 +111,12 @@ public sealed class SshHostSettings
     /// <summary>The agent socket or pipe; null = no agent.</summary>
     public string? IdentityAgent { get; init; }
     public IReadOnlyList<SshJumpHop> Jumps { get; init; } = Array.Empty<SshJumpHop>();
+    /// <summary>ssh config's ProxyCommand with its tokens expanded (null: none, or a jump host / -JumpHost applies).</summary>
+    public string? ProxyCommand { get; init; }
+    /// <summary>ssh config's CertificateFile values (expanded), offered with the matching keys.</summary>
+    public IReadOnlyList<string> CertificateFiles { get; init; } = Array.Empty<string>();
+    /// <summary>Which OpenSSH's rules apply (paths, how ProxyCommand runs).</summary>
+    public OpenSshPlatform Platform { get; init; } = SshPaths.CurrentPlatform;
     /// <summary>User known_hosts files; AcceptNew writes to the first.</summary>
     public IReadOnlyList<string> UserKnownHostsFiles { get; init; } = Array.Empty<string>();
     public IReadOnlyList<string> GlobalKnownHostsFiles { get; init; } = Array.Empty<string>();
@@ -138,6 +144,7 @@ public sealed class SshHostSettings
         SshConfigMatch config, string home, bool isJump = false)
     {
         var notes = new List<string>();
+        var platform = SshPaths.Platform(options.Platform ?? SshPaths.CurrentPlatform);
 
         var hostName = config.Get("HostName") is { } hn ? SshPaths.ExpandTokens(hn.Value, new SshPaths.TokenValues(home, alias)) : alias;
 
@@ -164,7 +171,7 @@ public sealed class SshHostSettings
         var defaults = identityFiles.Count == 0;
         if (defaults)
         {
-            identityFiles.AddRange(new[] { "id_ed25519", "id_ecdsa", "id_rsa" }.Select(n => Path.Combine(home, ".ssh", n)));
+            identityFiles.AddRange((platform with { Home = home }).DefaultIdentityFiles);
         }
 
         string? agent = null;
@@ -204,12 +211,24 @@ public sealed class SshHostSettings
             throw new SshFailure(SshErrorIds.InvalidConfiguration, e.Message);
         }
 
+        // -JumpHost reaches the config lookup as ssh's -J does: a jump host replaces ProxyCommand, "none" does not.
+        string? proxyCommand = null;
+        if ((isJump || options.JumpHost is null || jumps.Count == 0) && config.Get("ProxyCommand") is { } pc && pc.Text != "none")
+        {
+            // ssh expands %h %p %r %n (and the other client tokens) and hands the rest to the shell untouched.
+            proxyCommand = SshPaths.ExpandTokens(pc.Text, tokens);
+        }
+
+        var certificateFiles = config.GetAll("CertificateFile")
+            .Where(v => !v.Value.Equals("none", StringComparison.OrdinalIgnoreCase))
+            .Select(v => SshPaths.ExpandPath(v.Value, tokens)).Distinct(StringComparer.Ordinal).ToList();
+
         IReadOnlyList<string> userKnown = options.KnownHostsPaths?.Select(p => SshPaths.ExpandTilde(p, home)).ToList()
             ?? PathList(config.Get("UserKnownHostsFile"), tokens)
-            ?? new[] { Path.Combine(home, ".ssh", "known_hosts"), Path.Combine(home, ".ssh", "known_hosts2") };
+            ?? (platform with { Home = home }).UserKnownHosts;
         IReadOnlyList<string> globalKnown = options.GlobalKnownHostsPaths?.Select(p => SshPaths.ExpandTilde(p, home)).ToList()
-            ?? PathList(config.Get("GlobalKnownHostsFile"), tokens)
-            ?? new[] { "/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2" };
+            ?? GlobalPathList(config.Get("GlobalKnownHostsFile"))
+            ?? platform.GlobalKnownHosts;
 
         var strict = options.StrictHostKeyChecking ?? ParseStrict(config.Get("StrictHostKeyChecking"), notes)
             ?? options.DefaultStrictHostKeyChecking ?? StrictHostKeyChecking.Yes;
@@ -235,6 +254,9 @@ public sealed class SshHostSettings
             IdentitiesOnly = YesNo(config.Get("IdentitiesOnly"), notes) ?? false,
             IdentityAgent = agent,
             Jumps = jumps,
+            ProxyCommand = proxyCommand,
+            CertificateFiles = certificateFiles,
+            Platform = platform.Platform,
             UserKnownHostsFiles = userKnown,
             GlobalKnownHostsFiles = globalKnown,
             StrictHostKeyChecking = strict,
@@ -248,6 +270,12 @@ public sealed class SshHostSettings
             Notes = notes,
         };
     }
+
+    /// <summary>GlobalKnownHostsFile: ssh takes the paths as written (no tokens, no ~).</summary>
+    private static IReadOnlyList<string>? GlobalPathList(SshConfigValue? value) =>
+        value is null ? null
+        : value.Args.Count == 1 && value.Value.Equals("none", StringComparison.OrdinalIgnoreCase) ? Array.Empty<string>()
+        : value.Args.ToList();
 
     private static IReadOnlyList<string>? PathList(SshConfigValue? value, SshPaths.TokenValues tokens)
     {

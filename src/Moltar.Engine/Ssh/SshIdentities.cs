@@ -8,15 +8,28 @@ namespace Moltar.Engine.Ssh;
 public sealed class SshIdentity
 {
     private readonly Func<IReadOnlyList<HostAlgorithm>> _algorithms;
+    private readonly Func<byte[], IReadOnlyList<HostAlgorithm>>? _certificateAlgorithms;
 
-    internal SshIdentity(string source, byte[] publicKeyBlob, string? filePath, string? comment, Func<IReadOnlyList<HostAlgorithm>> algorithms)
+    internal SshIdentity(string source, byte[] publicKeyBlob, string? filePath, string? comment, Func<IReadOnlyList<HostAlgorithm>> algorithms,
+        Func<byte[], IReadOnlyList<HostAlgorithm>>? certificateAlgorithms = null)
     {
         Source = source;
         PublicKeyBlob = publicKeyBlob;
         FilePath = filePath;
         Comment = comment;
         _algorithms = algorithms;
+        _certificateAlgorithms = certificateAlgorithms;
     }
+
+    /// <summary>The plain key: the certified key for a certificate, else the key itself.</summary>
+    public byte[] CertifiedKeyBlob => SshKeyBlob.IsCertificate(KeyType) ? SshKeyBlob.CertifiedKey(PublicKeyBlob) ?? PublicKeyBlob : PublicKeyBlob;
+
+    /// <summary>Whether this key can sign for a certificate of it (a plain key from a file or the agent).</summary>
+    internal bool CanSignForCertificate => _certificateAlgorithms is not null;
+
+    /// <summary>The certificate (from a file) offered with this key's signatures.</summary>
+    internal SshIdentity ForCertificate(byte[] certificate, string certificatePath) =>
+        new(Source, certificate, certificatePath, Comment, () => _certificateAlgorithms!(certificate));
 
     /// <summary>"agent" or "file".</summary>
     public string Source { get; }
@@ -90,6 +103,13 @@ internal sealed class KeyFile
             .Select(name => (HostAlgorithm)new DeferredKeyAlgorithm(name, this))
             .ToList();
     }
+
+    /// <summary>A certificate of this key: the certificate is shown, this key signs (plain signature format, as ssh).</summary>
+    public IReadOnlyList<HostAlgorithm> CertificateAlgorithms(byte[] certificate) =>
+        SshKeyBlob.AlgorithmsForKeyType(SshKeyBlob.KeyType(certificate))
+            .Where(name => name != "ssh-rsa-cert-v01@openssh.com")
+            .Select(name => (HostAlgorithm)new DeferredCertificateAlgorithm(name, this, certificate))
+            .ToList();
 
     internal HostAlgorithm Loaded(string name)
     {
@@ -169,6 +189,16 @@ internal sealed class KeyFile
         }
 
         return null;
+    }
+
+    /// <summary>A certificate algorithm ("...-cert-v01@openssh.com") signed by the key file's plain algorithm.</summary>
+    private sealed class DeferredCertificateAlgorithm(string name, KeyFile file, byte[] certificate) : HostAlgorithm(name)
+    {
+        private readonly string _signWith = name.Substring(0, name.Length - "-cert-v01@openssh.com".Length);
+
+        public override byte[] Data => certificate;
+        public override byte[] Sign(byte[] data) => file.Loaded(_signWith).Sign(data);
+        public override bool VerifySignature(byte[] data, byte[] signature) => file.Loaded(_signWith).VerifySignature(data, signature);
     }
 
     /// <summary>A key-file algorithm whose private key is decrypted only when the server asks for a signature.</summary>

@@ -62,6 +62,9 @@ public sealed record SshOptions
     /// <summary>Ciphers in OpenSSH list syntax; wins over ssh config.</summary>
     public string? Ciphers { get; init; }
 
+    /// <summary>Whose OpenSSH rules apply (default paths, how ProxyCommand and Match exec run); null = this machine's.</summary>
+    public OpenSshPlatform? Platform { get; init; }
+
     /// <summary>Connect timeout when neither these options nor ssh config give one.</summary>
     public static readonly TimeSpan DefaultConnectTimeout = TimeSpan.FromSeconds(15);
 

@@ -118,9 +118,45 @@ public static class SshKeyBlob
     };
 
     /// <summary>Host key algorithms that can present a key of this blob type, most preferred first.</summary>
+    public static bool IsCertificate(string keyType) => keyType.EndsWith("-cert-v01@openssh.com", StringComparison.Ordinal);
+
+    /// <summary>The plain key a certificate certifies, as a public key blob (null when the blob is no certificate Moltar reads).</summary>
+    public static byte[]? CertifiedKey(byte[] certificate)
+    {
+        try
+        {
+            var reader = new SshReader(certificate);
+            var type = reader.ReadUtf8();
+            reader.ReadString(); // nonce
+            var writer = new SshWriter();
+            switch (type)
+            {
+                case "ssh-ed25519-cert-v01@openssh.com":
+                    return writer.WriteString("ssh-ed25519").WriteString(reader.ReadString()).ToArray();
+                case "ssh-rsa-cert-v01@openssh.com":
+                    var e = reader.ReadString();
+                    var n = reader.ReadString();
+                    return writer.WriteString("ssh-rsa").WriteString(e).WriteString(n).ToArray();
+                case "ecdsa-sha2-nistp256-cert-v01@openssh.com":
+                case "ecdsa-sha2-nistp384-cert-v01@openssh.com":
+                case "ecdsa-sha2-nistp521-cert-v01@openssh.com":
+                    var curve = reader.ReadString();
+                    var q = reader.ReadString();
+                    return writer.WriteString(type.Substring(0, type.Length - "-cert-v01@openssh.com".Length)).WriteString(curve).WriteString(q).ToArray();
+                default:
+                    return null;
+            }
+        }
+        catch (FormatException)
+        {
+            return null;
+        }
+    }
+
     public static IReadOnlyList<string> AlgorithmsForKeyType(string keyType) => keyType switch
     {
         "ssh-rsa" => new[] { "rsa-sha2-512", "rsa-sha2-256", "ssh-rsa" },
+        "ssh-rsa-cert-v01@openssh.com" => new[] { "rsa-sha2-512-cert-v01@openssh.com", "rsa-sha2-256-cert-v01@openssh.com", "ssh-rsa-cert-v01@openssh.com" },
         _ => new[] { keyType },
     };
 }

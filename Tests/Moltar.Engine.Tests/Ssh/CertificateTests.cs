@@ -1,0 +1,251 @@
+using System.Diagnostics;
+using Moltar.Engine.Ssh;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace Moltar.Engine.Tests.Ssh;
+
+/// <summary>
+/// Three sshd servers that trust only a user CA (TrustedUserCAKeys, no authorized_keys) and present CA-signed
+/// host certificates: valid for their address, expired, and issued for another host name. Its own ssh-agent.
+/// </summary>
+public sealed class CertificateServers : IDisposable
+{
+    public CertificateServers(SshdFixture sshd)
+    {
+        if (sshd.SkipReason is not null)
+        {
+            return;
+        }
+
+        Dir = Directory.CreateTempSubdirectory("moltar-certs-18-").FullName;
+        UserCa = KeyGen("user_ca");
+        HostCa = KeyGen("host_ca");
+        OtherCa = KeyGen("other_ca");
+        CertKey = KeyGen("cert_user");
+        SshdFixture.Run(null, "ssh-keygen", "-q", "-s", UserCa, "-I", "moltar-user", "-n", "root", "-V", "-5m:+1h", CertKey + ".pub");
+        Valid = Start("cert-valid", address => new[] { "-n", address, "-V", "-5m:+1h" });
+        Expired = Start("cert-expired", address => new[] { "-n", address, "-V", "20200101:20200102" });
+        OtherHost = Start("cert-other", _ => new[] { "-n", "other.example", "-V", "-5m:+1h" });
+
+        AgentSocket = Path.Combine(Dir, "agent.sock");
+        _agent = Process.Start(new ProcessStartInfo("ssh-agent") { ArgumentList = { "-D", "-a", AgentSocket }, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false })!;
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (!File.Exists(AgentSocket) && DateTime.UtcNow < deadline)
+        {
+            Thread.Sleep(10);
+        }
+
+        SshdHost Start(string name, Func<string, string[]> certificateOptions) => sshd.StartExtraSshd(name, (dir, hostKey, address) =>
+        {
+            var args = new List<string> { "-q", "-s", HostCa, "-I", name, "-h" };
+            args.AddRange(certificateOptions(address));
+            args.Add(hostKey + ".pub");
+            SshdFixture.Run(null, "ssh-keygen", args.ToArray());
+            return $"TrustedUserCAKeys {UserCa}.pub\nAuthorizedKeysFile none\nHostCertificate {hostKey}-cert.pub\n";
+        });
+    }
+
+    private readonly Process? _agent;
+
+    public string Dir { get; } = "";
+    public string UserCa { get; } = "";
+    public string HostCa { get; } = "";
+    public string OtherCa { get; } = "";
+    /// <summary>A key no server accepts by itself, with its user certificate beside it (cert_user-cert.pub).</summary>
+    public string CertKey { get; } = "";
+    public SshdHost Valid { get; } = null!;
+    public SshdHost Expired { get; } = null!;
+    public SshdHost OtherHost { get; } = null!;
+    public string AgentSocket { get; } = "";
+
+    public string Pub(string key) => File.ReadAllText(key + ".pub").Trim();
+
+    private string KeyGen(string name)
+    {
+        var path = Path.Combine(Dir, name);
+        SshdFixture.Run(null, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", path);
+        return path;
+    }
+
+    public void Dispose()
+    {
+        if (_agent is not null)
+        {
+            try
+            {
+                _agent.Kill();
+                _agent.WaitForExit(5000);
+            }
+            catch (InvalidOperationException)
+            {
+            }
+
+            _agent.Dispose();
+        }
+    }
+}
+
+[Collection("sshd")]
+public sealed class CertificateTests(SshdFixture sshd, ITestOutputHelper output) : IClassFixture<CertificateServersFor18>
+{
+    private CertificateServers? _servers;
+    private CertificateServers Servers => _servers ??= CertificateServersFor18.Get(sshd);
+
+    private string KnownHostsWith(params string[] lines) => sshd.NewTempFile("known_hosts", string.Join("\n", lines) + "\n");
+
+    private string CaLine(string pattern = "*") => $"@cert-authority {pattern} {Servers.Pub(Servers.HostCa)}";
+
+    /// <summary>A copy of the certificate key without its -cert.pub: what a server sees without the certificate.</summary>
+    private string BareCopy()
+    {
+        var path = Path.Combine(Servers.Dir, $"bare-{Guid.NewGuid():N}");
+        File.Copy(Servers.CertKey, path);
+        File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        File.Copy(Servers.CertKey + ".pub", path + ".pub");
+        return path;
+    }
+
+    private SshOptions Options(string known, params string[] keys) => sshd.Options() with
+    {
+        KeyFiles = keys,
+        KnownHostsPaths = new[] { known },
+        StrictHostKeyChecking = StrictHostKeyChecking.Yes,
+    };
+
+    [SshdFact]
+    public void A_server_trusting_only_a_user_CA_accepts_the_key_with_its_cert_pub_beside_it_and_refuses_it_without()
+    {
+        sshd.EnsureAvailable();
+        var known = KnownHostsWith(Servers.Valid.KnownHostsLine);
+        using (var connector = new SshConnector(Options(known, Servers.CertKey)))
+        {
+            Assert.Contains(connector.IdentitiesFor(connector.Resolve(Servers.Valid.Target)), i => i.KeyType == "ssh-ed25519-cert-v01@openssh.com");
+            using var connection = connector.Connect(Servers.Valid.Target);
+            Assert.Equal("root", connection.Run("whoami").Stdout.Trim());
+        }
+
+        using var bare = new SshConnector(Options(known, BareCopy()));
+        var failure = Assert.Throws<SshFailure>(() => bare.Connect(Servers.Valid.Target));
+        Assert.Equal(SshErrorIds.AuthenticationFailed, failure.ErrorId);
+    }
+
+    [SshdFact]
+    public void CertificateFile_from_ssh_config_is_offered_with_the_key_file_or_the_agent_key_it_certifies()
+    {
+        sshd.EnsureAvailable();
+        var known = KnownHostsWith(Servers.Valid.KnownHostsLine);
+        var key = BareCopy();
+        var config = sshd.NewTempFile("config", $"Host *\n  IdentityFile {key}\n  CertificateFile {Servers.CertKey}-cert.pub\n");
+        using (var connector = new SshConnector(Options(known) with { ConfigPath = config }))
+        {
+            using var connection = connector.Connect(Servers.Valid.Target);
+            Assert.True(connection.Run("true").Succeeded);
+        }
+
+        // The key only in the agent (no key file at all), the certificate from ssh config: the agent signs for it.
+        SshdFixture.Run(new Dictionary<string, string> { ["SSH_AUTH_SOCK"] = Servers.AgentSocket }, "ssh-add", "-q", key);
+        File.Delete(key);
+        File.Delete(key + ".pub");
+        var agentConfig = sshd.NewTempFile("config", $"Host *\n  CertificateFile {Servers.CertKey}-cert.pub\n");
+        using (var connector = new SshConnector(Options(known) with { ConfigPath = agentConfig, UseAgent = true, AgentPath = Servers.AgentSocket }))
+        {
+            using var connection = connector.Connect(Servers.Valid.Target);
+            Assert.True(connection.Run("true").Succeeded);
+        }
+
+        SshdFixture.Run(new Dictionary<string, string> { ["SSH_AUTH_SOCK"] = Servers.AgentSocket }, "ssh-add", "-D");
+    }
+
+    [SshdFact]
+    public void A_certificate_the_agent_holds_with_its_key_is_offered()
+    {
+        sshd.EnsureAvailable();
+        var known = KnownHostsWith(Servers.Valid.KnownHostsLine);
+        var env = new Dictionary<string, string> { ["SSH_AUTH_SOCK"] = Servers.AgentSocket };
+        SshdFixture.Run(env, "ssh-add", "-q", Servers.CertKey); // ssh-add loads cert_user-cert.pub with it
+        try
+        {
+            using var connector = new SshConnector(Options(known) with { UseAgent = true, AgentPath = Servers.AgentSocket });
+            Assert.Contains(connector.IdentitiesFor(connector.Resolve(Servers.Valid.Target)), i => i.Source == "agent" && i.KeyType.EndsWith("-cert-v01@openssh.com"));
+            using var connection = connector.Connect(Servers.Valid.Target);
+            Assert.True(connection.Run("true").Succeeded);
+        }
+        finally
+        {
+            SshdFixture.Run(env, "ssh-add", "-D");
+        }
+    }
+
+    [SshdFact]
+    public void A_CA_signed_host_certificate_is_trusted_with_only_a_cert_authority_line_and_ssh_agrees()
+    {
+        sshd.EnsureAvailable();
+        var known = KnownHostsWith(CaLine($"[{Servers.Valid.Address}]:{Servers.Valid.Port}"));
+        using var connector = new SshConnector(Options(known, Servers.CertKey));
+        using var connection = connector.Connect(Servers.Valid.Target);
+        Assert.Equal("ssh-ed25519-cert-v01@openssh.com", connection.HostKeyAlgorithm);
+        Assert.True(connection.Run("true").Succeeded);
+        Assert.True(SshdFixture.SshConnects(known, Servers.Valid, Servers.CertKey, output.WriteLine));
+    }
+
+    [SshdFact]
+    public void A_host_certificate_is_refused_when_expired_for_another_host_signed_by_an_untrusted_CA_or_its_CA_or_key_is_revoked_and_ssh_agrees()
+    {
+        sshd.EnsureAvailable();
+        var cases = new (string Name, SshdHost Host, string KnownHosts, string ErrorId, string Says)[]
+        {
+            ("expired", Servers.Expired, KnownHostsWith(CaLine()), SshErrorIds.HostKeyUnknown, "not valid"),
+            ("other host", Servers.OtherHost, KnownHostsWith(CaLine()), SshErrorIds.HostKeyUnknown, "other.example"),
+            ("untrusted CA", Servers.Valid, KnownHostsWith($"@cert-authority * {Servers.Pub(Servers.OtherCa)}"), SshErrorIds.HostKeyUnknown, "no @cert-authority line"),
+            ("revoked CA", Servers.Valid, KnownHostsWith(CaLine(), $"@revoked * {Servers.Pub(Servers.HostCa)}"), SshErrorIds.HostKeyRevoked, "@revoked"),
+            ("revoked key", Servers.Valid, KnownHostsWith(CaLine(), $"@revoked * {Servers.Valid.PublicKeyLine}"), SshErrorIds.HostKeyRevoked, "its key"),
+        };
+        foreach (var c in cases)
+        {
+            using var connector = new SshConnector(Options(c.KnownHosts, Servers.CertKey));
+            var failure = Assert.Throws<SshFailure>(() => connector.Connect(c.Host.Target));
+            output.WriteLine($"{c.Name}: {failure.ErrorId}: {failure.Message}");
+            Assert.Equal(c.ErrorId, failure.ErrorId);
+            Assert.Contains(c.Says, failure.Message);
+            Assert.False(SshdFixture.SshConnects(c.KnownHosts, c.Host, Servers.CertKey, output.WriteLine), $"{c.Name}: ssh connected where Moltar refused");
+        }
+    }
+
+    [SshdFact]
+    public void Without_a_cert_authority_line_the_plain_host_key_decides_as_before()
+    {
+        sshd.EnsureAvailable();
+        // The expired-certificate host is trusted by its plain key: no certificate is asked for, so it connects.
+        var known = KnownHostsWith(Servers.Expired.KnownHostsLine);
+        using var connector = new SshConnector(Options(known, Servers.CertKey));
+        using var connection = connector.Connect(Servers.Expired.Target);
+        Assert.Equal("ssh-ed25519", connection.HostKeyAlgorithm);
+        Assert.True(SshdFixture.SshConnects(known, Servers.Expired, Servers.CertKey, output.WriteLine));
+    }
+
+}
+
+/// <summary>Starts the certificate servers once for the test class (needs the sshd fixture, so it is created lazily).</summary>
+public sealed class CertificateServersFor18 : IDisposable
+{
+    private static readonly object Gate = new();
+    private static CertificateServers? _servers;
+
+    public static CertificateServers Get(SshdFixture sshd)
+    {
+        lock (Gate)
+        {
+            return _servers ??= new CertificateServers(sshd);
+        }
+    }
+
+    public void Dispose()
+    {
+        lock (Gate)
+        {
+            _servers?.Dispose();
+            _servers = null;
+        }
+    }
+}
