@@ -200,4 +200,100 @@ Describe 'Trust boundaries' -Skip:([bool] $SkipReason) {
             finally { Pop-Location }
         }
     }
+
+    Context '3. Tab completion of hostile tag values inserts one quoted word; 4. hook variables carry only safe tokens' {
+        BeforeAll {
+            $env:MOLTAR_ENDPOINT_URL = $Sandbox.Endpoint
+            $script:Fleet = @(Get-MoltarSandboxFleet $Sandbox)
+            # Environment tags anyone in the account can set, each an attempt on whoever presses Tab.
+            $script:Hostile = @(
+                "x';New-Item '$Pwned-c1';'"                          # ends a single-quoted string
+                "x$([char]0x2019);New-Item '$Pwned-c2';$([char]0x2018)"   # ’ and ‘ end single-quoted strings too
+                "`$(New-Item '$Pwned-c3')"                            # a subexpression, were it bare or double-quoted
+                '-WhatIf'                                             # an option, were it bare
+                "$([char]0x2013)Verbose"                              # – reads as - at the start of a parameter
+                "two`nlines`tand a tab"                               # control characters (what EC2's XML can carry)
+            )
+            $extra = for ($i = 0; $i -lt $Hostile.Count; $i++) {
+                @{ instanceId = 'i-0c1600000000000' + $i.ToString('00'); state = 'running'; privateIpAddress = "10.16.0.$($i + 1)"
+                   tags = @{ Project = 'demo'; Environment = $Hostile[$i]; Cluster = 'web'; Name = "hostile-$i" } }
+            }
+            # A real host whose Name and Environment tags are shell code, for the hook variables.
+            $script:HookHost = $Fleet | Where-Object { $_.tags.Name -eq $Hosts[1].Name }
+            $HookHost.tags.Name = "web;touch $Pwned-name"
+            $HookHost.tags.Environment = "prod`$(touch $Pwned-env)"
+            Set-MoltarSandboxFleet $Sandbox -Instance (@($Fleet) + @($extra))
+        }
+        AfterAll {
+            $HookHost.tags.Name = $Hosts[1].Name
+            Set-MoltarSandboxFleet $Sandbox -Instance $Fleet
+            Remove-Item env:MOLTAR_ENDPOINT_URL
+        }
+
+        It 'each completion is one quoted string that selects exactly its instance; list text and tooltip have no control characters' {
+            # (-Cluster makes a listing of its own: completion keeps listings for a minute, and earlier tests listed 'demo'.)
+            $line = 'Get-MoltarInstance -Project demo -Cluster web -Environment '
+            $offered = (TabExpansion2 -inputScript $line -cursorColumn $line.Length).CompletionMatches
+            foreach ($i in 0..($Hostile.Count - 1)) {
+                $value = $Hostile[$i]
+                $printable = $value -replace '[\p{Cc}]', '?'
+                $match = @($offered | Where-Object ListItemText -EQ $printable)
+                $match.Count | Should -Be 1 -Because "'$printable' is offered once"
+                $match[0].ToolTip | Should -Be $printable
+                $match[0].CompletionText | Should -Match '^''.*''$' -Because 'a hostile value is always quoted'
+                # Accepting the completion and pressing Enter: the command runs as typed, nothing else.
+                $found = @(Invoke-Expression ($line + $match[0].CompletionText))
+                $found.InstanceId | Should -Be ('i-0c1600000000000' + $i.ToString('00')) -Because $match[0].CompletionText
+            }
+            Get-ChildItem "$Pwned-c*" -ErrorAction Ignore | Should -BeNullOrEmpty
+            $offered.ListItemText -join '' | Should -Not -Match '[\p{Cc}]'
+        }
+
+        It 'FAILED_HOSTS and ENV never carry a hostile Name or Environment tag, even to a hook that evaluates them' {
+            $project = New-Folder (Join-Path $Scratch 'hook-vars')
+            Set-Content (Join-Path $project '.moltar-project') 'demo'
+            $record = Join-Path $Scratch 'hook-vars.txt'
+            # A careless hook: it evaluates the variables as shell code.
+            New-Hook $project '.moltar-failed-deploy' "eval ""echo FAILED=`$FAILED_HOSTS ENV=`$ENV"" > '$record'" | Out-Null
+            Push-Location $project
+            try {
+                Approve-MoltarProject | Out-Null
+                $target = Get-MoltarInstance | Where-Object InstanceId -EQ $HookHost.instanceId
+                $target | Invoke-MoltarDeploy -Package demo-app -Port 1 -Confirm:$false -Quiet @Ssh -ErrorAction SilentlyContinue 6>$null | Out-Null
+            }
+            finally { Pop-Location }
+            Get-Content $record | Should -Be "FAILED=$($target.Address) ENV="
+            "$Pwned-name" | Should -Not -Exist
+            "$Pwned-env" | Should -Not -Exist
+        }
+    }
+
+    Context '6. an upload does not follow a symbolic link out of its tree' {
+        BeforeAll {
+            $env:MOLTAR_ENDPOINT_URL = $Sandbox.Endpoint
+            $script:UploadTarget = Get-MoltarInstance -Project demo -Name $Hosts[0].Name
+            # A cloned site whose dist/robots.txt leads to the user's AWS credentials.
+            $script:Site = New-Folder (Join-Path $Scratch 'site')
+            $secretFolder = New-Folder (Join-Path $Scratch 'fake-home/.aws')
+            Set-Content (Join-Path $secretFolder 'credentials') 'aws_secret_access_key = upload-attack-secret'
+            $script:Dist = New-Folder (Join-Path $Site 'dist')
+            Set-Content (Join-Path $Dist 'index.html') '<h1>hi</h1>'
+            New-Item -ItemType SymbolicLink -Path (Join-Path $Dist 'robots.txt') -Target '../../fake-home/.aws/credentials' | Out-Null
+            $script:Remote = "/tmp/moltar16-upload-$PID"
+        }
+        AfterAll { Remove-Item env:MOLTAR_ENDPOINT_URL }
+
+        It 'refuses the whole upload (SymlinkOutsideTree) and the host gets nothing; -FollowSymlink sends it' {
+            { $UploadTarget | Copy-MoltarFile $Dist -Recurse -Destination "$Remote/" @Ssh } |
+                Should -Throw -ErrorId 'SymlinkOutsideTree,Moltar.Cmdlets.CopyMoltarFileCommand' -ExpectedMessage "*robots.txt*outside*-FollowSymlink*"
+            { $UploadTarget | Copy-MoltarFile "$Dist/*" -Destination "$Remote/" @Ssh } |
+                Should -Throw -ErrorId 'SymlinkOutsideTree,Moltar.Cmdlets.CopyMoltarFileCommand'
+            ($UploadTarget | Invoke-MoltarCommand "cat $Remote/dist/robots.txt $Remote/robots.txt; ls $Remote" -Quiet @Ssh -ErrorAction SilentlyContinue).Output |
+                Should -Not -BeLike '*upload-attack-secret*'
+
+            $copied = $UploadTarget | Copy-MoltarFile $Dist -Recurse -Destination "$Remote/" -FollowSymlink @Ssh
+            @($copied | Where-Object Verified).Count | Should -Be 2
+            ($UploadTarget | Invoke-MoltarCommand "cat $Remote/dist/robots.txt" -Quiet @Ssh).Output | Should -BeLike '*upload-attack-secret*'
+        }
+    }
 }
