@@ -296,4 +296,54 @@ Describe 'Trust boundaries' -Skip:([bool] $SkipReason) {
             ($UploadTarget | Invoke-MoltarCommand "cat $Remote/dist/robots.txt" -Quiet @Ssh).Output | Should -BeLike '*upload-attack-secret*'
         }
     }
+
+    Context '7. temporary files are private until verified; downloads never keep group/world write bits' {
+        BeforeAll {
+            $env:MOLTAR_ENDPOINT_URL = $Sandbox.Endpoint
+            $script:CopyTarget = Get-MoltarInstance -Project demo -Name $Hosts[0].Name
+            function Invoke-OnTarget([string] $Command) {
+                $result = $CopyTarget | Invoke-MoltarCommand $Command -Quiet @Ssh
+                $result.Succeeded | Should -BeTrue -Because "$Command`: $($result.Error)"
+                $result.Output
+            }
+        }
+        AfterAll { Remove-Item env:MOLTAR_ENDPOINT_URL }
+
+        It 'another user on the host cannot read an upload while it is written and verified' {
+            $remote = "/tmp/moltar16-part-$PID"
+            $big = Join-Path $Scratch 'big.bin'
+            $stream = [IO.File]::Create($big); $stream.SetLength(400MB); $stream.Dispose()
+            $runspace = [runspacefactory]::CreateRunspace(); $runspace.Open()
+            $shell = [powershell]::Create(); $shell.Runspace = $runspace
+            $null = $shell.AddScript({ param($Module, $Target, $Path, $Destination, $Ssh)
+                Import-Module $Module; $Target | Copy-MoltarFile $Path -Destination $Destination @Ssh }).
+                AddArgument($ModulePath).AddArgument($CopyTarget).AddArgument($big).AddArgument("$remote/").AddArgument($Ssh)
+            $handle = $shell.BeginInvoke()
+            try {
+                # As soon as the temporary file has bytes: what are its modes, and can 'nobody' read it?
+                $seen = $null
+                $deadline = [DateTime]::UtcNow.AddMinutes(3)
+                while (-not $seen -and -not $handle.IsCompleted -and [DateTime]::UtcNow -lt $deadline) {
+                    $probe = "for f in $remote/.moltar-*; do [ -e `"`$f`" ] || continue; c=`$f; [ -d `"`$f`" ] && c=`$f/content; " +
+                             "[ -s `"`$c`" ] && echo `"`$(stat -c %a `"`$f`") `$(stat -c %a `"`$c`") `$(sudo -n -u nobody head -c 1 `"`$c`" >/dev/null 2>&1 && echo readable || echo denied)`"; done; true"
+                    $seen = Invoke-OnTarget $probe
+                }
+                $copied = $shell.EndInvoke($handle)
+            }
+            finally { $shell.Dispose(); $runspace.Dispose() }
+            $seen | Should -Not -BeNullOrEmpty -Because 'the temporary file was seen while it filled'
+            $seen.Trim() | Should -Be '700 600 denied'
+            $copied.Verified | Should -BeTrue
+            (Invoke-OnTarget "stat -c %a $remote/big.bin; ls -A $remote | wc -l; rm -rf $remote").Trim() -split '\s+' | Should -Be @('644', '1')
+        }
+
+        It 'a downloaded file loses the group/world write bits the host gave it' {
+            Invoke-OnTarget "mkdir -p /tmp/moltar16-dl-$PID && echo hi > /tmp/moltar16-dl-$PID/open.txt && chmod 666 /tmp/moltar16-dl-$PID/open.txt" | Out-Null
+            $local = New-Folder (Join-Path $Scratch 'downloads')
+            $copied = $CopyTarget | Copy-MoltarFile -FromRemote "/tmp/moltar16-dl-$PID/open.txt" -Destination $local @Ssh
+            $copied.Mode | Should -Be '644'
+            (Get-Item $copied.Destination).UnixMode | Should -Be '-rw-r--r--'
+            Invoke-OnTarget "rm -rf /tmp/moltar16-dl-$PID" | Out-Null
+        }
+    }
 }
