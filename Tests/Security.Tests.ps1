@@ -346,4 +346,66 @@ Describe 'Trust boundaries' -Skip:([bool] $SkipReason) {
             Invoke-OnTarget "rm -rf /tmp/moltar16-dl-$PID" | Out-Null
         }
     }
+
+    Context '5. a Name tag never chooses where downloads land' {
+        BeforeAll {
+            $env:MOLTAR_ENDPOINT_URL = $Sandbox.Endpoint
+            $script:Fleet5 = @(Get-MoltarSandboxFleet $Sandbox)
+            $script:Renamed = $Fleet5 | Where-Object { $_.tags.Name -eq $Hosts[0].Name }
+        }
+        AfterAll {
+            $Renamed.tags.Name = $Hosts[0].Name
+            Set-MoltarSandboxFleet $Sandbox -Instance $Fleet5
+            Remove-Item env:MOLTAR_ENDPOINT_URL
+        }
+
+        It 'Name <Name> lands in folder <Folder>' -ForEach @(
+            @{ Name = '.ssh'; Folder = '_ssh' }
+            @{ Name = 'CON'; Folder = '_CON' }
+            @{ Name = '..'; Folder = '_' }
+        ) {
+            $Renamed.tags.Name = $Name
+            Set-MoltarSandboxFleet $Sandbox -Instance $Fleet5
+            $target = Get-MoltarInstance -Project demo | Where-Object InstanceId -EQ $Renamed.instanceId
+            $downloads = New-Folder (Join-Path $Scratch "dl-$Folder")
+            $copied = $target | Copy-MoltarFile -FromRemote /etc/hostname -Destination $downloads @Ssh
+            $copied.Destination | Should -Be (Join-Path $downloads "$Folder/hostname")
+            @(Get-ChildItem -Force $downloads).Name | Should -Be @($Folder)
+        }
+
+        It '8. control characters in a Name or Environment tag show as ? in the instance, copy and deploy tables' {
+            $Renamed.tags.Name = "evil`nname`tx"
+            $environment = $Renamed.tags.Environment
+            $Renamed.tags.Environment = "prod`r`nfake row"
+            try {
+                Set-MoltarSandboxFleet $Sandbox -Instance $Fleet5
+                $target = Get-MoltarInstance -Project demo | Where-Object InstanceId -EQ $Renamed.instanceId
+                $downloads = New-Folder (Join-Path $Scratch 'dl-control')
+                $copied = $target | Copy-MoltarFile -FromRemote /etc/hostname -Destination $downloads @Ssh
+                $deployed = $target | Invoke-MoltarDeploy -Package demo-app -Port 1 -Confirm:$false -Quiet @Ssh -ErrorAction SilentlyContinue -WarningAction SilentlyContinue 6>$null
+                foreach ($table in ($target | Format-Table | Out-String -Width 300), ($copied | Format-Table | Out-String -Width 300),
+                                   ($deployed | Format-Table | Out-String -Width 300)) {
+                    $table | Should -Match ([regex]::Escape('evil?name?x'))
+                    $table | Should -Not -Match "evil`n|`t|`r"
+                }
+                ($target | Format-Table | Out-String -Width 300) | Should -Match ([regex]::Escape('prod??fake row'))
+                "$copied" | Should -BeLike 'evil?name?x: *'
+            }
+            finally { $Renamed.tags.Environment = $environment }
+        }
+
+        It 'a symbolic link planted where the host folder goes is not written through' {
+            $Renamed.tags.Name = 'web-victim'
+            Set-MoltarSandboxFleet $Sandbox -Instance $Fleet5
+            $target = Get-MoltarInstance -Project demo | Where-Object InstanceId -EQ $Renamed.instanceId
+            $downloads = New-Folder (Join-Path $Scratch 'dl-shared')
+            $elsewhere = New-Folder (Join-Path $Scratch 'dl-elsewhere')
+            New-Item -ItemType SymbolicLink -Path (Join-Path $downloads 'web-victim') -Target $elsewhere | Out-Null
+            $copied = $target | Copy-MoltarFile -FromRemote /etc/hostname -Destination $downloads @Ssh -ErrorVariable failures -ErrorAction SilentlyContinue
+            $copied | Should -BeNullOrEmpty
+            $failures[0].FullyQualifiedErrorId | Should -Be 'PathOutsideDestination,Moltar.Cmdlets.CopyMoltarFileCommand'
+            "$($failures[0])" | Should -BeLike '*web-victim*is a symbolic link*'
+            Get-ChildItem -Force $elsewhere | Should -BeNullOrEmpty
+        }
+    }
 }

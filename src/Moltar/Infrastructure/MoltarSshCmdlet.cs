@@ -98,7 +98,7 @@ public abstract class MoltarSshCmdlet : MoltarAwsCmdlet
 
     /// <summary>The error for an instance whose address is not a host name or IP address (it is not connected to).</summary>
     protected static ErrorRecord InvalidAddressError(MoltarInstance instance) =>
-        new(new ArgumentException($"{instance.DisplayName}: the address '{instance.Address}' is not {SshNames.HostRule}; it is left out."),
+        new(new ArgumentException($"{instance.DisplayName}: the address '{DisplayText.Printable(instance.Address)}' is not {SshNames.HostRule}; it is left out."),
             "InvalidAddress", ErrorCategory.InvalidData, instance);
 
     /// <summary>The engine's selection for these filters (running instances only); a bad -Tag is a terminating InvalidTagFilter.</summary>
