@@ -9,7 +9,7 @@ public static class BoundedFile
     /// <summary>Project files, ssh config, known_hosts and keys are far smaller than this.</summary>
     public const long DefaultLimit = 4 * 1024 * 1024;
 
-    /// <summary>The file's bytes; InvalidDataException (naming the file and what is wrong) for a file that is not a regular file or too large.</summary>
+    /// <summary>The file's bytes; FileRefusedException (naming the file and what is wrong) for a file that is not a regular file or too large.</summary>
     public static byte[] ReadAllBytes(string path, string what, long limit = DefaultLimit)
     {
         CheckRegular(path, what);
@@ -20,7 +20,7 @@ public static class BoundedFile
         while ((read = stream.Read(chunk, 0, chunk.Length)) > 0)
         {
             if (buffer.Length + read > limit)
-                throw new InvalidDataException($"{what} '{path}' is larger than {limit / 1024} KiB; Moltar does not read it. Point Moltar at the intended file.");
+                throw new FileRefusedException($"{what} '{path}' is larger than {limit / 1024} KiB; Moltar does not read it. Point Moltar at the intended file.");
             buffer.Write(chunk, 0, read);
         }
         return buffer.ToArray();
@@ -37,7 +37,7 @@ public static class BoundedFile
         if (status is null)
             throw new FileNotFoundException($"{what} '{path}' does not exist.", path);
         if (status.Kind != FileKind.Regular)
-            throw new InvalidDataException($"{what} '{path}' is a {Describe(status.Kind)}, not a regular file; Moltar does not read it.");
+            throw new FileRefusedException($"{what} '{path}' is a {Describe(status.Kind)}, not a regular file; Moltar does not read it.");
     }
 
     private static string Describe(FileKind kind) => kind switch
@@ -48,4 +48,10 @@ public static class BoundedFile
         FileKind.Directory => "directory",
         _ => kind.ToString().ToLowerInvariant(),
     };
+}
+
+/// <summary>A file Moltar will not read (a FIFO, device or socket, or larger than its limit); the message says which and why.</summary>
+public sealed class FileRefusedException : IOException
+{
+    public FileRefusedException(string message) : base(message) { }
 }

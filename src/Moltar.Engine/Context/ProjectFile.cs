@@ -93,7 +93,7 @@ public sealed class ProjectFile
         {
             return BoundedFile.ReadAllBytes(path, "The project file", SizeLimit);
         }
-        catch (InvalidDataException e)
+        catch (FileRefusedException e)
         {
             throw new FormatException(e.Message, e);
         }

@@ -306,7 +306,7 @@ public static class UploadPlanner
             Context.BoundedFile.CheckRegular(path, "The file");
             return true;
         }
-        catch (InvalidDataException e)
+        catch (Context.FileRefusedException e)
         {
             warnings.Add(e.Message + " It was left out.");
             return false;
