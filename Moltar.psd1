@@ -12,6 +12,7 @@
     Description          = 'Find AWS EC2 instances by their tags, then run commands, copy files, open ssh and deploy Debian packages on them over SSH, in parallel.'
     FormatsToProcess     = @('Moltar.format.ps1xml')
     CmdletsToExport      = @(
+        'Approve-MoltarProject'
         'Copy-MoltarFile'
         'Enter-MoltarInstance'
         'Get-MoltarContext'

@@ -71,7 +71,8 @@ function Invoke-Build {
     if ($changelog -notmatch "(?ms)^## $([regex]::Escape($version))\b[^\n]*\n(?<notes>.*?)(?=^## |\z)") {
         throw "CHANGELOG.md has no section for $version."
     }
-    $notes = $Matches['notes'].Trim().Replace("'", "''")
+    # PowerShell's own escaping: it also doubles the curly single quotes, which end a single-quoted string too.
+    $notes = [System.Management.Automation.Language.CodeGeneration]::EscapeSingleQuotedStringContent($Matches['notes'].Trim())
     $builtManifest = Join-Path $moduleDir 'Moltar.psd1'
     (Get-Content -Raw $builtManifest).Replace("ReleaseNotes = 'See CHANGELOG.md'", "ReleaseNotes = '$notes'") | Set-Content -NoNewline $builtManifest
     # The cmdlets and the model load in the default context; everything else from deps/.

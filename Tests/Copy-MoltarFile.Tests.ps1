@@ -388,10 +388,10 @@ Describe 'Copy-MoltarFile' -Skip:([bool] $SkipReason) {
         Get-ChildItem $down -Recurse -File | Where-Object { (Get-Content $_.FullName -Raw) -match 'root:' } | Should -BeNullOrEmpty
         @(Get-ChildItem $Scratch -Recurse -File).Count | Should -Be ($before + 4 + 6)
 
-        # A Name tag is made one safe folder name: '../../escape' cannot climb out of the destination.
+        # A Name tag is made one safe folder name: '../../escape' cannot climb out of the destination (nor make a hidden folder).
         $hostile = [pscustomobject]@{ InstanceId = 'i-0hostile000000001'; Name = '../../escape'; Address = $on[0].Address }
         $result = $hostile | Copy-MoltarFile -FromRemote 'trap/ok.log' -Destination $down @Ssh
-        $result.Destination | Should -Be (Join-Path $down '.._.._escape' 'ok.log')
+        $result.Destination | Should -Be (Join-Path $down '_._.._escape' 'ok.log')
         Join-Path $Scratch 'escape' | Should -Not -Exist
     }
 

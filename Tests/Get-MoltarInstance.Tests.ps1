@@ -91,8 +91,18 @@ Describe 'Get-MoltarInstance selection' {
         $legacy = Join-Path $Scratch 'legacy'
         New-Item -ItemType Directory -Force -Path $legacy | Out-Null
         Set-Content (Join-Path $legacy '.moltar.psd1') "@{ Project = 'legacy'; ProfileName = 'shop'; TagNames = @{ Project = 'App' } }"
+        # ProfileName counts only from a trusted project file: trust this one (the record stays in the scratch folder).
+        $saved = $env:XDG_CONFIG_HOME
+        $env:XDG_CONFIG_HOME = Join-Path $Scratch 'config'
         Push-Location $legacy
-        try { (Get-MoltarInstance).Name | Should -Be 'legacy-web-1' } finally { Pop-Location }
+        try {
+            Approve-MoltarProject | Out-Null
+            (Get-MoltarInstance).Name | Should -Be 'legacy-web-1'
+        }
+        finally {
+            Pop-Location
+            if ($saved) { $env:XDG_CONFIG_HOME = $saved } else { Remove-Item env:XDG_CONFIG_HOME -ErrorAction Ignore }
+        }
     }
 
     It 'fills every property of the instance object' {

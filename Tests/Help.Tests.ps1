@@ -87,10 +87,15 @@ Describe 'Examples run against the sandbox' {
     StrictHostKeyChecking = 'Yes'
 }
 "@
+        # The examples' project is trusted, as a user trusts their own (its trust record stays in the scratch folder).
+        $script:SavedConfigHome = $env:XDG_CONFIG_HOME
+        $env:XDG_CONFIG_HOME = Join-Path $Scratch 'config'
+        Approve-MoltarProject -Path $Project | Out-Null
         Push-Location $Project
     }
     AfterAll {
         Pop-Location -ErrorAction Ignore
+        if ($SavedConfigHome) { $env:XDG_CONFIG_HOME = $SavedConfigHome } else { Remove-Item env:XDG_CONFIG_HOME -ErrorAction Ignore }
         Stop-TestSandbox $Sandbox
         Remove-TestScratch $Scratch
     }

@@ -49,6 +49,10 @@ BeforeAll {
     $record = 'printf "ENV=%s\nPACKAGES=%s\nVERSION=%s\nFAILED_HOSTS=%s\nNOT_STARTED_HOSTS=%s\nPWD=%s\n" "$ENV" "$PACKAGES" "$VERSION" "$FAILED_HOSTS" "$NOT_STARTED_HOSTS" "$(pwd)"'
     New-Hook '.moltar-after-deploy' "$record > '$HookOut/after.env'; echo after-deploy hook ran"
     New-Hook '.moltar-failed-deploy' "$record > '$HookOut/failed.env'"
+    # Hooks run only from a project the user trusted: the test trusts its own (the record stays in the scratch folder).
+    $script:SavedConfigHome = $env:XDG_CONFIG_HOME
+    $env:XDG_CONFIG_HOME = Join-Path $Scratch 'config'
+    Approve-MoltarProject -Path $Project | Out-Null
     function Read-HookEnv([string] $Which) {
         $file = Join-Path $HookOut "$Which.env"
         if (-not (Test-Path $file)) { return $null }
@@ -92,6 +96,7 @@ AfterAll {
         foreach ($key in @($PSDefaultParameterValues.Keys)) { if (-not $SavedDefaults.ContainsKey($key)) { $PSDefaultParameterValues.Remove($key) } }
     }
     Stop-TestSandbox $Sandbox
+    if ($SavedConfigHome) { $env:XDG_CONFIG_HOME = $SavedConfigHome } else { Remove-Item env:XDG_CONFIG_HOME -ErrorAction Ignore }
     foreach ($name in 'MOLTAR_ENDPOINT_URL', 'MOLTAR_KEY_FILE', 'MOLTAR_KNOWN_HOSTS', 'MOLTAR_STRICT_HOST_KEY_CHECKING') { Remove-Item "env:$name" -ErrorAction Ignore }
     Remove-TestScratch $Scratch
 }
@@ -399,11 +404,12 @@ Describe 'Invoke-MoltarDeploy' -Skip:([bool]$SkipReason) {
         $hook = Join-Path $Project '.moltar-after-deploy'
         $original = Get-Content -Raw $hook
         [IO.File]::WriteAllText($hook, "#!/bin/sh`necho 'notify failed' >&2`nexit 7`n")
+        Approve-MoltarProject -Path $Project | Out-Null   # a changed hook is untrusted until approved again
         try {
             $results = Invoke-MoltarDeploy production -Package moltar-test-app -Version 1.1.0 -Quiet -AfterDeploy { throw 'chat webhook down' } `
                 -ErrorVariable errors -ErrorAction SilentlyContinue -InformationVariable info
         }
-        finally { [IO.File]::WriteAllText($hook, $original) }
+        finally { [IO.File]::WriteAllText($hook, $original); Approve-MoltarProject -Path $Project | Out-Null }
         @($results | Where-Object Succeeded).Count | Should -Be 6
         $errors.Count | Should -Be 2
         $errors.FullyQualifiedErrorId | Should -Be @("HookFailed$Id", "HookFailed$Id")

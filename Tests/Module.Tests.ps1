@@ -101,11 +101,16 @@ Describe 'Get-MoltarContext' {
         Set-TestAwsEnvironment -Directory (Join-Path $Scratch 'aws')
         New-Item -ItemType Directory -Force -Path (Join-Path $Scratch 'repo/src/deep') | Out-Null
         Set-Content (Join-Path $Scratch 'repo/.moltar.psd1') "@{ Project = 'shop'; Region = 'eu-west-1'; User = 'deploy'; Packages = @('app-web') }"
+        # User counts only from a trusted project file: these tests trust theirs (the record stays in the scratch folder).
+        $script:SavedConfigHome = $env:XDG_CONFIG_HOME
+        $env:XDG_CONFIG_HOME = Join-Path $Scratch 'config'
+        Approve-MoltarProject -Path (Join-Path $Scratch 'repo') | Out-Null
     }
     AfterAll {
         Pop-Location -ErrorAction Ignore
         Remove-TestScratch $Scratch
         Remove-Item env:MOLTAR_USER -ErrorAction Ignore
+        if ($SavedConfigHome) { $env:XDG_CONFIG_HOME = $SavedConfigHome } else { Remove-Item env:XDG_CONFIG_HOME -ErrorAction Ignore }
     }
 
     It 'finds the project file from a subdirectory and says where each value came from' {

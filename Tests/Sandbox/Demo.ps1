@@ -39,6 +39,11 @@ try {
     Get-Content (Join-Path $scratch 'demo-app/.moltar.psd1') | ForEach-Object { Write-Host "  $_" }
     Set-Location (Join-Path $scratch 'demo-app')
     Import-Module $ModulePath
+    # The demo's trust record goes to its scratch folder, not to your ~/.config/moltar.
+    $env:XDG_CONFIG_HOME = Join-Path $scratch 'config'
+
+    Say 'A cloned project file is somebody else''s text: its endpoint, user, key and known_hosts count only once you trust it.'
+    Show 'Approve-MoltarProject | Format-List Directory, TrustedSettings'
 
     Say 'Get-MoltarContext shows what a call will use, and where each value came from.'
     Show 'Get-MoltarContext | Format-List Project, ProfileName, Region, EndpointUrl, User'

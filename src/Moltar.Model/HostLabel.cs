@@ -7,15 +7,5 @@ namespace Moltar;
 internal static class HostLabel
 {
     internal static string Of(string? name, string? instanceId, string? address = null) =>
-        Printable(!string.IsNullOrEmpty(name) ? name : !string.IsNullOrEmpty(instanceId) ? instanceId : address ?? "");
-
-    private static string Printable(string text)
-    {
-        foreach (char c in text)
-        {
-            if (char.IsControl(c))
-                return new string(text.Select(ch => char.IsControl(ch) ? '?' : ch).ToArray());
-        }
-        return text; // the usual case, once per output line: no allocation
-    }
+        DisplayText.Printable(!string.IsNullOrEmpty(name) ? name : !string.IsNullOrEmpty(instanceId) ? instanceId : address ?? "");
 }

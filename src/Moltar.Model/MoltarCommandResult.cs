@@ -33,7 +33,7 @@ public sealed class MoltarCommandResult
     public double Seconds => Duration.TotalSeconds;
 
     /// <summary>The first non-blank line of Output, or of Error when the host failed: what the table shows.</summary>
-    public string Summary => FirstNonBlankLine(Succeeded ? Output : Error);
+    public string Summary => DisplayText.Printable(FirstNonBlankLine(Succeeded ? Output : Error));
 
     public override string ToString() => $"{DisplayName}: {Status}";
 

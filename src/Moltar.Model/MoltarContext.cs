@@ -33,6 +33,12 @@ public sealed class MoltarContext
     /// <summary>The project file that was read, if any.</summary>
     public string? ProjectFile { get; init; }
     public string? ProjectDirectory { get; init; }
+    /// <summary>Trusted, NotTrusted or ChangedSinceTrusted (Approve-MoltarProject trusts); null without a project file.</summary>
+    public string? ProjectTrust { get; init; }
+    /// <summary>Project file settings left out because the file is not trusted (EndpointUrl, User, KeyFile...).</summary>
+    public string[] IgnoredProjectSettings { get; init; } = Array.Empty<string>();
+    /// <summary>What the caller should warn about once (ignored settings, a project file in a folder someone else can write).</summary>
+    public IReadOnlyList<string> Warnings { get; init; } = Array.Empty<string>();
     public IReadOnlyList<MoltarSetting> Settings { get; init; } = Array.Empty<MoltarSetting>();
     /// <summary>Where the AWS credentials come from (Get-MoltarContext): a profile, the environment, a role the machine was given...</summary>
     public string? CredentialSource { get; set; }

@@ -13,6 +13,8 @@ public sealed class MoltarCopyResult
     public string InstanceId { get; init; } = "";
     public string? Name { get; init; }
     public string? Address { get; init; }
+    /// <summary>Name, else the instance id, else the address; control characters shown as '?'.</summary>
+    public string DisplayName => HostLabel.Of(Name, InstanceId, Address);
     public MoltarCopyDirection Direction { get; init; }
     /// <summary>Upload: the local file. Download: the remote path on the instance.</summary>
     public string Source { get; init; } = "";
@@ -29,5 +31,5 @@ public sealed class MoltarCopyResult
     public string? Mode { get; init; }
     public TimeSpan Duration { get; init; }
 
-    public override string ToString() => $"{Name ?? InstanceId}: {Source} -> {Destination} ({Bytes} bytes{(Verified ? ", verified" : "")})";
+    public override string ToString() => $"{DisplayName}: {DisplayText.Printable(Source)} -> {DisplayText.Printable(Destination)} ({Bytes} bytes{(Verified ? ", verified" : "")})";
 }

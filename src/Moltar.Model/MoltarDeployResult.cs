@@ -6,6 +6,8 @@ public sealed class MoltarDeployResult
     public string InstanceId { get; init; } = "";
     public string? Name { get; init; }
     public string? Address { get; init; }
+    /// <summary>Name, else the instance id, else the address; control characters shown as '?'.</summary>
+    public string DisplayName => HostLabel.Of(Name, InstanceId, Address);
     /// <summary>The packages deployed, in the order given.</summary>
     public string[] Packages { get; init; } = Array.Empty<string>();
     /// <summary>The pinned version (-Version), or null when apt's candidate was installed.</summary>

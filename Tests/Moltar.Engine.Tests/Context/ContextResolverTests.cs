@@ -8,6 +8,16 @@ public sealed class ContextResolverTests : IDisposable
     private readonly string _root = Directory.CreateTempSubdirectory("moltar-context-").FullName;
     private readonly Dictionary<string, string> _environment = new();
 
+    public ContextResolverTests()
+    {
+        // The trust file of these tests, never the developer's own.
+        _environment["XDG_CONFIG_HOME"] = Path.Combine(_root, "config");
+    }
+
+    /// <summary>Trusts the project folder as Approve-MoltarProject does.</summary>
+    private void Trust(string? folder = null) =>
+        new ProjectTrust(environment: name => _environment.GetValueOrDefault(name)).Trust(ProjectFile.Load(folder ?? _root)!);
+
     public void Dispose() => Directory.Delete(_root, recursive: true);
 
     private MoltarContext Resolve(ContextRequest? request = null, string? from = null) =>
@@ -25,6 +35,7 @@ public sealed class ContextResolverTests : IDisposable
     public void FindsTheProjectFileFromASubdirectory()
     {
         File.WriteAllText(Path.Combine(_root, ".moltar.psd1"), "@{ Project = 'shop'; Region = 'eu-west-1'; User = 'deploy' }");
+        Trust();
         var context = Resolve(from: Sub("src/deep/er"));
         Assert.Equal("shop", context.Project);
         Assert.Equal("deploy", context.User);
@@ -36,6 +47,7 @@ public sealed class ContextResolverTests : IDisposable
     public void ParameterBeatsEnvironmentBeatsProjectFileBeatsDefault()
     {
         File.WriteAllText(Path.Combine(_root, ".moltar.psd1"), "@{ Project = 'from-file'; Region = 'file-region'; User = 'file-user'; ThrottleLimit = 4 }");
+        Trust();
         _environment["MOLTAR_PROJECT"] = "from-env";
         _environment["MOLTAR_REGION"] = "env-region";
         var context = Resolve(new ContextRequest { Project = "from-parameter" });
@@ -55,6 +67,7 @@ public sealed class ContextResolverTests : IDisposable
     {
         string file = Path.Combine(_root, ".moltar.psd1");
         File.WriteAllText(file, "@{ Project = 'shop'; User = '-oProxyCommand=touch /tmp/moltar-pwned' }");
+        Trust();
         var fromFile = Assert.Throws<FormatException>(() => Resolve());
         Assert.Contains(file, fromFile.Message);
         Assert.Contains("'-oProxyCommand=touch /tmp/moltar-pwned' is not a user name", fromFile.Message);
@@ -130,6 +143,7 @@ public sealed class ContextResolverTests : IDisposable
     public void RelativeKeyFilesAreTakenFromTheProjectFolder()
     {
         File.WriteAllText(Path.Combine(_root, ".moltar.psd1"), "@{ KeyFile = 'keys/deploy_ed25519' }");
+        Trust();
         Assert.Equal(Path.Combine(_root, "keys", "deploy_ed25519"), Resolve(from: Sub("x")).KeyFile);
     }
 
@@ -141,5 +155,97 @@ public sealed class ContextResolverTests : IDisposable
         Assert.Null(context.Project);
         Assert.Equal(32, context.ThrottleLimit);
         Assert.Equal("Auto", context.AddressType);
+    }
+
+    [Fact]
+    public void AnUntrustedProjectFileChoosesNoEndpointKeyUserOrHostTrustAndOneWarningNamesThem()
+    {
+        string file = Path.Combine(_root, ".moltar.psd1");
+        File.WriteAllText(file, "@{ Project = 'shop'; Region = 'eu-west-1'; EndpointUrl = 'https://attacker.example'; ProfileName = 'prod';" +
+                                " User = 'root'; KeyFile = '~/.ssh/id_ed25519'; KnownHostsPath = '/dev/null'; JumpHost = 'evil.example'; StrictHostKeyChecking = 'No' }");
+        var context = Resolve();
+        Assert.Equal("NotTrusted", context.ProjectTrust);
+        // Project and Region are not about credentials or host trust: they stay.
+        Assert.Equal("shop", context.Project);
+        Assert.Equal("eu-west-1", context.Region);
+        Assert.Null(context.EndpointUrl);
+        Assert.Null(context.ProfileName);
+        Assert.Null(context.User);
+        Assert.Null(context.KeyFile);
+        Assert.Null(context.KnownHostsPath);
+        Assert.Null(context.JumpHost);
+        Assert.Equal("AcceptNew", context.StrictHostKeyChecking);
+        Assert.Equal("Default", context.Settings.Single(s => s.Name == "StrictHostKeyChecking").Source);
+        Assert.Equal(ProjectFile.TrustedOnlyKeys.OrderBy(k => k), context.IgnoredProjectSettings.OrderBy(k => k));
+        var warning = Assert.Single(context.Warnings);
+        Assert.Contains(file, warning);
+        Assert.Contains("EndpointUrl", warning);
+        Assert.Contains("Approve-MoltarProject", warning);
+    }
+
+    [Fact]
+    public void ATrustedProjectFileIsHonouredUntilAnyOfItsFilesChanges()
+    {
+        string file = Path.Combine(_root, ".moltar.psd1");
+        File.WriteAllText(file, "@{ Project = 'shop'; EndpointUrl = 'http://127.0.0.1:1' }");
+        Trust();
+        var trusted = Resolve();
+        Assert.Equal("Trusted", trusted.ProjectTrust);
+        Assert.Equal("http://127.0.0.1:1", trusted.EndpointUrl);
+        Assert.Empty(trusted.Warnings);
+
+        File.WriteAllText(file, "@{ Project = 'shop'; EndpointUrl = 'https://attacker.example' }");
+        var changed = Resolve();
+        Assert.Equal("ChangedSinceTrusted", changed.ProjectTrust);
+        Assert.Null(changed.EndpointUrl);
+        Assert.Contains("has changed since you trusted it", Assert.Single(changed.Warnings));
+
+        // A hook added after the approval is a change too.
+        File.WriteAllText(file, "@{ Project = 'shop'; EndpointUrl = 'http://127.0.0.1:1' }");
+        Assert.Equal("Trusted", Resolve().ProjectTrust);
+        File.WriteAllText(Path.Combine(_root, ".moltar-after-deploy"), "#!/bin/sh\ntouch /tmp/pwned\n");
+        Assert.Equal("ChangedSinceTrusted", Resolve().ProjectTrust);
+    }
+
+    [Fact]
+    public void TheSearchStopsAtAFolderOthersCanWriteAndSaysWhatItIgnored()
+    {
+        if (OperatingSystem.IsWindows()) return;
+        string shared = Sub("shared");
+        File.WriteAllText(Path.Combine(shared, ".moltar-project"), "planted");
+        File.SetUnixFileMode(shared, (UnixFileMode)Convert.ToInt32("777", 8));
+        var context = Resolve(from: Sub("shared/mine"));
+        Assert.Null(context.ProjectFile);
+        Assert.Null(context.Project);
+        Assert.Contains("is writable by others", Assert.Single(context.Warnings));
+
+        File.SetUnixFileMode(shared, (UnixFileMode)Convert.ToInt32("755", 8));
+        Assert.Equal("planted", Resolve(from: Sub("shared/mine")).Project);
+    }
+
+    [Fact]
+    public void AProjectFileThatIsAFifoOrTooLargeIsRefusedWithAClearError()
+    {
+        if (OperatingSystem.IsWindows()) return;
+        string fifo = Path.Combine(_root, ".moltar.psd1");
+        using (var mkfifo = System.Diagnostics.Process.Start("mkfifo", fifo)) mkfifo.WaitForExit();
+        var error = Assert.Throws<FormatException>(() => Resolve());
+        Assert.Contains("is a FIFO (named pipe), not a regular file", error.Message);
+        File.Delete(fifo);
+
+        File.WriteAllText(fifo, "@{ Project = 'x' }" + new string(' ', (int)ProjectFile.SizeLimit));
+        Assert.Contains("is larger than", Assert.Throws<FormatException>(() => Resolve()).Message);
+    }
+
+    [Fact]
+    public void ATrustFileOthersCanWriteTrustsNothing()
+    {
+        if (OperatingSystem.IsWindows()) return;
+        File.WriteAllText(Path.Combine(_root, ".moltar.psd1"), "@{ Project = 'shop'; EndpointUrl = 'http://127.0.0.1:1' }");
+        Trust();
+        var trustFile = new ProjectTrust(environment: name => _environment.GetValueOrDefault(name)).Path;
+        File.SetUnixFileMode(trustFile, (UnixFileMode)Convert.ToInt32("666", 8));
+        var error = Assert.Throws<MoltarException>(() => Resolve());
+        Assert.Equal("UntrustedTrustFile", error.ErrorId);
     }
 }

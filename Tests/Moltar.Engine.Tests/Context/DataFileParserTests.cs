@@ -59,4 +59,16 @@ public class DataFileParserTests
         var error = Assert.Throws<FormatException>(() => DataFileParser.Parse("@{\n Project = 'a'\n Region = oops\n}", "p.psd1"));
         Assert.Contains("line 3", error.Message);
     }
+
+    [Fact]
+    public void DeepNestingIsAClearErrorNotAStackOverflow()
+    {
+        foreach (var open in new[] { "@{ a = ", "@(" })
+        {
+            string text = "@{ Project = " + string.Concat(Enumerable.Repeat(open, 100_000)) + "}";
+            var error = Assert.Throws<FormatException>(() => DataFileParser.Parse(text, "deep.psd1"));
+            Assert.Contains("nested deeper than 16 levels", error.Message);
+        }
+        Assert.NotNull(DataFileParser.Parse("@{ Project = " + string.Concat(Enumerable.Repeat("@(", 15)) + "'x'" + new string(')', 15) + " }"));
+    }
 }

@@ -38,4 +38,16 @@ public sealed class HostKeyPolicyDefaultTests
         Assert.Equal(StrictHostKeyChecking.No, PolicyFor("Host web-*\n  StrictHostKeyChecking yes\n",
             new SshOptions { StrictHostKeyChecking = StrictHostKeyChecking.No, DefaultStrictHostKeyChecking = StrictHostKeyChecking.AcceptNew }));
     }
+
+    [Theory]
+    [InlineData("Host web-*\n  StrictHostKeyChecking yes\n", StrictHostKeyChecking.No, StrictHostKeyChecking.Yes)]
+    [InlineData("Host web-*\n  StrictHostKeyChecking accept-new\n", StrictHostKeyChecking.No, StrictHostKeyChecking.AcceptNew)]
+    [InlineData("Host web-*\n  StrictHostKeyChecking accept-new\n", StrictHostKeyChecking.Yes, StrictHostKeyChecking.Yes)]
+    [InlineData("Host web-*\n  StrictHostKeyChecking no\n", StrictHostKeyChecking.AcceptNew, StrictHostKeyChecking.AcceptNew)]
+    [InlineData("", StrictHostKeyChecking.No, StrictHostKeyChecking.AcceptNew)]
+    public void A_project_files_policy_only_makes_checking_stricter(string config, StrictHostKeyChecking project, StrictHostKeyChecking expected)
+    {
+        Assert.Equal(expected, PolicyFor(config,
+            new SshOptions { StricterHostKeyChecking = project, DefaultStrictHostKeyChecking = StrictHostKeyChecking.AcceptNew }));
+    }
 }

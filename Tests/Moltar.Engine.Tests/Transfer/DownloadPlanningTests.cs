@@ -45,6 +45,16 @@ public sealed class DownloadLayoutTests : IDisposable
     [InlineData("tab\there", "tab_here")]
     [InlineData("web. ", "web")]
     [InlineData("ünï 日本", "ünï 日本")]
+    [InlineData(".ssh", "_ssh")]
+    [InlineData(".git", "_git")]
+    [InlineData("...", "_")]
+    [InlineData("CON", "_CON")]
+    [InlineData("nul.txt", "_nul.txt")]
+    [InlineData("com1", "_com1")]
+    [InlineData("LPT\u00B9", "_LPT\u00B9")]
+    [InlineData("COM10", "COM10")]
+    [InlineData("console", "console")]
+    [InlineData("web\u202Egnp.exe", "web_gnp.exe")]
     public void NameTagsBecomeOneSafeFolderName(string name, string expected)
     {
         Assert.Equal(expected, DownloadLayout.SafeFolderName(name));
@@ -74,6 +84,22 @@ public sealed class DownloadLayoutTests : IDisposable
         var failure = Assert.Throws<TransferFailure>(() => DownloadLayout.LocalPathFor(folder, relative));
         Assert.Equal(TransferErrorIds.PathOutsideDestination, failure.ErrorId);
         Assert.Equal("SecurityError", failure.Category);
+    }
+
+    [Fact]
+    public void AnExistingSymlinkAsTheHostFolderOrAFolderUnderItIsNeverWrittenThrough()
+    {
+        var elsewhere = Directory.CreateDirectory(Path.Combine(_root, "elsewhere")).FullName;
+        var planted = Path.Combine(_root, "web-1");
+        Directory.CreateSymbolicLink(planted, elsewhere);
+        var failure = Assert.Throws<TransferFailure>(() => DownloadLayout.LocalPathFor(planted, "app.log"));
+        Assert.Equal(TransferErrorIds.PathOutsideDestination, failure.ErrorId);
+        Assert.Contains("is a symbolic link", failure.Message);
+
+        var real = Directory.CreateDirectory(Path.Combine(_root, "web-2")).FullName;
+        Directory.CreateSymbolicLink(Path.Combine(real, "etc"), elsewhere);
+        Assert.Throws<TransferFailure>(() => DownloadLayout.LocalPathFor(real, "etc/passwd"));
+        Assert.Equal(Path.Combine(real, "var", "log"), DownloadLayout.LocalPathFor(real, "var/log"));
     }
 }
 

@@ -143,17 +143,59 @@ public sealed class UploadPlannerTests : IDisposable
     }
 
     [Fact]
-    public void SymlinkedFilesAreSentAsContentAndSymlinkedDirectoriesAreNotFollowed()
+    public void SymlinkedFilesInsideTheTreeAreSentAsContentAndSymlinkedDirectoriesAreNotFollowed()
     {
-        var target = File("elsewhere/secret.txt", "content");
+        File("tree/data/content.txt", "content");
         File("tree/real.txt");
-        System.IO.File.CreateSymbolicLink(Path.Combine(_root, "tree", "link.txt"), target);
+        System.IO.File.CreateSymbolicLink(Path.Combine(_root, "tree", "link.txt"), "data/content.txt");
         Directory.CreateSymbolicLink(Path.Combine(_root, "tree", "loop"), Path.Combine(_root, "tree"));
         var plan = UploadPlanner.Plan(new[] { Path.Combine(_root, "tree") }, recurse: true, "/tmp/");
-        Assert.Equal(new[] { "tree/link.txt", "tree/real.txt" }, plan.Files.Select(f => f.RelativePath));
+        Assert.Equal(new[] { "tree/link.txt", "tree/real.txt", "tree/data/content.txt" }, plan.Files.Select(f => f.RelativePath));
         Assert.Equal(7, plan.Files[0].Length);
         Assert.Contains(plan.Warnings, w => w.Contains("loop") && w.Contains("not followed"));
         Assert.DoesNotContain("tree/loop", plan.Directories);
+    }
+
+    [Theory]
+    [InlineData("../../.aws/credentials")]          // relative, climbing out
+    [InlineData("ABSOLUTE")]                         // absolute
+    [InlineData("inner/../../../.aws/credentials")]  // through a linked folder inside the tree: inner -> ../elsewhere
+    public void ASymlinkLeadingOutsideTheTreeIsRefusedUnlessFollowSymlink(string link)
+    {
+        var secret = File("home/.aws/credentials", "aws_secret_access_key = s3cr3t");
+        File("home/repo/dist/index.html");
+        Dir("home/repo/elsewhere/x");
+        Directory.CreateSymbolicLink(Path.Combine(_root, "home/repo/dist/inner"), "../elsewhere/x");
+        string robots = Path.Combine(_root, "home/repo/dist/robots.txt");
+        System.IO.File.CreateSymbolicLink(robots, link == "ABSOLUTE" ? secret : link);
+        if (!System.IO.File.Exists(robots))
+            throw new InvalidOperationException($"test set-up: {link} should lead to the secret");
+        string dist = Path.Combine(_root, "home/repo/dist");
+
+        foreach (var paths in new[] { new[] { dist }, new[] { Path.Combine(dist, "*") } })
+        {
+            var refused = Assert.Throws<MoltarException>(() => UploadPlanner.Plan(paths, recurse: true, "/var/www/"));
+            Assert.Equal(PlanErrorIds.SymlinkOutsideTree, refused.ErrorId);
+            Assert.Contains(robots, refused.Message);
+            Assert.Contains("-FollowSymlink", refused.Message);
+        }
+
+        var followed = UploadPlanner.Plan(new[] { dist }, recurse: true, "/var/www/", followSymlinks: true);
+        Assert.Contains(followed.Files, f => f.RelativePath == "dist/robots.txt");
+        // A link the user names outright is the user's choice.
+        Assert.Single(UploadPlanner.Plan(new[] { robots }, recurse: false, "/var/www/").Files);
+    }
+
+    [Fact]
+    public void AFifoInTheTreeIsLeftOutWithAWarningInsteadOfHangingTheUpload()
+    {
+        if (OperatingSystem.IsWindows()) return;
+        File("tree/real.txt");
+        string fifo = Path.Combine(_root, "tree", "pipe");
+        using (var mkfifo = System.Diagnostics.Process.Start("mkfifo", fifo)) mkfifo.WaitForExit();
+        var plan = UploadPlanner.Plan(new[] { Path.Combine(_root, "tree") }, recurse: true, "/tmp/");
+        Assert.Equal(new[] { "tree/real.txt" }, plan.Files.Select(f => f.RelativePath));
+        Assert.Contains(plan.Warnings, w => w.Contains(fifo) && w.Contains("FIFO"));
     }
 
     [Fact]

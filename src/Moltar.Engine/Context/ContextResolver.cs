@@ -12,15 +12,20 @@ public sealed class ContextResolver
     public static readonly string[] HostKeyPolicies = { "Yes", "AcceptNew", "No" };
 
     private readonly Func<string, string?> _environment;
+    private readonly ProjectTrust _trust;
 
-    public ContextResolver(Func<string, string?>? environment = null)
+    public ContextResolver(Func<string, string?>? environment = null, ProjectTrust? trust = null)
     {
         _environment = environment ?? System.Environment.GetEnvironmentVariable;
+        _trust = trust ?? new ProjectTrust(environment: _environment);
     }
 
     public MoltarContext Resolve(ContextRequest request)
     {
-        var project = ProjectFile.Find(request.WorkingDirectory);
+        var warnings = new List<string>();
+        var project = ProjectFile.Find(request.WorkingDirectory, warnings);
+        var trust = project is null ? (ProjectTrustState?)null : _trust.StateOf(project);
+        var ignored = new List<string>();
         var settings = new List<MoltarSetting>();
         string projectSource = project is null ? "" : $"ProjectFile {string.Join(", ", project.Paths)}";
 
@@ -33,7 +38,13 @@ public sealed class ContextResolver
             if (!string.IsNullOrWhiteSpace(raw))
                 return Record(name, parseVariable(raw.Trim(), variable), $"Environment {variable}");
             if (project is not null && fromFile is not null && project.Values.TryGetValue(name, out var value) && value is not null)
-                return Record(name, fromFile(value, projectSource), projectSource);
+            {
+                // Somebody else's text until the user trusts it: it does not choose endpoints, keys, users or host trust.
+                if (trust != ProjectTrustState.Trusted && ProjectFile.TrustedOnlyKeys.Contains(name, StringComparer.OrdinalIgnoreCase))
+                    ignored.Add(name);
+                else
+                    return Record(name, fromFile(value, projectSource), projectSource);
+            }
             return fallback is null ? default : Record(name, fallback, fallbackSource);
         }
 
@@ -86,6 +97,13 @@ public sealed class ContextResolver
             settings.Add(new MoltarSetting { Name = "TagNames", Value = string.Join(", ", table.Select(t => $"{t.Key}={t.Value}")), Source = projectSource });
         }
 
+        if (ignored.Count > 0)
+        {
+            string why = trust == ProjectTrustState.ChangedSinceTrusted ? "has changed since you trusted it" : "is not trusted";
+            warnings.Add($"{project!.Paths[0]} {why}: its {string.Join(", ", ignored)} {(ignored.Count == 1 ? "setting is" : "settings are")} ignored. " +
+                         $"Review the file, then run Approve-MoltarProject to trust it.");
+        }
+
         return new MoltarContext
         {
             Project = name,
@@ -105,6 +123,9 @@ public sealed class ContextResolver
             TagNames = tagNames,
             ProjectFile = project?.Paths.FirstOrDefault(),
             ProjectDirectory = project?.Directory,
+            ProjectTrust = trust?.ToString(),
+            IgnoredProjectSettings = ignored.ToArray(),
+            Warnings = warnings,
             Settings = settings,
         };
     }

@@ -27,6 +27,8 @@ public static class DataFileParser
         private readonly string _text;
         private readonly string _source;
         private int _position;
+        private int _depth;
+        private const int MaxDepth = 16;
 
         public Reader(string text, string source)
         {
@@ -83,8 +85,16 @@ public static class DataFileParser
         {
             if (AtEnd) throw Error("a value is missing");
             char c = Current;
-            if (c == '@' && Peek() == '{') { _position += 2; return ReadHashtable(); }
-            if (c == '@' && Peek() == '(') { _position += 2; return ReadArray(); }
+            if (c == '@' && (Peek() == '{' || Peek() == '('))
+            {
+                // A project file is somebody else's text: deep nesting must be an error, not a stack overflow of pwsh.
+                if (++_depth > MaxDepth) throw Error($"values are nested deeper than {MaxDepth} levels");
+                bool table = Peek() == '{';
+                _position += 2;
+                object result = table ? ReadHashtable() : ReadArray();
+                _depth--;
+                return result;
+            }
             if (c == '\'') return ReadSingleQuoted();
             if (c == '"') return ReadDoubleQuoted();
             if (c == '$') return ReadVariable();

@@ -1,5 +1,6 @@
 using System.ComponentModel;
 using System.Diagnostics;
+using Moltar.Engine.Context;
 
 namespace Moltar.Engine.Deploy;
 
@@ -22,6 +23,25 @@ public static class DeployHook
     }
 
     /// <summary>
+    /// Why the hooks of <paramref name="projectDirectory"/> may not run; null when they may: the folder is the user's,
+    /// nobody else can write it, and its Moltar files (hooks included) are exactly as the user trusted them. Read
+    /// again here, just before running, so a hook swapped after the context was resolved does not run either.
+    /// </summary>
+    public static string? WhyNotRun(string projectDirectory, ProjectTrust trust)
+    {
+        if (ProjectFile.Unsafe(projectDirectory) is { } reason)
+            return $"{projectDirectory} {reason}";
+        var project = ProjectFile.Load(projectDirectory);
+        var state = project is null ? ProjectTrustState.NotTrusted : trust.StateOf(project);
+        return state switch
+        {
+            ProjectTrustState.Trusted => null,
+            ProjectTrustState.ChangedSinceTrusted => $"the project {projectDirectory} has changed since you trusted it; review its files and run Approve-MoltarProject",
+            _ => $"the project {projectDirectory} is not trusted; review its files and run Approve-MoltarProject",
+        };
+    }
+
+    /// <summary>
     /// The variables a hook gets on top of the caller's environment: ENV, PACKAGES (space-separated), VERSION
     /// (empty when not pinned), FAILED_HOSTS and NOT_STARTED_HOSTS (space-separated names, else addresses).
     /// </summary>
@@ -34,6 +54,18 @@ public static class DeployHook
         ["FAILED_HOSTS"] = string.Join(" ", failedHosts),
         ["NOT_STARTED_HOSTS"] = string.Join(" ", notStartedHosts),
     };
+
+    /// <summary>
+    /// A value a hook may get in a variable that lists hosts or environments: letters, digits, '.', '_' and '-',
+    /// not starting with '-' (a hook may pass it on to a shell or a command line unquoted). Null for anything else.
+    /// </summary>
+    public static string? SafeToken(string? value) =>
+        !string.IsNullOrEmpty(value) && value[0] != '-' && value.All(c => c is (>= 'a' and <= 'z') or (>= 'A' and <= 'Z') or (>= '0' and <= '9') or '.' or '_' or '-')
+            ? value : null;
+
+    /// <summary>How a host is listed to a hook: its Name when that is a safe token, else its address, else its instance id; null when none is.</summary>
+    public static string? HostToken(string? name, string? address, string? instanceId) =>
+        SafeToken(name) ?? (SafeToken(address?.Replace(':', '.')) is null ? null : address) ?? SafeToken(instanceId);   // ':' for IPv6
 
     /// <summary>
     /// Runs a hook file in <paramref name="workingDirectory"/> and waits for it; its output lines go to

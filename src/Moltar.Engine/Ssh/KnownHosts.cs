@@ -404,7 +404,10 @@ public sealed class KnownHosts
         }
     }
 
-    /// <summary>Reads a file that another writer may hold locked for a moment; null when it does not exist.</summary>
+    /// <summary>The largest known_hosts file read (far beyond any real one: ~100 bytes a host).</summary>
+    internal const long MaxFileBytes = 64L * 1024 * 1024;
+
+    /// <summary>Reads a file that another writer may hold locked for a moment; null when it does not exist (or is refused: a note says why).</summary>
     internal static string? ReadShared(string path, ICollection<string>? notes)
     {
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(5);
@@ -417,10 +420,15 @@ public sealed class KnownHosts
                     return null;
                 }
 
-                return File.ReadAllText(path);
+                return Context.BoundedFile.ReadAllText(path, "The known_hosts file", MaxFileBytes);
             }
             catch (FileNotFoundException)
             {
+                return null;
+            }
+            catch (Context.FileRefusedException e)
+            {
+                notes?.Add(e.Message);
                 return null;
             }
             catch (DirectoryNotFoundException)

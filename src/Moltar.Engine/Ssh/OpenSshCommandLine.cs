@@ -112,16 +112,25 @@ public sealed class OpenSshCommandLine
         }
 
         var hops = settings.Jumps
-            .Select(hop => (Hop: hop, User: SshHostSettings.Resolve(hop.Host, hop.Port, hop.User, options, config.Lookup(hop.Host, hop.User, hop.Port), home, isJump: true).User))
+            .Select(hop => SshHostSettings.Resolve(hop.Host, hop.Port, hop.User, options, config.Lookup(hop.Host, hop.User, hop.Port), home, isJump: true) is var hs
+                ? (Hop: hop, User: hs.User, Strict: hs.StrictHostKeyChecking) : default)
             .ToList();
-        foreach (var (hop, user) in hops.Where(h => !SshNames.IsValidUser(h.User)))
+        foreach (var (hop, user, _) in hops.Where(h => !SshNames.IsValidUser(h.User)))
         {
             throw new SshFailure(SshErrorIds.InvalidConfiguration, $"User '{user}' for the jump host {hop.Host} is not {SshNames.UserRule}.");
         }
 
         var jumpHosts = hops.Select(h => JumpSpec(h.Hop, h.User)).ToList();
+        // A project file's stricter policy is combined with each host's own (ssh config) policy, so ssh gets the result per host.
+        var combined = options.StrictHostKeyChecking is null && options.StricterHostKeyChecking is not null;
+        if (combined)
+        {
+            arguments.Add("-o");
+            arguments.Add("StrictHostKeyChecking=" + PolicyName(settings.StrictHostKeyChecking));
+        }
+
         var forwarded = options.KeyFiles.Count > 0 || options.KnownHostsPaths is not null
-            || options.StrictHostKeyChecking is not null || options.ConnectTimeout is not null;
+            || options.StrictHostKeyChecking is not null || options.ConnectTimeout is not null || combined;
         var proxyCommand = false;
         if (hops.Count == 0)
         {
@@ -136,7 +145,7 @@ public sealed class OpenSshCommandLine
         {
             proxyCommand = true;
             arguments.Add("-o");
-            arguments.Add("ProxyCommand=" + ProxyCommand(sshPath, shared, hops, hops.Count - 1));
+            arguments.Add("ProxyCommand=" + ProxyCommand(sshPath, shared, hops, hops.Count - 1, combined));
             // ssh runs ProxyCommand with $SHELL -c; the command is quoted for a POSIX shell, not for pwsh or fish.
             environment["SHELL"] = "/bin/sh";
         }
@@ -224,11 +233,17 @@ public sealed class OpenSshCommandLine
     /// itself reached through the hops before it. Each level is quoted for /bin/sh and %-escaped once more,
     /// because every ssh in the chain %-expands its own ProxyCommand once.
     /// </summary>
-    private static string ProxyCommand(string sshPath, IReadOnlyList<string> shared, IReadOnlyList<(SshJumpHop Hop, string User)> hops, int last)
+    private static string ProxyCommand(string sshPath, IReadOnlyList<string> shared, IReadOnlyList<(SshJumpHop Hop, string User, StrictHostKeyChecking Strict)> hops, int last, bool combined)
     {
-        var (hop, user) = hops[last];
+        var (hop, user, strict) = hops[last];
         var words = new List<string> { sshPath };
         words.AddRange(shared);
+        if (combined)
+        {
+            words.Add("-o");
+            words.Add("StrictHostKeyChecking=" + PolicyName(strict));
+        }
+
         words.Add("-l");
         words.Add(user);
         if (hop.Port is int port)
@@ -240,7 +255,7 @@ public sealed class OpenSshCommandLine
         if (last > 0)
         {
             words.Add("-o");
-            words.Add("ProxyCommand=" + ProxyCommand(sshPath, shared, hops, last - 1));
+            words.Add("ProxyCommand=" + ProxyCommand(sshPath, shared, hops, last - 1, combined));
         }
 
         var parts = words.Select(w => EscapePercent(QuotePosix(w))).ToList();

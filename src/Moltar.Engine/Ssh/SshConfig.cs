@@ -320,7 +320,7 @@ public sealed class SshConfig
             string text;
             try
             {
-                text = File.ReadAllText(path);
+                text = Context.BoundedFile.ReadAllText(path, "The ssh config file");
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {

@@ -232,6 +232,12 @@ public sealed class SshHostSettings
 
         var strict = options.StrictHostKeyChecking ?? ParseStrict(config.Get("StrictHostKeyChecking"), notes)
             ?? options.DefaultStrictHostKeyChecking ?? StrictHostKeyChecking.Yes;
+        // Where the project file's policy meets the user's own (parameter, environment, ssh config, default):
+        // it may make checking stricter, never looser.
+        if (options.StricterHostKeyChecking is { } project && Strictness(project) > Strictness(strict))
+        {
+            strict = project;
+        }
 
         var connectTimeout = options.ConnectTimeout
             ?? (IntValue(config.Get("ConnectTimeout"), notes) is int ct && ct > 0 ? TimeSpan.FromSeconds(ct) : (TimeSpan?)null)
@@ -328,6 +334,14 @@ public sealed class SshHostSettings
                 return null;
         }
     }
+
+    /// <summary>Higher is stricter: No, then AcceptNew, then Yes.</summary>
+    public static int Strictness(StrictHostKeyChecking policy) => policy switch
+    {
+        StrictHostKeyChecking.No => 0,
+        StrictHostKeyChecking.AcceptNew => 1,
+        _ => 2,
+    };
 
     /// <summary>yes/ask → Yes (nobody can answer a prompt), accept-new → AcceptNew, no/off → No.</summary>
     public static StrictHostKeyChecking? ParseStrict(string value) => value.ToLowerInvariant() switch

@@ -74,7 +74,7 @@ internal sealed class KeyFile
         string text;
         try
         {
-            text = File.ReadAllText(path);
+            text = Context.BoundedFile.ReadAllText(path, "The key file", 1024 * 1024);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

@@ -39,6 +39,11 @@ public sealed record SshOptions
     public string? JumpHost { get; init; }
     /// <summary>The host key policy; wins over ssh config. Null = ssh config's, else DefaultStrictHostKeyChecking.</summary>
     public StrictHostKeyChecking? StrictHostKeyChecking { get; init; }
+    /// <summary>
+    /// A policy from a trusted project file: it applies only where it is stricter than what the user's own settings
+    /// (StrictHostKeyChecking, ssh config, DefaultStrictHostKeyChecking) give for a host — never looser.
+    /// </summary>
+    public StrictHostKeyChecking? StricterHostKeyChecking { get; init; }
     /// <summary>The policy when neither StrictHostKeyChecking nor ssh config sets one. Null = Yes (OpenSSH's ask, with nobody to answer).</summary>
     public StrictHostKeyChecking? DefaultStrictHostKeyChecking { get; init; }
     /// <summary>User known_hosts files; the first is the one AcceptNew writes to. Null = ssh config, else ~/.ssh/known_hosts.</summary>
@@ -73,7 +78,7 @@ public sealed record SshOptions
     {
         builder.Append($"User = {User}, Port = {Port}, KeyFiles = [{string.Join(", ", KeyFiles)}], ");
         builder.Append($"Passphrase = {(Passphrase is null ? "" : "***")}, JumpHost = {JumpHost}, ");
-        builder.Append($"StrictHostKeyChecking = {StrictHostKeyChecking}, DefaultStrictHostKeyChecking = {DefaultStrictHostKeyChecking}, KnownHostsPaths = [{string.Join(", ", KnownHostsPaths ?? Array.Empty<string>())}], ");
+        builder.Append($"StrictHostKeyChecking = {StrictHostKeyChecking}, DefaultStrictHostKeyChecking = {DefaultStrictHostKeyChecking}, StricterHostKeyChecking = {StricterHostKeyChecking}, KnownHostsPaths = [{string.Join(", ", KnownHostsPaths ?? Array.Empty<string>())}], ");
         builder.Append($"ConfigPath = {ConfigPath}, ConnectTimeout = {ConnectTimeout}, ServerAliveInterval = {ServerAliveInterval}, ");
         builder.Append($"UseAgent = {UseAgent}, AgentPath = {AgentPath}, KexAlgorithms = {KexAlgorithms}, Ciphers = {Ciphers}");
         return true;

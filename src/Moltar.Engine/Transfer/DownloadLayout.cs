@@ -46,12 +46,33 @@ public static class DownloadLayout
         return names;
     }
 
-    /// <summary>A single, portable folder name: separators, reserved and control characters become '_'.</summary>
+    /// <summary>
+    /// A single, portable folder name from a Name tag (anyone's to set): separators, reserved and control characters
+    /// become '_'; a leading '.' becomes '_' (no hidden folder such as .ssh or .git); a Windows device name (CON, NUL,
+    /// COM1, LPT¹, with or without an extension) gets a leading '_'.
+    /// </summary>
     public static string SafeFolderName(string name)
     {
-        var chars = name.Select(c => char.IsControl(c) || Array.IndexOf(Unsafe, c) >= 0 ? '_' : c).ToArray();
+        var chars = name.Select(c => char.IsControl(c) || Moltar.DisplayText.IsUnsafe(c) || Array.IndexOf(Unsafe, c) >= 0 ? '_' : c).ToArray();
         var safe = new string(chars).Trim().TrimEnd('.');
-        return safe.Length == 0 || safe is "." or ".." ? "_" : safe;
+        if (safe.Length == 0)
+            return "_";
+        if (safe[0] == '.')
+            safe = "_" + safe[1..];
+        return IsDeviceName(safe) ? "_" + safe : safe;
+    }
+
+    private static readonly string[] DeviceNames = ["CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"];
+
+    /// <summary>Windows opens a device, not a file, for these names (before any extension, trailing spaces ignored).</summary>
+    public static bool IsDeviceName(string name)
+    {
+        var stem = name.Split('.')[0].TrimEnd(' ');
+        if (DeviceNames.Contains(stem, StringComparer.OrdinalIgnoreCase))
+            return true;
+        return stem.Length == 4
+            && (stem.StartsWith("COM", StringComparison.OrdinalIgnoreCase) || stem.StartsWith("LPT", StringComparison.OrdinalIgnoreCase))
+            && (char.IsAsciiDigit(stem[3]) || stem[3] is '\u00B9' or '\u00B2' or '\u00B3');
     }
 
     /// <summary>
@@ -87,6 +108,20 @@ public static class DownloadLayout
         if (!full.StartsWith(prefix, OperatingSystem.IsWindows() ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal))
         {
             throw Outside(hostFolder, relativePath);
+        }
+
+        // An existing symbolic link (or Windows reparse point) as the host folder or a folder under it would carry the
+        // file elsewhere: whoever made it (a planted link in a shared destination) chose where.
+        var folder = root;
+        foreach (var part in parts.SkipLast(1).Prepend(""))
+        {
+            folder = part.Length == 0 ? folder : Path.Combine(folder, part);
+            var info = new DirectoryInfo(folder);
+            if (info.Exists && (info.LinkTarget is not null || info.Attributes.HasFlag(FileAttributes.ReparsePoint)))
+            {
+                throw new TransferFailure(TransferErrorIds.PathOutsideDestination,
+                    $"'{folder}' is a symbolic link (to '{info.LinkTarget}'); '{relativePath}' was not written through it. Remove the link, or download to another -Destination.", relativePath);
+            }
         }
 
         return full;

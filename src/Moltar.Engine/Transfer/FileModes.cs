@@ -6,6 +6,15 @@ public static class FileModes
     /// <summary>The mode a copied file gets when neither -Mode nor the source says otherwise.</summary>
     public const int Default = 0b110_100_100; // 644
 
+    /// <summary>A temporary file until its content is verified (600): nobody else reads it while it fills.</summary>
+    public const int PrivateFile = 0b110_000_000;
+
+    /// <summary>The folder a remote temporary file is written in (700).</summary>
+    public const int PrivateFolder = 0b111_000_000;
+
+    /// <summary>The mode without group and world write (022 cleared).</summary>
+    public static int WithoutOthersWrite(int mode) => mode & ~0b000_010_010;
+
     /// <summary>Parses 3 or 4 octal digits; false for anything else.</summary>
     public static bool TryParse(string? text, out int mode)
     {

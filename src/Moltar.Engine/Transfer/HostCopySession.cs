@@ -181,17 +181,25 @@ internal sealed class HostCopySession : IDisposable
                 $"'{remote}' already exists on {Host}; it was left as it is. Add -Force to replace it.", remote);
         }
 
-        var temp = RemotePath.Join(RemotePath.GetDirectory(remote), TempName());
+        // The bytes go to a file in a private folder (0700) beside the destination: SFTP cannot create a file with a
+        // mode, and the server's umask may leave a new file readable by others while it fills. The file gets its
+        // final mode only after it is verified, then moves into place (same file system: the folder is beside it).
+        var tempFolder = RemotePath.Join(RemotePath.GetDirectory(remote), TempName());
+        var temp = RemotePath.Join(tempFolder, "content");
         long bytes;
         string sha256;
-        bool uploaded = false;
+        bool created = false;
         try
         {
             using (var local = new FileStream(file.LocalPath, FileMode.Open, FileAccess.Read, FileShare.Read, LocalBufferSize, FileOptions.SequentialScan))
             using (var hashing = HashingStream.ForReading(local, onBytes, _cancellationToken))
             {
-                uploaded = true; // from here a partial temporary file may exist
-                Client.UploadFile(hashing, temp, canOverride: false);
+                Client.CreateDirectory(tempFolder);
+                created = true; // from here a temporary folder exists
+                Client.ChangePermissions(tempFolder, FileModes.ToSshNetDigits(FileModes.PrivateFolder));
+                using (Client.Open(temp, FileMode.CreateNew, FileAccess.Write)) { }
+                Client.ChangePermissions(temp, FileModes.ToSshNetDigits(FileModes.PrivateFile));
+                Client.UploadFile(hashing, temp, canOverride: true);
                 bytes = hashing.BytesTransferred;
                 sha256 = hashing.Sha256;
             }
@@ -200,11 +208,13 @@ internal sealed class HostCopySession : IDisposable
             int mode = request.Mode ?? file.Mode;
             Client.ChangePermissions(temp, FileModes.ToSshNetDigits(mode));
             MoveIntoPlace(temp, remote, request.Force);
+            TryDeleteRemote(tempFolder, directory: true);
             return Copied(MoltarCopyDirection.Upload, file.LocalPath, remote, bytes, sha256, verification, mode, clock);
         }
-        catch when (uploaded)
+        catch when (created)
         {
             TryDeleteRemote(temp);
+            TryDeleteRemote(tempFolder, directory: true);
             throw;
         }
     }
@@ -231,7 +241,14 @@ internal sealed class HostCopySession : IDisposable
         {
             long bytes;
             string sha256;
-            using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, LocalBufferSize))
+            // Readable by the user alone until verified; then the final mode.
+            var create = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None, BufferSize = LocalBufferSize };
+            if (!OperatingSystem.IsWindows())
+            {
+                create.UnixCreateMode = (UnixFileMode)FileModes.PrivateFile;
+            }
+
+            using (var stream = new FileStream(temp, create))
             using (var hashing = HashingStream.ForWriting(stream, onBytes, _cancellationToken))
             {
                 Client.DownloadFile(file.RemotePath, hashing);
@@ -241,7 +258,8 @@ internal sealed class HostCopySession : IDisposable
             }
 
             var verification = Verify(file.RemotePath, bytes, sha256, "received");
-            int mode = request.Mode ?? FileModes.PermissionBits(file.Mode);
+            // The remote mode is the host's to choose: a downloaded file never keeps its group/world write bits.
+            int mode = request.Mode ?? FileModes.WithoutOthersWrite(FileModes.PermissionBits(file.Mode));
             if (!OperatingSystem.IsWindows())
             {
                 File.SetUnixFileMode(temp, (UnixFileMode)mode);
@@ -472,16 +490,23 @@ internal sealed class HostCopySession : IDisposable
     /// <summary>A hidden name in the destination's own folder, so the final rename never crosses file systems.</summary>
     private static string TempName() => $".moltar-{Convert.ToHexString(RandomNumberGenerator.GetBytes(6)).ToLowerInvariant()}.part";
 
-    private void TryDeleteRemote(string path)
+    private void TryDeleteRemote(string path, bool directory = false)
     {
         if (_cancellationToken.IsCancellationRequested)
         {
-            return; // the connection is closed; the host keeps the .part file
+            return; // the connection is closed; the host keeps the .part folder (private to the user)
         }
 
         try
         {
-            Client.DeleteFile(path);
+            if (directory)
+            {
+                Client.DeleteDirectory(path);
+            }
+            else
+            {
+                Client.DeleteFile(path);
+            }
         }
         catch (Exception)
         {

@@ -21,6 +21,8 @@ public static class PlanErrorIds
     public const string PathIsDirectory = "PathIsDirectory";
     /// <summary>Two sources would be written to the same destination path.</summary>
     public const string DuplicateDestination = "DuplicateDestination";
+    /// <summary>A symbolic link inside the tree being uploaded leads outside it (and -FollowSymlink was not given).</summary>
+    public const string SymlinkOutsideTree = "SymlinkOutsideTree";
 }
 
 /// <summary>The local side of an upload, planned once and sent to every host.</summary>
@@ -81,12 +83,14 @@ public sealed class UploadPlan
 /// Expands the local -Path values (absolute; wildcards allowed) into the files and directories to send.
 /// A path that exists as written is taken literally (so a file named "a[1].txt" works); otherwise its
 /// wildcards expand with <see cref="Glob"/>. A directory needs recurse and is copied into the destination
-/// under its own name (use "dir/*" for its contents). Symlinked files are sent as their content; symlinked
-/// directories inside a tree are not followed (a warning says so), which also rules out loops.
+/// under its own name (use "dir/*" for its contents). Symlinked files are sent as their content — but a link inside a
+/// tree (or matched by a wildcard) that leads outside it is refused unless followSymlinks, so a repository's
+/// dist/robots.txt -> ~/.aws/credentials is not published; symlinked directories inside a tree are not followed (a
+/// warning says so), which also rules out loops. FIFOs, devices and sockets are left out with a warning.
 /// </summary>
 public static class UploadPlanner
 {
-    public static UploadPlan Plan(IReadOnlyList<string> localPaths, bool recurse, string? destination)
+    public static UploadPlan Plan(IReadOnlyList<string> localPaths, bool recurse, string? destination, bool followSymlinks = false)
     {
         destination ??= "";
         var files = new List<UploadSource>();
@@ -143,10 +147,15 @@ public static class UploadPlanner
                     }
 
                     Claim(name, match);
-                    Walk(match, name, files, directories, warnings, Claim);
+                    Walk(match, name, files, directories, warnings, Claim, followSymlinks);
                 }
                 else
                 {
+                    // A file named outright is the user's choice; one a wildcard found must stay inside the pattern's folder.
+                    if (wildcard && !followSymlinks)
+                        CheckInside(match, WildcardFreeFolder(path));
+                    if (!IsReadable(match, warnings))
+                        continue;
                     var name = Path.GetFileName(match);
                     Claim(name, match);
                     files.Add(Source(match, name));
@@ -227,7 +236,7 @@ public static class UploadPlanner
     }
 
     private static void Walk(string root, string relativeRoot, List<UploadSource> files, List<string> directories,
-        List<string> warnings, Action<string, string> claim)
+        List<string> warnings, Action<string, string> claim, bool followSymlinks)
     {
         var pending = new Stack<(string Local, string Relative)>();
         pending.Push((root, relativeRoot));
@@ -258,6 +267,10 @@ public static class UploadPlanner
                         continue;
                     }
 
+                    if (entry.LinkTarget is not null && !followSymlinks)
+                        CheckInside(entry.FullName, root);
+                    if (!IsReadable(entry.FullName, warnings))
+                        continue;
                     claim(childRelative, entry.FullName);
                     files.Add(Source(entry.FullName, childRelative));
                 }
@@ -269,6 +282,75 @@ public static class UploadPlanner
                 pending.Push(children[i]);
             }
         }
+    }
+
+    /// <summary>Refuses a symbolic link whose real target is outside <paramref name="root"/>.</summary>
+    private static void CheckInside(string path, string root)
+    {
+        if (new FileInfo(path).LinkTarget is null)
+            return;
+        string target = RealPath(path);
+        string realRoot = RealPath(root).TrimEnd(Separators) + Path.DirectorySeparatorChar;
+        if (!target.StartsWith(realRoot, OperatingSystem.IsWindows() ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal))
+        {
+            throw new MoltarException(PlanErrorIds.SymlinkOutsideTree, "SecurityError",
+                $"'{path}' is a symbolic link to '{target}', outside '{root}'; nothing was copied. Remove the link, or add -FollowSymlink to send what it points to.");
+        }
+    }
+
+    /// <summary>A FIFO, device or socket is left out (reading it could hang or never end).</summary>
+    private static bool IsReadable(string path, List<string> warnings)
+    {
+        try
+        {
+            Context.BoundedFile.CheckRegular(path, "The file");
+            return true;
+        }
+        catch (Context.FileRefusedException e)
+        {
+            warnings.Add(e.Message + " It was left out.");
+            return false;
+        }
+    }
+
+    /// <summary>The folder of a -Path value above its first wildcard (the tree a wildcard searches).</summary>
+    private static string WildcardFreeFolder(string path)
+    {
+        var trimmed = TrimSeparators(path);
+        var root = Path.GetPathRoot(trimmed) ?? "";
+        var kept = new List<string>();
+        foreach (var segment in trimmed[root.Length..].Split(Separators, StringSplitOptions.RemoveEmptyEntries))
+        {
+            if (RemotePath.HasWildcard(segment))
+                break;
+            kept.Add(segment);
+        }
+        return Path.Combine(root.Length == 0 ? "." : root, Path.Combine(kept.ToArray()));
+    }
+
+    /// <summary>
+    /// The path with every symbolic link resolved, component by component (as realpath does): a link's '..' then
+    /// starts from the folder the link is in, which is itself free of links by then.
+    /// </summary>
+    internal static string RealPath(string path, int depth = 0)
+    {
+        if (depth > 40)
+            throw new IOException($"'{path}': too many levels of symbolic links.");
+        var full = Path.GetFullPath(path);
+        var root = Path.GetPathRoot(full) ?? "";
+        var parts = full[root.Length..].Split(Separators, StringSplitOptions.RemoveEmptyEntries);
+        string current = root;
+        for (int i = 0; i < parts.Length; i++)
+        {
+            string next = Path.Combine(current, parts[i]);
+            if (new FileInfo(next).LinkTarget is { } link)
+            {
+                string resolved = Path.IsPathRooted(link) ? link : Path.Combine(current, link);
+                return RealPath(Path.Combine(new[] { resolved }.Concat(parts.Skip(i + 1)).ToArray()), depth + 1);
+            }
+            current = next;
+        }
+        return current;
     }
 
     private static UploadSource Source(string path, string relative)

@@ -22,6 +22,8 @@ public sealed class CopyMoltarFileCommand : MoltarSshCmdlet
     /// <summary>Download: -Path names remote files; each host's files go under Destination/&lt;Name or InstanceId&gt;/.</summary>
     [Parameter] public SwitchParameter FromRemote { get; set; }
     [Parameter] public SwitchParameter Recurse { get; set; }
+    /// <summary>Send what a symbolic link inside the uploaded tree points to even when that is outside the tree.</summary>
+    [Parameter] public SwitchParameter FollowSymlink { get; set; }
     /// <summary>Replace files that already exist at the destination.</summary>
     [Parameter] public SwitchParameter Force { get; set; }
     /// <summary>Octal permissions for every file written ("644", "0755"); default: the source file's.</summary>
@@ -116,7 +118,7 @@ public sealed class CopyMoltarFileCommand : MoltarSshCmdlet
         UploadPlan plan;
         try
         {
-            plan = UploadPlanner.Plan(localPaths, Recurse, Destination);
+            plan = UploadPlanner.Plan(localPaths, Recurse, Destination, FollowSymlink);
         }
         catch (MoltarException e)
         {

@@ -99,7 +99,7 @@ public sealed class InvokeMoltarDeployCommand : MoltarSshCmdlet
                 Pause(index);
             }
             finishedBatches = index + 1;
-            if (!Approve(batch, index, batches.Count, request, connector))
+            if (!Approve(batch, index, batches.Count, request, connector, context))
             {
                 declined += batch.Count;
                 continue;
@@ -226,7 +226,20 @@ public sealed class InvokeMoltarDeployCommand : MoltarSshCmdlet
     /// One ShouldProcess per batch: -WhatIf prints every host of the batch with the exact commands it would run;
     /// -Confirm (or ConfirmImpact High against $ConfirmPreference) asks once for the batch.
     /// </summary>
-    private bool Approve(IReadOnlyList<HostWork> batch, int index, int count, DeployRequest request, SshConnector connector)
+    /// <summary>Which hook files would run after the deploy (or why they would not): for -WhatIf and the confirmation.</summary>
+    private static string HookNote(MoltarContext context)
+    {
+        var hooks = new[] { DeployHook.AfterDeployFile, DeployHook.FailedDeployFile }
+            .Select(f => DeployHook.Find(context.ProjectDirectory, f)).OfType<string>().ToList();
+        if (hooks.Count == 0)
+            return "";
+        string? refusal = DeployHook.WhyNotRun(context.ProjectDirectory!, new ProjectTrust());
+        return refusal is null
+            ? $"Afterwards runs the hook {string.Join(" or ", hooks)} (after-deploy when every host succeeded, failed-deploy when any failed)."
+            : $"The hook {string.Join(" and ", hooks)} will not run: {refusal}.";
+    }
+
+    private bool Approve(IReadOnlyList<HostWork> batch, int index, int count, DeployRequest request, SshConnector connector, MoltarContext context)
     {
         var description = new StringBuilder();
         description.Append($"Deploying {request.Describe()}, batch {index + 1} of {count}, to {batch.Count} instance(s):");
@@ -238,8 +251,11 @@ public sealed class InvokeMoltarDeployCommand : MoltarSshCmdlet
                 description.AppendLine().Append("    ").Append(step.Command);
         }
         string hosts = string.Join(", ", batch.Select(w => w.Target.ToString()));
+        string hooks = HookNote(context);
+        if (hooks.Length > 0)
+            description.AppendLine().Append(hooks);
         return ShouldProcessOrRefuse(description.ToString(),
-            $"Deploy {request.Describe()} to batch {index + 1} of {count}: {hosts}?",
+            $"Deploy {request.Describe()} to batch {index + 1} of {count}: {hosts}?" + (hooks.Length > 0 ? " " + hooks : ""),
             "Invoke-MoltarDeploy");
     }
 
@@ -375,7 +391,13 @@ public sealed class InvokeMoltarDeployCommand : MoltarSshCmdlet
         var variables = DeployHook.Variables(HookEnvironment(), request.Packages, request.Version,
             results.Where(r => r.Status == "Failed").Select(HostLabel), results.Where(r => r.Status == "NotStarted").Select(HostLabel));
 
-        if (DeployHook.Find(context.ProjectDirectory, file) is { } path)
+        string? refusal = null;
+        if (DeployHook.Find(context.ProjectDirectory, file) is { } untrustedPath
+            && (refusal = DeployHook.WhyNotRun(context.ProjectDirectory!, new ProjectTrust())) is not null)
+        {
+            WriteWarning($"The deploy hook {untrustedPath} was not run: {refusal}.");
+        }
+        else if (DeployHook.Find(context.ProjectDirectory, file) is { } path)
         {
             WriteVerbose($"Running the deploy hook {path} (FAILED_HOSTS='{variables["FAILED_HOSTS"]}').");
             try
@@ -419,10 +441,10 @@ public sealed class InvokeMoltarDeployCommand : MoltarSshCmdlet
 
     /// <summary>ENV for hooks: -Environment, else the environment(s) of the piped instances.</summary>
     private string HookEnvironment() =>
-        Environment ?? string.Join(" ", _targets.Select(t => t.Origin).OfType<MoltarInstance>().Select(i => i.Environment)
-            .Where(e => !string.IsNullOrEmpty(e)).Distinct(StringComparer.Ordinal));
+        Environment ?? string.Join(" ", _targets.Select(t => t.Origin).OfType<MoltarInstance>().Select(i => DeployHook.SafeToken(i.Environment))
+            .OfType<string>().Distinct(StringComparer.Ordinal));
 
-    /// <summary>Name when it is one word, else the address: what FAILED_HOSTS lists.</summary>
+    /// <summary>What FAILED_HOSTS lists: the Name when it is a safe token, else the address, else the instance id.</summary>
     private static string HostLabel(MoltarDeployResult result) =>
-        !string.IsNullOrEmpty(result.Name) && !result.Name.Any(char.IsWhiteSpace) ? result.Name : result.Address ?? result.InstanceId;
+        DeployHook.HostToken(result.Name, result.Address, result.InstanceId) ?? "?";
 }

@@ -35,12 +35,19 @@ public abstract class MoltarAwsCmdlet : MoltarCmdlet
         try
         {
             var context = new ContextResolver().Resolve(request);
+            foreach (var warning in context.Warnings)
+                WriteWarning(warning);
             WriteVerbose("Context: " + string.Join("; ", context.Settings.Select(s => $"{s.Name}={Display(s)} from {s.Source}")));
             return context;
         }
         catch (FormatException e)
         {
             ThrowTerminatingError(new ErrorRecord(e, "InvalidProjectSetting", ErrorCategory.InvalidData, null));
+            throw; // not reached
+        }
+        catch (MoltarException e)
+        {
+            ThrowFailure(e);
             throw; // not reached
         }
     }

@@ -168,7 +168,7 @@ public abstract class MoltarSshCmdlet : MoltarAwsCmdlet
 
     /// <summary>The error for an instance whose address is not a host name or IP address (it is not connected to).</summary>
     protected static ErrorRecord InvalidAddressError(MoltarInstance instance) =>
-        new(new ArgumentException($"{instance.DisplayName}: the address '{instance.Address}' is not {SshNames.HostRule}; it is left out."),
+        new(new ArgumentException($"{instance.DisplayName}: the address '{DisplayText.Printable(instance.Address)}' is not {SshNames.HostRule}; it is left out."),
             "InvalidAddress", ErrorCategory.InvalidData, instance);
 
     /// <summary>The engine's selection for these filters (running instances only); a bad -Tag is a terminating InvalidTagFilter.</summary>
@@ -227,8 +227,9 @@ public abstract class MoltarSshCmdlet : MoltarAwsCmdlet
             Passphrase = Credential?.GetNetworkCredential().Password is { Length: > 0 } passphrase ? passphrase : null,
             JumpHost = context.JumpHost,
             StrictHostKeyChecking = ParsePolicy(context),
-            // Not chosen here, not in ssh config: the context's default (AcceptNew), as the help says.
-            DefaultStrictHostKeyChecking = Enum.Parse<Engine.Ssh.StrictHostKeyChecking>(context.StrictHostKeyChecking, ignoreCase: true),
+            StricterHostKeyChecking = ProjectPolicy(context),
+            // Not chosen by the user, not in ssh config: AcceptNew, as the help says (a project file's value is only a floor).
+            DefaultStrictHostKeyChecking = Engine.Ssh.StrictHostKeyChecking.AcceptNew,
             KnownHostsPaths = context.KnownHostsPath is null ? null : new[] { ExpandHome(context.KnownHostsPath) },
             ConfigPath = SshConfigPath is null ? null : SshConfigPath == "none" ? "none" : GetUnresolvedProviderPathFromPSPath(SshConfigPath),
             // As ssh -F: a config file given on the command line replaces /etc/ssh/ssh_config too.
@@ -237,12 +238,22 @@ public abstract class MoltarSshCmdlet : MoltarAwsCmdlet
         };
     }
 
-    /// <summary>Only an explicit choice overrides ssh config's StrictHostKeyChecking; the context's default does not.</summary>
-    private static Engine.Ssh.StrictHostKeyChecking? ParsePolicy(MoltarContext context)
-    {
-        bool explicitChoice = context.Settings.Any(s => s.Name == "StrictHostKeyChecking" && s.Source != "Default");
-        return explicitChoice ? Enum.Parse<Engine.Ssh.StrictHostKeyChecking>(context.StrictHostKeyChecking, ignoreCase: true) : null;
-    }
+    /// <summary>
+    /// Only the user's explicit choice (parameter, environment) overrides ssh config's StrictHostKeyChecking; the
+    /// context's default does not, and a (trusted) project file's only makes it stricter (ProjectPolicy).
+    /// </summary>
+    private static Engine.Ssh.StrictHostKeyChecking? ParsePolicy(MoltarContext context) =>
+        PolicySource(context) is { } source && source != "Default" && !IsProjectFile(source)
+            ? Enum.Parse<Engine.Ssh.StrictHostKeyChecking>(context.StrictHostKeyChecking, ignoreCase: true) : null;
+
+    private static Engine.Ssh.StrictHostKeyChecking? ProjectPolicy(MoltarContext context) =>
+        PolicySource(context) is { } source && IsProjectFile(source)
+            ? Enum.Parse<Engine.Ssh.StrictHostKeyChecking>(context.StrictHostKeyChecking, ignoreCase: true) : null;
+
+    private static string? PolicySource(MoltarContext context) =>
+        context.Settings.FirstOrDefault(s => s.Name == "StrictHostKeyChecking")?.Source;
+
+    private static bool IsProjectFile(string source) => source.StartsWith("ProjectFile", StringComparison.Ordinal);
 
     private static string ExpandHome(string path) =>
         path.StartsWith("~/", StringComparison.Ordinal) || path == "~"

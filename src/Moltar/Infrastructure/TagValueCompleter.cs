@@ -37,7 +37,7 @@ public abstract class TagValueCompleter : IArgumentCompleter
             .Where(v => !string.IsNullOrEmpty(v) && v!.StartsWith(prefix, StringComparison.OrdinalIgnoreCase))
             .Distinct(StringComparer.Ordinal)
             .OrderBy(v => v, StringComparer.OrdinalIgnoreCase)
-            .Select(v => new CompletionResult(Quote(v!), v, CompletionResultType.ParameterValue, v))
+            .Select(v => new CompletionResult(CompletionText(v!), DisplayText.Printable(v), CompletionResultType.ParameterValue, DisplayText.Printable(v)))
             .ToList();
     }
 
@@ -77,8 +77,21 @@ public abstract class TagValueCompleter : IArgumentCompleter
         return location.Count > 0 ? location[0].ProviderPath : System.Environment.CurrentDirectory;
     }
 
-    private static string Quote(string value) =>
-        value.Any(c => char.IsWhiteSpace(c) || "'\"`$;,(){}@#|&<>".Contains(c)) ? "'" + value.Replace("'", "''") + "'" : value;
+    /// <summary>
+    /// What Tab inserts for a tag value (anyone's to set): a bare word only when it is letters, digits and . _ / : @ +
+    /// and not an option (-x); anything else one single-quoted string, escaped by PowerShell's own rules (which also end
+    /// a string at ‘ ’ ‚ ‛). Control characters become '?', a wildcard that still matches them.
+    /// </summary>
+    internal static string CompletionText(string value)
+    {
+        string text = DisplayText.Printable(value);
+        bool bare = text.Length > 0 && !IsDash(text[0])
+                    && text.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '/' or ':' or '@' or '+' or '-');
+        return bare ? text : "'" + CodeGeneration.EscapeSingleQuotedStringContent(text) + "'";
+    }
+
+    // PowerShell reads these as '-' at the start of a parameter name: - – — ―
+    private static bool IsDash(char c) => c is '-' or '\u2013' or '\u2014' or '\u2015';
 }
 
 public sealed class EnvironmentCompleter : TagValueCompleter
