@@ -593,6 +593,8 @@ Describe 'Reliability and security' -Skip:([bool] $SkipReason) {
             $repo = Join-Path $Scratch "user-repo-$Source"
             New-Item -ItemType Directory -Force -Path $repo | Out-Null
             Set-Content (Join-Path $repo '.moltar.psd1') ("@{ Project = 'demo'" + $(if ($Source -eq 'ProjectFile') { "; User = '$user'" }) + ' }')
+            # A User counts from a project file only once it is trusted (untrusted it is ignored with a warning).
+            if ($Source -eq 'ProjectFile') { Approve-MoltarProject -Path $repo | Out-Null }
             $parameters = if ($Source -eq 'Parameter') { @{ User = $user } } else { @{} }
             if ($Source -eq 'Environment') { $env:MOLTAR_USER = $user }
             Push-Location $repo
