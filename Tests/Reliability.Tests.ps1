@@ -143,7 +143,7 @@ Describe 'Reliability and security' -Skip:([bool] $SkipReason) {
                 # A refused connection is known at once: the connect timeout, longer than the hang guard, is not waited out.
                 $run = Invoke-HangGuarded -What 'a run with a host down' -ArgumentList @(, $on), $Ssh, $NeverWaitedSeconds {
                     param($on, $ssh, $connectTimeout)
-                    $on | Invoke-MoltarCommand 'uname -n' @ssh -Quiet -ConnectTimeoutSeconds $connectTimeout -ErrorAction SilentlyContinue
+                    $on | Invoke-MoltarCommand 'uname -n' @ssh -Quiet -ConnectTimeoutSeconds $connectTimeout -ErrorAction Continue
                 }
                 $results = $run.Output
                 $failures = $run.Errors
@@ -172,7 +172,7 @@ Describe 'Reliability and security' -Skip:([bool] $SkipReason) {
             # The silent host never ends the handshake by itself: only the connect timeout ends the run within the hang guard.
             $run = Invoke-HangGuarded -What 'a run with a silent host' -ArgumentList @(, $on), $Ssh {
                 param($on, $ssh)
-                $on | Invoke-MoltarCommand 'uname -n' @ssh -Quiet -ConnectTimeoutSeconds 3 -ErrorAction SilentlyContinue
+                $on | Invoke-MoltarCommand 'uname -n' @ssh -Quiet -ConnectTimeoutSeconds 3 -ErrorAction Continue
             }
             $results = $run.Output
             $failures = $run.Errors
@@ -410,7 +410,7 @@ Describe 'Reliability and security' -Skip:([bool] $SkipReason) {
                 # Silent hosts never end the handshake by themselves: only the connect timeout ends the run within the hang guard.
                 $run = Invoke-HangGuarded -What "a run over $($HostCount + 20) hosts" -ArgumentList $Ssh {
                     param($ssh)
-                    Invoke-MoltarCommand 'uname -n' @ssh -Quiet -ConnectTimeoutSeconds 5 -ErrorAction SilentlyContinue
+                    Invoke-MoltarCommand 'uname -n' @ssh -Quiet -ConnectTimeoutSeconds 5 -ErrorAction Continue
                 }
                 $results = $run.Output
                 $failures = $run.Errors
