@@ -101,7 +101,7 @@ $global:LASTEXITCODE = 42
 Enter-MoltarInstance staging jobs @k -WhatIf -- 'hostname; exit 3'
 "EXIT=$LASTEXITCODE"
 '### secret'
-$credential = [pscredential]::new('key', (ConvertTo-SecureString 'sekrit-passphrase-17' -AsPlainText -Force))
+$credential = [pscredential]::new('ubuntu', (ConvertTo-SecureString 'sekrit-passphrase-17' -AsPlainText -Force))  # its user name is the SSH user
 Enter-MoltarInstance staging jobs @k -Credential $credential -WhatIf 3>&1
 '### end'
 '@
