@@ -2,6 +2,9 @@
 param(
     [Parameter(Mandatory)] [string] $PesterPath,
     [string] $TestFilter,
+    # A lane of a run split in two (build.ps1): only these files, or every file but these (names, comma-separated).
+    [string] $Include,
+    [string] $Exclude,
     [Parameter(Mandatory)] [string] $SummaryPath,
     [Parameter(Mandatory)] [string] $ResultPath
 )
@@ -10,6 +13,8 @@ Import-Module $PesterPath -Force
 $configuration = New-PesterConfiguration
 $paths = Get-ChildItem $PSScriptRoot -Filter *.Tests.ps1 -File
 if ($TestFilter) { $paths = $paths | Where-Object Name -Like "*$TestFilter*" }
+if ($Include) { $paths = $paths | Where-Object Name -In $Include.Split(',') }
+if ($Exclude) { $paths = $paths | Where-Object Name -NotIn $Exclude.Split(',') }
 $configuration.Run.Path = @($paths.FullName)
 $configuration.Run.PassThru = $true
 $configuration.Output.Verbosity = 'Detailed'

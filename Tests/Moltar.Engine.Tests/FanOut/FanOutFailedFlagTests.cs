@@ -11,9 +11,12 @@ public sealed class FanOutFailedFlagTests
         var done = new Dictionary<int, FanOutEvent<int, int>>();
         HangGuard.Until(() =>
         {
-            if (runner.TryTake(out var e, 100) && e.Kind == FanOutEventKind.Completed)
+            while (runner.TryTake(out var e, 100))
             {
-                done[e.Item] = e;
+                if (e.Kind == FanOutEventKind.Completed)
+                {
+                    done[e.Item] = e;
+                }
             }
 
             return runner.IsFinished;

@@ -12,7 +12,8 @@ public sealed class FanOutRunnerTests
         var events = new List<FanOutEvent<int, int>>();
         HangGuard.Until(() =>
         {
-            if (runner.TryTake(out var ev, 100))
+            // Everything queued is taken at once: the guard's poll interval is for waiting, not per event.
+            while (runner.TryTake(out var ev, 100))
             {
                 events.Add(ev);
             }

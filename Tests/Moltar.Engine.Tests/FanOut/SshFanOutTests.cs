@@ -31,7 +31,9 @@ public sealed class SshFanOutTests(SshdFixture sshd)
     {
         var folder = Path.Combine(sshd.Directory, $"barrier-{Guid.NewGuid():N}");
         Directory.CreateDirectory(folder);
-        return $"touch {folder}/$$; while [ $(ls {folder} | wc -l) -lt {count} ]; do sleep 0.05; done; echo $SSH_CONNECTION";
+        // Counted with the shell's own glob (no process per look) and looked at 5 times a second: hosts already
+        // waiting must not take the CPU from the handshakes still under way.
+        return $"touch {folder}/$$; while set -- {folder}/*; [ $# -lt {count} ]; do sleep 0.2; done; echo $SSH_CONNECTION";
     }
 
     private static readonly ExecOptions Guarded = new() { Timeout = HangGuard.Limit };
@@ -168,7 +170,7 @@ public sealed class SshFanOutTests(SshdFixture sshd)
         var rest = new List<FanOutEvent<SshTarget, ExecOutcome>>();
         HangGuard.Until(() =>
         {
-            if (runner.TryTake(out var ev, 100))
+            while (runner.TryTake(out var ev, 100))
             {
                 rest.Add(ev);
             }
