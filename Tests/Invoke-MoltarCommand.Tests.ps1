@@ -648,19 +648,37 @@ Import-Module '$ModulePath'
             if (-not (Test-Path (Join-Path $SshdDir 'authorized_keys'))) {
                 ssh-keygen -y -f $Sandbox.ClientKeyPath | Set-Content (Join-Path $SshdDir 'authorized_keys')
             }
+
+            # Certificates (issue 18): three more servers on the bastion's address trust only a user CA (no
+            # authorized_keys) and present host certificates signed by a host CA: valid for 10.210.1.2, expired, and
+            # issued for another name. cert_user has its user certificate beside it (cert_user-cert.pub), as ssh loads it.
+            $script:Certs = Join-Path $SshdDir 'certs'
+            New-Item -ItemType Directory -Force -Path $Certs | Out-Null
+            foreach ($name in 'user_ca', 'host_ca', 'cert_user') { ssh-keygen -q -t ed25519 -N '' -C $name -f (Join-Path $Certs $name) | Out-Null }
+            $script:CertKey = Join-Path $Certs 'cert_user'
+            ssh-keygen -q -s (Join-Path $Certs 'user_ca') -I moltar-user -n root -V '-5m:+1h' "$CertKey.pub" 2>&1 | Out-Null
+            $script:HostCaLine = "@cert-authority * $(Get-Content (Join-Path $Certs 'host_ca.pub'))"
+
             $script:Sshd = @{}
             foreach ($spec in @(
                     @{ Name = 'bastion'; Namespace = $Bastion; Address = '10.210.1.2'; Port = 2222 }
                     @{ Name = 'target-a'; Namespace = $Private; Address = '10.210.2.2'; Port = 22 }
-                    @{ Name = 'target-b'; Namespace = $Private; Address = '10.210.2.3'; Port = 22 })) {
+                    @{ Name = 'target-b'; Namespace = $Private; Address = '10.210.2.3'; Port = 22 }
+                    @{ Name = 'cert-valid'; Namespace = $Bastion; Address = '10.210.1.2'; Port = 2223; Certificate = @('-n', '10.210.1.2', '-V', '-5m:+1h') }
+                    @{ Name = 'cert-expired'; Namespace = $Bastion; Address = '10.210.1.2'; Port = 2224; Certificate = @('-n', '10.210.1.2', '-V', '20200101:20200102') }
+                    @{ Name = 'cert-other'; Namespace = $Bastion; Address = '10.210.1.2'; Port = 2225; Certificate = @('-n', 'other.example', '-V', '-5m:+1h') })) {
                 $key = Join-Path $SshdDir "$($spec.Name)_host_ed25519"
                 ssh-keygen -q -t ed25519 -N '' -C $spec.Name -f $key | Out-Null
+                $login = "AuthorizedKeysFile $(Join-Path $SshdDir 'authorized_keys')"
+                if ($spec.Certificate) {
+                    ssh-keygen -q -s (Join-Path $Certs 'host_ca') -I $spec.Name -h @($spec.Certificate) "$key.pub" 2>&1 | Out-Null
+                    $login = "TrustedUserCAKeys $(Join-Path $Certs 'user_ca.pub')", 'AuthorizedKeysFile none', "HostCertificate $key-cert.pub"
+                }
                 $config = Join-Path $SshdDir "$($spec.Name).sshd_config"
-                Set-Content $config @(
+                Set-Content $config (@(
                     "ListenAddress $($spec.Address):$($spec.Port)", "HostKey $key", 'PidFile none', 'UsePAM no',
                     'PermitRootLogin prohibit-password', 'PasswordAuthentication no', 'KbdInteractiveAuthentication no',
-                    "AuthorizedKeysFile $(Join-Path $SshdDir 'authorized_keys')", 'StrictModes no', 'AllowTcpForwarding yes',
-                    'PrintMotd no', 'LogLevel VERBOSE')
+                    'StrictModes no', 'AllowTcpForwarding yes', 'PrintMotd no', 'LogLevel VERBOSE') + $login)
                 $log = Join-Path $SshdDir "$($spec.Name).log"
                 $process = Start-Process -FilePath ip -ArgumentList 'netns', 'exec', $spec.Namespace, '/usr/sbin/sshd', '-D', '-f', $config, '-E', $log -PassThru
                 $Sshd[$spec.Name] = [pscustomobject]@{
@@ -677,9 +695,40 @@ Import-Module '$ModulePath'
             }
             $script:PrivateTargets = @('10.210.2.2', '10.210.2.3')
             function Get-AcceptedLogins([string] $Name) { @(Select-String -Path $script:Sshd[$Name].Log -Pattern 'Accepted publickey for root').Count }
+
+            # A Dropbear server (not OpenSSH) on the bastion's address. Dropbear reads authorized_keys only from the
+            # user's home, so it runs in a mount namespace of its own whose /root is a fresh tmpfs holding the test's
+            # authorized_keys: the machine's /root is never touched. Its SFTP is the sftp-server it execs
+            # (/usr/lib/sftp-server, from openssh-sftp-server).
+            $dropbearDir = Join-Path $SshdDir 'dropbear'
+            New-Item -ItemType Directory -Force -Path $dropbearDir | Out-Null
+            $dropbearKey = Join-Path $dropbearDir 'host_ed25519'
+            dropbearkey -t ed25519 -f $dropbearKey 2>&1 | Out-Null
+            $dropbearPublic = @(dropbearkey -y -f $dropbearKey 2>$null | Where-Object { $_ -like 'ssh-ed25519 *' })[0]
+            $dropbearLog = Join-Path $dropbearDir 'dropbear.log'
+            $start = Join-Path $dropbearDir 'start.sh'
+            Set-Content -LiteralPath $start -Value ("mount -t tmpfs -o mode=700 tmpfs /root && mkdir -m 700 /root/.ssh && " +
+                "cp $(Join-Path $SshdDir 'authorized_keys') /root/.ssh/authorized_keys && chmod 600 /root/.ssh/authorized_keys && " +
+                "exec /usr/sbin/dropbear -F -E -s -r $dropbearKey -p 10.210.1.2:2230 -P $(Join-Path $dropbearDir 'pid') 2>>$dropbearLog")
+            $process = Start-Process -FilePath ip -ArgumentList 'netns', 'exec', $Bastion, 'unshare', '--mount', '--propagation', 'private', 'sh', $start -PassThru
+            $script:Dropbear = [pscustomobject]@{
+                Process = $process; Log = $dropbearLog; Address = '10.210.1.2'; Port = 2230
+                KnownHost = "[10.210.1.2]:2230 $(($dropbearPublic -split ' ')[0..1] -join ' ')"
+            }
+            $deadline = [DateTime]::UtcNow.AddSeconds($HangGuardSeconds)
+            while ($true) {
+                $banner = try {
+                    $tcp = [Net.Sockets.TcpClient]::new('10.210.1.2', 2230)
+                    try { [IO.StreamReader]::new($tcp.GetStream()).ReadLine() } finally { $tcp.Dispose() }
+                } catch { $null }
+                if ($banner -like 'SSH-2.0-dropbear*') { break }
+                if ($process.HasExited -or [DateTime]::UtcNow -gt $deadline) { throw "dropbear did not start: $(Get-Content $dropbearLog -Raw -ErrorAction Ignore)" }
+                Start-Sleep -Milliseconds 50
+            }
         }
 
         AfterAll {
+            if ($Dropbear) { Stop-Process -Id $Dropbear.Process.Id -ErrorAction Ignore; $Dropbear.Process.WaitForExit(5000) | Out-Null }
             foreach ($server in $Sshd.Values) { Stop-Process -Id $server.Process.Id -ErrorAction Ignore; $server.Process.WaitForExit(5000) | Out-Null }
             foreach ($ns in $Bastion, $Private) { ip netns delete $ns 2>$null }
             ip route delete unreachable 10.210.2.0/24 2>$null
@@ -748,6 +797,124 @@ Import-Module '$ModulePath'
             $results = @($PrivateTargets * 4) | Invoke-MoltarCommand 'echo $SSH_CONNECTION' -SshConfigPath $config -Quiet
             $results.Count | Should -Be 8
             $results | ForEach-Object { (-split $_.Output)[0] | Should -Be '10.210.2.1' }
+        }
+
+        It 'reaches a target through a two-hop ProxyJump chain: the bastion, then a host behind it' {
+            # 10.210.2.3 through 10.210.1.2:2222, then 10.210.2.2: the target sees the second hop connect.
+            $knownHosts = New-KnownHosts 'two-hops' @($Sshd.Values.KnownHost)
+            $config = Join-Path $Scratch 'ssh_config_two_hops'
+            Set-Content $config @(
+                'Host 10.210.2.3'
+                '    ProxyJump root@10.210.1.2:2222,root@10.210.2.2'
+                'Host *'
+                '    User root'
+                "    IdentityFile $($Sandbox.ClientKeyPath)"
+                "    UserKnownHostsFile $knownHosts"
+                '    StrictHostKeyChecking yes')
+            $before = Get-AcceptedLogins 'target-a'
+            $result = '10.210.2.3' | Invoke-MoltarCommand 'echo $SSH_CONNECTION' -SshConfigPath $config -Quiet
+            $result.Succeeded | Should -BeTrue -Because $result.Error
+            (-split $result.Output)[0, 2] | Should -Be @('10.210.2.2', '10.210.2.3')
+            (Get-AcceptedLogins 'target-a') - $before | Should -Be 1 -Because 'the second hop is a login of its own'
+        }
+
+        It 'logs in to a server that trusts only a user CA with a key and its certificate, from the key file and from the agent, and trusts its host certificate under StrictHostKeyChecking Yes with only a @cert-authority line' {
+            $knownHosts = New-KnownHosts 'cert-authority' @($HostCaLine)
+            $target = '10.210.1.2'
+            $common = @{ User = 'root'; Port = 2223; KnownHostsPath = $knownHosts; StrictHostKeyChecking = 'Yes'; SshConfigPath = 'none'; Quiet = $true }
+
+            # The key file, its cert_user-cert.pub beside it.
+            $fromFile = $target | Invoke-MoltarCommand 'whoami' -KeyFile $CertKey @common
+            $fromFile.Succeeded | Should -BeTrue -Because $fromFile.Error
+            $fromFile.Output.Trim() | Should -Be 'root'
+            # The sandbox key has no certificate: the server refuses it (the certificate is what logs in).
+            $bare = $target | Invoke-MoltarCommand 'whoami' -KeyFile $Sandbox.ClientKeyPath @common -ErrorAction SilentlyContinue
+            $bare.ErrorId | Should -Be 'AuthenticationFailed'
+
+            # The key and its certificate only in a real ssh-agent (ssh-add loads cert_user-cert.pub with the key).
+            $socket = Join-Path $Certs 'agent.sock'
+            $agent = Start-Process -FilePath ssh-agent -ArgumentList '-D', '-a', $socket -RedirectStandardOutput (Join-Path $Certs 'agent.out') -PassThru
+            try {
+                $deadline = [DateTime]::UtcNow.AddSeconds($HangGuardSeconds)
+                while (-not (Test-Path $socket)) { if ([DateTime]::UtcNow -gt $deadline) { throw 'ssh-agent did not start' }; Start-Sleep -Milliseconds 20 }
+                $env:SSH_AUTH_SOCK = $socket
+                ssh-add -q $CertKey 2>&1 | Out-Null
+                @(ssh-add -L) -match '-cert-v01@openssh.com ' | Should -Not -BeNullOrEmpty -Because 'the agent holds the certificate'
+                $fromAgent = $target | Invoke-MoltarCommand 'whoami' @common
+                $fromAgent.Succeeded | Should -BeTrue -Because $fromAgent.Error
+            }
+            finally {
+                Remove-Item env:SSH_AUTH_SOCK -ErrorAction Ignore
+                Stop-Process -Id $agent.Id -ErrorAction Ignore
+            }
+        }
+
+        It 'refuses a host certificate that is expired, issued for another host, or whose CA is @revoked, as ssh does; under AcceptNew an expired one leaves the plain key to decide, as ssh' {
+            $caRevoked = "@revoked * $(Get-Content (Join-Path $Certs 'host_ca.pub'))"
+            foreach ($case in @(
+                    @{ Port = 2224; Lines = @($HostCaLine); ErrorId = 'HostKeyUnknown'; Says = 'expired at 2020-01-02' }
+                    @{ Port = 2225; Lines = @($HostCaLine); ErrorId = 'HostKeyUnknown'; Says = 'it is for other.example' }
+                    @{ Port = 2223; Lines = @($HostCaLine, $caRevoked); ErrorId = 'HostKeyRevoked'; Says = '@revoked' })) {
+                $knownHosts = New-KnownHosts "cert-refused-$($case.Port)" $case.Lines
+                $result = '10.210.1.2' | Invoke-MoltarCommand 'true' -User root -Port $case.Port -KeyFile $CertKey -KnownHostsPath $knownHosts -StrictHostKeyChecking Yes `
+                    -SshConfigPath none -Quiet -ErrorVariable errors -ErrorAction SilentlyContinue
+                $result.ErrorId | Should -Be $case.ErrorId -Because $result.Error
+                $result.Error | Should -BeLike "*$($case.Says)*"
+                $errors[0].FullyQualifiedErrorId | Should -Be "$($case.ErrorId),Moltar.Cmdlets.InvokeMoltarCommandCommand"
+                ssh -F none -i $CertKey -o "UserKnownHostsFile=$knownHosts" -o GlobalKnownHostsFile=none -o StrictHostKeyChecking=yes -o BatchMode=yes `
+                    -o IdentityAgent=none -p $case.Port root@10.210.1.2 true 2>$null
+                $LASTEXITCODE | Should -Not -Be 0 -Because "ssh refuses port $($case.Port) too"
+            }
+
+            # AcceptNew: the expired certificate is dropped and the plain key recorded, as ssh records it.
+            $knownHosts = New-KnownHosts 'cert-expired-accept-new' @($HostCaLine)
+            $result = '10.210.1.2' | Invoke-MoltarCommand 'true' -User root -Port 2224 -KeyFile $CertKey -KnownHostsPath $knownHosts -StrictHostKeyChecking AcceptNew -SshConfigPath none -Quiet
+            $result.Succeeded | Should -BeTrue -Because $result.Error
+            Get-Content $knownHosts | Should -Contain $Sshd['cert-expired'].KnownHost
+        }
+
+        It 'runs commands and copies files both ways on a Dropbear server' {
+            $knownHosts = New-KnownHosts 'dropbear' @($Dropbear.KnownHost)
+            $common = @{ User = 'root'; Port = 2230; KeyFile = $Sandbox.ClientKeyPath; KnownHostsPath = $knownHosts; StrictHostKeyChecking = 'Yes'; SshConfigPath = 'none' }
+            $ok = '10.210.1.2' | Invoke-MoltarCommand 'echo hello from $(whoami); echo oops >&2; exit 3' @common -Quiet -ErrorAction SilentlyContinue
+            $ok.Output.Trim() | Should -Be 'hello from root'
+            $ok.Error.Trim() | Should -Be 'oops'
+            $ok.ExitCode | Should -Be 3
+            $ok.ErrorId | Should -Be 'CommandFailed'
+            $fed = '10.210.1.2' | Invoke-MoltarCommand 'cat' -Stdin "fed through stdin`n" @common -Quiet
+            $fed.Output | Should -Be "fed through stdin`n"
+
+            $local = Join-Path $Scratch 'to-dropbear.txt'
+            Set-Content -LiteralPath $local -Value 'copied to dropbear'
+            $remote = "/tmp/moltar-dropbear-$PID.txt"
+            $up = @('10.210.1.2' | Copy-MoltarFile $local -Destination $remote -Force @common -ErrorVariable upErrors)
+            $upErrors.Count | Should -Be 0 -Because "$upErrors"
+            $up[0].Verified | Should -BeTrue
+            $down = Join-Path $Scratch 'from-dropbear'
+            New-Item -ItemType Directory -Force -Path $down | Out-Null
+            $back = @('10.210.1.2' | Copy-MoltarFile -FromRemote $remote -Destination $down @common -ErrorVariable downErrors)
+            $downErrors.Count | Should -Be 0 -Because "$downErrors"
+            $back.Count | Should -Be 1
+            (Get-ChildItem -LiteralPath $down -Recurse -File | Get-Content -Raw).Trim() | Should -Be 'copied to dropbear'
+            $null = '10.210.1.2' | Invoke-MoltarCommand "rm -f $remote" @common -Quiet
+        }
+
+        It 'warns once per call for each ssh config keyword Moltar does not support that could change the connection, however many hosts' {
+            $config = Join-Path $Scratch 'ssh_config_unsupported'
+            Set-Content $config @(
+                'Host *'
+                '    CanonicalizeHostname yes'
+                '    SetEnv MOLTAR_TEST=1'
+                '    LogLevel QUIET')
+            foreach ($call in 1, 2) {
+                $results = $Addresses[0..3] | Invoke-MoltarCommand 'true' -KeyFile $Sandbox.ClientKeyPath -KnownHostsPath $Sandbox.KnownHostsPath -SshConfigPath $config `
+                    -Quiet -WarningVariable warnings 3>$null
+                @($results | Where-Object Succeeded).Count | Should -Be 4
+                $texts = @($warnings | ForEach-Object { "$_" })
+                $texts.Count | Should -Be 2 -Because "call $call`: $($texts -join '; ')"
+                @($texts -match "'CanonicalizeHostname yes' \($([regex]::Escape($config)):2\)").Count | Should -Be 1
+                @($texts -match "'SetEnv MOLTAR_TEST=1'").Count | Should -Be 1
+            }
         }
     }
 }

@@ -323,6 +323,51 @@ public sealed class CertificateTests(SshdFixture sshd, ITestOutputHelper output)
         Assert.True(SshdFixture.SshConnects(KnownHostsWith(CaLine(), $"@revoked * {Servers.Pub(Servers.HostCa)}"), Servers.Expired, Servers.CertKey, output.WriteLine, "no"));
     }
 
+    /// <summary>
+    /// What Moltar makes of a certificate SSH.NET refused inside its key exchange (it does not say why): a @revoked CA
+    /// is refused, an expired one is dropped for the plain key, and one within its window with an accepted algorithm
+    /// had a bad CA signature, which ssh refuses outright. sshd will not serve a certificate with a corrupt signature,
+    /// so that one is judged here from the blob SSH.NET parses.
+    /// </summary>
+    [SshdFact]
+    public void A_certificate_SSH_NET_refused_is_revoked_dropped_for_the_plain_key_or_refused_for_a_bad_signature_as_ssh_judges_it()
+    {
+        sshd.EnsureAvailable();
+        var host = Servers.Expired;
+        byte[] Signed(string validity)
+        {
+            var key = Path.Combine(Servers.Dir, $"judged-{Guid.NewGuid():N}");
+            SshdFixture.Run(null, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key);
+            SshdFixture.Run(null, "ssh-keygen", "-q", "-s", Servers.HostCa, "-I", "judged", "-h", "-n", host.Address, "-V", validity, key + ".pub");
+            return Convert.FromBase64String(File.ReadAllText(key + "-cert.pub").Split(' ')[1]);
+        }
+
+        (SshFailure? Refused, string? Retry) Judge(byte[] blob, string known)
+        {
+            var parse = new Renci.SshNet.ConnectionInfo(host.Address, "root", new Renci.SshNet.NoneAuthenticationMethod("root")).HostKeyAlgorithms["ssh-ed25519-cert-v01@openssh.com"];
+            var certificate = ((Renci.SshNet.Security.CertificateHostAlgorithm)parse(blob)).Certificate;
+            using var connector = new SshConnector(Options(known, Servers.CertKey));
+            var verifier = new HostKeyVerifier(connector, connector.Resolve(host.Target), host.Target, "host");
+            verifier.RecordPresented(certificate, blob);
+            return verifier.RefusedBySshNet();
+        }
+
+        var expired = Signed("20200101:20200102");
+        var dropped = Judge(expired, KnownHostsWith(CaLine()));
+        Assert.Null(dropped.Refused);
+        Assert.Contains("expired at 2020-01-02", dropped.Retry);
+
+        var revoked = Judge(expired, KnownHostsWith(CaLine(), $"@revoked * {Servers.Pub(Servers.HostCa)}"));
+        Assert.Equal(SshErrorIds.HostKeyRevoked, revoked.Refused?.ErrorId);
+
+        var corrupt = Signed("-5m:+1h");
+        corrupt[^1] ^= 0xff; // the last byte of the CA's signature
+        var bad = Judge(corrupt, KnownHostsWith(CaLine()));
+        Assert.Null(bad.Retry);
+        Assert.Equal(SshErrorIds.HostKeyUnknown, bad.Refused?.ErrorId);
+        Assert.Contains("signature by its CA", bad.Refused!.Message);
+    }
+
     [SshdFact]
     public void Without_a_cert_authority_line_the_plain_host_key_decides_as_before()
     {
