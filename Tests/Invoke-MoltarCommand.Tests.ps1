@@ -696,39 +696,42 @@ Import-Module '$ModulePath'
             $script:PrivateTargets = @('10.210.2.2', '10.210.2.3')
             function Get-AcceptedLogins([string] $Name) { @(Select-String -Path $script:Sshd[$Name].Log -Pattern 'Accepted publickey for root').Count }
 
-            # A Dropbear server (not OpenSSH) on the bastion's address. Dropbear reads authorized_keys only from the
-            # user's home, so it runs in a mount namespace of its own whose /root is a fresh tmpfs holding the test's
+            # Dropbear servers (not OpenSSH) on the bastion's address. Dropbear reads authorized_keys only from the
+            # user's home, so each runs in a mount namespace of its own whose /root is a fresh tmpfs holding the test's
             # authorized_keys: the machine's /root is never touched. Its SFTP is the sftp-server it execs
-            # (/usr/lib/sftp-server, from openssh-sftp-server).
-            $dropbearDir = Join-Path $SshdDir 'dropbear'
-            New-Item -ItemType Directory -Force -Path $dropbearDir | Out-Null
-            $dropbearKey = Join-Path $dropbearDir 'host_ed25519'
-            dropbearkey -t ed25519 -f $dropbearKey 2>&1 | Out-Null
-            $dropbearPublic = @(dropbearkey -y -f $dropbearKey 2>$null | Where-Object { $_ -like 'ssh-ed25519 *' })[0]
-            $dropbearLog = Join-Path $dropbearDir 'dropbear.log'
-            $start = Join-Path $dropbearDir 'start.sh'
-            Set-Content -LiteralPath $start -Value ("mount -t tmpfs -o mode=700 tmpfs /root && mkdir -m 700 /root/.ssh && " +
-                "cp $(Join-Path $SshdDir 'authorized_keys') /root/.ssh/authorized_keys && chmod 600 /root/.ssh/authorized_keys && " +
-                "exec /usr/sbin/dropbear -F -E -s -r $dropbearKey -p 10.210.1.2:2230 -P $(Join-Path $dropbearDir 'pid') 2>>$dropbearLog")
-            $process = Start-Process -FilePath ip -ArgumentList 'netns', 'exec', $Bastion, 'unshare', '--mount', '--propagation', 'private', 'sh', $start -PassThru
-            $script:Dropbear = [pscustomobject]@{
-                Process = $process; Log = $dropbearLog; Address = '10.210.1.2'; Port = 2230
-                KnownHost = "[10.210.1.2]:2230 $(($dropbearPublic -split ' ')[0..1] -join ' ')"
+            # (/usr/lib/sftp-server, from openssh-sftp-server); the second one's namespace hides it (an empty tmpfs
+            # over /usr/lib/openssh), as on a host without openssh-sftp-server.
+            function Start-TestDropbear([string] $Name, [int] $Port, [string] $Extra = '') {
+                $dir = Join-Path $script:SshdDir $Name
+                New-Item -ItemType Directory -Force -Path $dir | Out-Null
+                $key = Join-Path $dir 'host_ed25519'
+                dropbearkey -t ed25519 -f $key 2>&1 | Out-Null
+                $public = @(dropbearkey -y -f $key 2>$null | Where-Object { $_ -like 'ssh-ed25519 *' })[0]
+                $log = Join-Path $dir 'dropbear.log'
+                $start = Join-Path $dir 'start.sh'
+                Set-Content -LiteralPath $start -Value ("mount -t tmpfs -o mode=700 tmpfs /root && mkdir -m 700 /root/.ssh && " +
+                    "cp $(Join-Path $script:SshdDir 'authorized_keys') /root/.ssh/authorized_keys && chmod 600 /root/.ssh/authorized_keys && $Extra" +
+                    "exec /usr/sbin/dropbear -F -E -s -r $key -p 10.210.1.2:$Port -P $(Join-Path $dir 'pid') 2>>$log")
+                $process = Start-Process -FilePath ip -ArgumentList 'netns', 'exec', $script:Bastion, 'unshare', '--mount', '--propagation', 'private', 'sh', $start -PassThru
+                $server = [pscustomobject]@{ Process = $process; Log = $log; Port = $Port; KnownHost = "[10.210.1.2]:$Port $(($public -split ' ')[0..1] -join ' ')" }
+                $deadline = [DateTime]::UtcNow.AddSeconds($HangGuardSeconds)
+                while ($true) {
+                    $banner = try {
+                        $tcp = [Net.Sockets.TcpClient]::new('10.210.1.2', $Port)
+                        try { [IO.StreamReader]::new($tcp.GetStream()).ReadLine() } finally { $tcp.Dispose() }
+                    } catch { $null }
+                    if ($banner -like 'SSH-2.0-dropbear*') { return $server }
+                    if ($process.HasExited -or [DateTime]::UtcNow -gt $deadline) { throw "dropbear did not start: $(Get-Content $log -Raw -ErrorAction Ignore)" }
+                    Start-Sleep -Milliseconds 50
+                }
             }
-            $deadline = [DateTime]::UtcNow.AddSeconds($HangGuardSeconds)
-            while ($true) {
-                $banner = try {
-                    $tcp = [Net.Sockets.TcpClient]::new('10.210.1.2', 2230)
-                    try { [IO.StreamReader]::new($tcp.GetStream()).ReadLine() } finally { $tcp.Dispose() }
-                } catch { $null }
-                if ($banner -like 'SSH-2.0-dropbear*') { break }
-                if ($process.HasExited -or [DateTime]::UtcNow -gt $deadline) { throw "dropbear did not start: $(Get-Content $dropbearLog -Raw -ErrorAction Ignore)" }
-                Start-Sleep -Milliseconds 50
-            }
+            $script:Dropbear = @(
+                Start-TestDropbear 'dropbear' 2230
+                Start-TestDropbear 'dropbear-no-sftp' 2231 'mount -t tmpfs -o mode=755 tmpfs /usr/lib/openssh && ')
         }
 
         AfterAll {
-            if ($Dropbear) { Stop-Process -Id $Dropbear.Process.Id -ErrorAction Ignore; $Dropbear.Process.WaitForExit(5000) | Out-Null }
+            foreach ($server in @($Dropbear | Where-Object { $_ })) { Stop-Process -Id $server.Process.Id -ErrorAction Ignore; $server.Process.WaitForExit(5000) | Out-Null }
             foreach ($server in $Sshd.Values) { Stop-Process -Id $server.Process.Id -ErrorAction Ignore; $server.Process.WaitForExit(5000) | Out-Null }
             foreach ($ns in $Bastion, $Private) { ip netns delete $ns 2>$null }
             ip route delete unreachable 10.210.2.0/24 2>$null
@@ -873,7 +876,7 @@ Import-Module '$ModulePath'
             Get-Content $knownHosts | Should -Contain $Sshd['cert-expired'].KnownHost
         }
 
-        It 'runs commands and copies files both ways on a Dropbear server' {
+        It 'runs commands and copies files both ways on a Dropbear server; without an sftp-server there, copying fails with a clear error' {
             $knownHosts = New-KnownHosts 'dropbear' @($Dropbear.KnownHost)
             $common = @{ User = 'root'; Port = 2230; KeyFile = $Sandbox.ClientKeyPath; KnownHostsPath = $knownHosts; StrictHostKeyChecking = 'Yes'; SshConfigPath = 'none' }
             $ok = '10.210.1.2' | Invoke-MoltarCommand 'echo hello from $(whoami); echo oops >&2; exit 3' @common -Quiet -ErrorAction SilentlyContinue
@@ -886,7 +889,7 @@ Import-Module '$ModulePath'
 
             $local = Join-Path $Scratch 'to-dropbear.txt'
             Set-Content -LiteralPath $local -Value 'copied to dropbear'
-            $remote = "/tmp/moltar-dropbear-$PID.txt"
+            $remote = Join-Path $Scratch 'dropbear-remote.txt'   # dropbear shares this filesystem (only /root is its own)
             $up = @('10.210.1.2' | Copy-MoltarFile $local -Destination $remote -Force @common -ErrorVariable upErrors)
             $upErrors.Count | Should -Be 0 -Because "$upErrors"
             $up[0].Verified | Should -BeTrue
@@ -896,7 +899,14 @@ Import-Module '$ModulePath'
             $downErrors.Count | Should -Be 0 -Because "$downErrors"
             $back.Count | Should -Be 1
             (Get-ChildItem -LiteralPath $down -Recurse -File | Get-Content -Raw).Trim() | Should -Be 'copied to dropbear'
-            $null = '10.210.1.2' | Invoke-MoltarCommand "rm -f $remote" @common -Quiet
+
+            # The same server without /usr/lib/sftp-server: commands still run, a copy names what is missing.
+            $common.Port = 2231
+            ('10.210.1.2' | Invoke-MoltarCommand 'true' @common -Quiet).Succeeded | Should -BeTrue
+            $null = '10.210.1.2' | Copy-MoltarFile $local -Destination $remote -Force @common -ErrorVariable noSftp -ErrorAction SilentlyContinue
+            $noSftp.Count | Should -Be 1
+            $noSftp[0].FullyQualifiedErrorId | Should -Be 'ConnectFailed,Moltar.Cmdlets.CopyMoltarFileCommand'
+            $noSftp[0].Exception.Message | Should -BeLike '*accepted the SSH login but has no working SFTP server*apt-get install openssh-sftp-server*'
         }
 
         It 'warns once per call for each ssh config keyword Moltar does not support that could change the connection, however many hosts' {

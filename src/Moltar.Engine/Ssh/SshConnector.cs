@@ -321,7 +321,23 @@ public sealed class SshConnector : IDisposable
     public SftpConnection ConnectSftp(SshTarget target, CancellationToken cancellationToken = default)
     {
         var settings = Resolve(target);
-        var client = Open(settings, target, "host", info => new SftpClient(info), JumpFor(settings), cancellationToken, out var lease);
+        SftpClient client;
+        IDisposable? lease;
+        try
+        {
+            client = Open(settings, target, "host", info => new SftpClient(info), JumpFor(settings), cancellationToken, out lease);
+        }
+        catch (SshFailure f) when (f.ErrorId == SshErrorIds.ConnectFailed && f.InnerException?.GetType() == typeof(SshException))
+        {
+            // Of Connect's failures only the SFTP channel's come as a plain SshException (not a subclass): the server took
+            // the login, then refused or ended the 'sftp' subsystem (Dropbear runs an external sftp-server and closes the
+            // channel when there is none).
+            throw new SshFailure(SshErrorIds.ConnectFailed,
+                $"The host {settings.HostName}:{settings.Port} accepted the SSH login but has no working SFTP server ({f.InnerException.Message}). " +
+                "Copying files needs SFTP on the host: OpenSSH has it built in; Dropbear runs /usr/lib/sftp-server (Debian and Ubuntu: apt-get install openssh-sftp-server).",
+                settings.HostName, f.InnerException);
+        }
+
         return new SftpConnection(target, settings, client, lease);
     }
 
