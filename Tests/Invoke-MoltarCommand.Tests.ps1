@@ -695,6 +695,14 @@ Import-Module '$ModulePath'
             }
             $script:PrivateTargets = @('10.210.2.2', '10.210.2.3')
             function Get-AcceptedLogins([string] $Name) { @(Select-String -Path $script:Sshd[$Name].Log -Pattern 'Accepted publickey for root').Count }
+            # An ssh config sending the hosts matching Pattern through ProxyJump, every key known (StrictHostKeyChecking yes).
+            function New-JumpConfig([string] $Name, [string] $Pattern, [string] $ProxyJump) {
+                $knownHosts = New-KnownHosts $Name @($script:Sshd.Values.KnownHost)
+                $config = Join-Path $script:Scratch "ssh_config_$Name"
+                Set-Content $config @("Host $Pattern", "    ProxyJump $ProxyJump", 'Host *', '    User root',
+                    "    IdentityFile $($script:Sandbox.ClientKeyPath)", "    UserKnownHostsFile $knownHosts", '    StrictHostKeyChecking yes')
+                $config
+            }
 
             # Dropbear servers (not OpenSSH) on the bastion's address. Dropbear reads authorized_keys only from the
             # user's home, so each runs in a mount namespace of its own whose /root is a fresh tmpfs holding the test's
@@ -787,15 +795,7 @@ Import-Module '$ModulePath'
         }
 
         It 'takes the jump host from ProxyJump in ssh config' {
-            $knownHosts = New-KnownHosts 'proxyjump' @($Sshd.Values.KnownHost)
-            $config = Join-Path $Scratch 'ssh_config_jump'
-            Set-Content $config @(
-                'Host 10.210.2.*'
-                '    ProxyJump root@10.210.1.2:2222'
-                'Host *'
-                '    User root'
-                "    IdentityFile $($Sandbox.ClientKeyPath)"
-                "    UserKnownHostsFile $knownHosts")
+            $config = New-JumpConfig 'proxyjump' '10.210.2.*' 'root@10.210.1.2:2222'
             # Eight connections through one bastion: each must get through (SSH.NET's SOCKS forwarding lost about a third).
             $results = @($PrivateTargets * 4) | Invoke-MoltarCommand 'echo $SSH_CONNECTION' -SshConfigPath $config -Quiet
             $results.Count | Should -Be 8
@@ -804,16 +804,7 @@ Import-Module '$ModulePath'
 
         It 'reaches a target through a two-hop ProxyJump chain: the bastion, then a host behind it' {
             # 10.210.2.3 through 10.210.1.2:2222, then 10.210.2.2: the target sees the second hop connect.
-            $knownHosts = New-KnownHosts 'two-hops' @($Sshd.Values.KnownHost)
-            $config = Join-Path $Scratch 'ssh_config_two_hops'
-            Set-Content $config @(
-                'Host 10.210.2.3'
-                '    ProxyJump root@10.210.1.2:2222,root@10.210.2.2'
-                'Host *'
-                '    User root'
-                "    IdentityFile $($Sandbox.ClientKeyPath)"
-                "    UserKnownHostsFile $knownHosts"
-                '    StrictHostKeyChecking yes')
+            $config = New-JumpConfig 'two-hops' '10.210.2.3' 'root@10.210.1.2:2222,root@10.210.2.2'
             $before = Get-AcceptedLogins 'target-a'
             $result = '10.210.2.3' | Invoke-MoltarCommand 'echo $SSH_CONNECTION' -SshConfigPath $config -Quiet
             $result.Succeeded | Should -BeTrue -Because $result.Error
