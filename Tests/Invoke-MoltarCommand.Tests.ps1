@@ -729,7 +729,10 @@ Import-Module '$ModulePath'
                         try { [IO.StreamReader]::new($tcp.GetStream()).ReadLine() } finally { $tcp.Dispose() }
                     } catch { $null }
                     if ($banner -like 'SSH-2.0-dropbear*') { return $server }
-                    if ($process.HasExited -or [DateTime]::UtcNow -gt $deadline) { throw "dropbear did not start: $(Get-Content $log -Raw -ErrorAction Ignore)" }
+                    if ($process.HasExited -or [DateTime]::UtcNow -gt $deadline) {
+                        Stop-Process -Id $process.Id -ErrorAction Ignore
+                        throw "dropbear did not start: $(Get-Content $log -Raw -ErrorAction Ignore)"
+                    }
                     Start-Sleep -Milliseconds 50
                 }
             }
