@@ -648,19 +648,37 @@ Import-Module '$ModulePath'
             if (-not (Test-Path (Join-Path $SshdDir 'authorized_keys'))) {
                 ssh-keygen -y -f $Sandbox.ClientKeyPath | Set-Content (Join-Path $SshdDir 'authorized_keys')
             }
+
+            # Certificates (issue 18): three more servers on the bastion's address trust only a user CA (no
+            # authorized_keys) and present host certificates signed by a host CA: valid for 10.210.1.2, expired, and
+            # issued for another name. cert_user has its user certificate beside it (cert_user-cert.pub), as ssh loads it.
+            $script:Certs = Join-Path $SshdDir 'certs'
+            New-Item -ItemType Directory -Force -Path $Certs | Out-Null
+            foreach ($name in 'user_ca', 'host_ca', 'cert_user') { ssh-keygen -q -t ed25519 -N '' -C $name -f (Join-Path $Certs $name) | Out-Null }
+            $script:CertKey = Join-Path $Certs 'cert_user'
+            ssh-keygen -q -s (Join-Path $Certs 'user_ca') -I moltar-user -n root -V '-5m:+1h' "$CertKey.pub" 2>&1 | Out-Null
+            $script:HostCaLine = "@cert-authority * $(Get-Content (Join-Path $Certs 'host_ca.pub'))"
+
             $script:Sshd = @{}
             foreach ($spec in @(
                     @{ Name = 'bastion'; Namespace = $Bastion; Address = '10.210.1.2'; Port = 2222 }
                     @{ Name = 'target-a'; Namespace = $Private; Address = '10.210.2.2'; Port = 22 }
-                    @{ Name = 'target-b'; Namespace = $Private; Address = '10.210.2.3'; Port = 22 })) {
+                    @{ Name = 'target-b'; Namespace = $Private; Address = '10.210.2.3'; Port = 22 }
+                    @{ Name = 'cert-valid'; Namespace = $Bastion; Address = '10.210.1.2'; Port = 2223; Certificate = @('-n', '10.210.1.2', '-V', '-5m:+1h') }
+                    @{ Name = 'cert-expired'; Namespace = $Bastion; Address = '10.210.1.2'; Port = 2224; Certificate = @('-n', '10.210.1.2', '-V', '20200101:20200102') }
+                    @{ Name = 'cert-other'; Namespace = $Bastion; Address = '10.210.1.2'; Port = 2225; Certificate = @('-n', 'other.example', '-V', '-5m:+1h') })) {
                 $key = Join-Path $SshdDir "$($spec.Name)_host_ed25519"
                 ssh-keygen -q -t ed25519 -N '' -C $spec.Name -f $key | Out-Null
+                $login = "AuthorizedKeysFile $(Join-Path $SshdDir 'authorized_keys')"
+                if ($spec.Certificate) {
+                    ssh-keygen -q -s (Join-Path $Certs 'host_ca') -I $spec.Name -h @($spec.Certificate) "$key.pub" 2>&1 | Out-Null
+                    $login = "TrustedUserCAKeys $(Join-Path $Certs 'user_ca.pub')", 'AuthorizedKeysFile none', "HostCertificate $key-cert.pub"
+                }
                 $config = Join-Path $SshdDir "$($spec.Name).sshd_config"
-                Set-Content $config @(
+                Set-Content $config (@(
                     "ListenAddress $($spec.Address):$($spec.Port)", "HostKey $key", 'PidFile none', 'UsePAM no',
                     'PermitRootLogin prohibit-password', 'PasswordAuthentication no', 'KbdInteractiveAuthentication no',
-                    "AuthorizedKeysFile $(Join-Path $SshdDir 'authorized_keys')", 'StrictModes no', 'AllowTcpForwarding yes',
-                    'PrintMotd no', 'LogLevel VERBOSE')
+                    'StrictModes no', 'AllowTcpForwarding yes', 'PrintMotd no', 'LogLevel VERBOSE') + $login)
                 $log = Join-Path $SshdDir "$($spec.Name).log"
                 $process = Start-Process -FilePath ip -ArgumentList 'netns', 'exec', $spec.Namespace, '/usr/sbin/sshd', '-D', '-f', $config, '-E', $log -PassThru
                 $Sshd[$spec.Name] = [pscustomobject]@{
@@ -677,9 +695,54 @@ Import-Module '$ModulePath'
             }
             $script:PrivateTargets = @('10.210.2.2', '10.210.2.3')
             function Get-AcceptedLogins([string] $Name) { @(Select-String -Path $script:Sshd[$Name].Log -Pattern 'Accepted publickey for root').Count }
+            # An ssh config sending the hosts matching Pattern through ProxyJump, every key known (StrictHostKeyChecking yes).
+            function New-JumpConfig([string] $Name, [string] $Pattern, [string] $ProxyJump) {
+                $knownHosts = New-KnownHosts $Name @($script:Sshd.Values.KnownHost)
+                $config = Join-Path $script:Scratch "ssh_config_$Name"
+                Set-Content $config @("Host $Pattern", "    ProxyJump $ProxyJump", 'Host *', '    User root',
+                    "    IdentityFile $($script:Sandbox.ClientKeyPath)", "    UserKnownHostsFile $knownHosts", '    StrictHostKeyChecking yes')
+                $config
+            }
+
+            # Dropbear servers (not OpenSSH) on the bastion's address. Dropbear reads authorized_keys only from the
+            # user's home, so each runs in a mount namespace of its own whose /root is a fresh tmpfs holding the test's
+            # authorized_keys: the machine's /root is never touched. Its SFTP is the sftp-server it execs
+            # (/usr/lib/sftp-server, from openssh-sftp-server); the second one's namespace hides it (an empty tmpfs
+            # over /usr/lib/openssh), as on a host without openssh-sftp-server.
+            function Start-TestDropbear([string] $Name, [int] $Port, [string] $Extra = '') {
+                $dir = Join-Path $script:SshdDir $Name
+                New-Item -ItemType Directory -Force -Path $dir | Out-Null
+                $key = Join-Path $dir 'host_ed25519'
+                dropbearkey -t ed25519 -f $key 2>&1 | Out-Null
+                $public = @(dropbearkey -y -f $key 2>$null | Where-Object { $_ -like 'ssh-ed25519 *' })[0]
+                $log = Join-Path $dir 'dropbear.log'
+                $start = Join-Path $dir 'start.sh'
+                Set-Content -LiteralPath $start -Value ("mount -t tmpfs -o mode=700 tmpfs /root && mkdir -m 700 /root/.ssh && " +
+                    "cp $(Join-Path $script:SshdDir 'authorized_keys') /root/.ssh/authorized_keys && chmod 600 /root/.ssh/authorized_keys && $Extra" +
+                    "exec /usr/sbin/dropbear -F -E -s -r $key -p 10.210.1.2:$Port -P $(Join-Path $dir 'pid') 2>>$log")
+                $process = Start-Process -FilePath ip -ArgumentList 'netns', 'exec', $script:Bastion, 'unshare', '--mount', '--propagation', 'private', 'sh', $start -PassThru
+                $server = [pscustomobject]@{ Process = $process; Log = $log; Port = $Port; KnownHost = "[10.210.1.2]:$Port $(($public -split ' ')[0..1] -join ' ')" }
+                $deadline = [DateTime]::UtcNow.AddSeconds($HangGuardSeconds)
+                while ($true) {
+                    $banner = try {
+                        $tcp = [Net.Sockets.TcpClient]::new('10.210.1.2', $Port)
+                        try { [IO.StreamReader]::new($tcp.GetStream()).ReadLine() } finally { $tcp.Dispose() }
+                    } catch { $null }
+                    if ($banner -like 'SSH-2.0-dropbear*') { return $server }
+                    if ($process.HasExited -or [DateTime]::UtcNow -gt $deadline) {
+                        Stop-Process -Id $process.Id -ErrorAction Ignore
+                        throw "dropbear did not start: $(Get-Content $log -Raw -ErrorAction Ignore)"
+                    }
+                    Start-Sleep -Milliseconds 50
+                }
+            }
+            $script:Dropbear = @(
+                Start-TestDropbear 'dropbear' 2230
+                Start-TestDropbear 'dropbear-no-sftp' 2231 'mount -t tmpfs -o mode=755 tmpfs /usr/lib/openssh && ')
         }
 
         AfterAll {
+            foreach ($server in @($Dropbear | Where-Object { $_ })) { Stop-Process -Id $server.Process.Id -ErrorAction Ignore; $server.Process.WaitForExit(5000) | Out-Null }
             foreach ($server in $Sshd.Values) { Stop-Process -Id $server.Process.Id -ErrorAction Ignore; $server.Process.WaitForExit(5000) | Out-Null }
             foreach ($ns in $Bastion, $Private) { ip netns delete $ns 2>$null }
             ip route delete unreachable 10.210.2.0/24 2>$null
@@ -735,19 +798,127 @@ Import-Module '$ModulePath'
         }
 
         It 'takes the jump host from ProxyJump in ssh config' {
-            $knownHosts = New-KnownHosts 'proxyjump' @($Sshd.Values.KnownHost)
-            $config = Join-Path $Scratch 'ssh_config_jump'
-            Set-Content $config @(
-                'Host 10.210.2.*'
-                '    ProxyJump root@10.210.1.2:2222'
-                'Host *'
-                '    User root'
-                "    IdentityFile $($Sandbox.ClientKeyPath)"
-                "    UserKnownHostsFile $knownHosts")
+            $config = New-JumpConfig 'proxyjump' '10.210.2.*' 'root@10.210.1.2:2222'
             # Eight connections through one bastion: each must get through (SSH.NET's SOCKS forwarding lost about a third).
             $results = @($PrivateTargets * 4) | Invoke-MoltarCommand 'echo $SSH_CONNECTION' -SshConfigPath $config -Quiet
             $results.Count | Should -Be 8
             $results | ForEach-Object { (-split $_.Output)[0] | Should -Be '10.210.2.1' }
+        }
+
+        It 'reaches a target through a two-hop ProxyJump chain: the bastion, then a host behind it' {
+            # 10.210.2.3 through 10.210.1.2:2222, then 10.210.2.2: the target sees the second hop connect.
+            $config = New-JumpConfig 'two-hops' '10.210.2.3' 'root@10.210.1.2:2222,root@10.210.2.2'
+            $before = Get-AcceptedLogins 'target-a'
+            $result = '10.210.2.3' | Invoke-MoltarCommand 'echo $SSH_CONNECTION' -SshConfigPath $config -Quiet
+            $result.Succeeded | Should -BeTrue -Because $result.Error
+            (-split $result.Output)[0, 2] | Should -Be @('10.210.2.2', '10.210.2.3')
+            (Get-AcceptedLogins 'target-a') - $before | Should -Be 1 -Because 'the second hop is a login of its own'
+        }
+
+        It 'logs in to a server that trusts only a user CA with a key and its certificate, from the key file and from the agent, and trusts its host certificate under StrictHostKeyChecking Yes with only a @cert-authority line' {
+            $knownHosts = New-KnownHosts 'cert-authority' @($HostCaLine)
+            $target = '10.210.1.2'
+            $common = @{ User = 'root'; Port = 2223; KnownHostsPath = $knownHosts; StrictHostKeyChecking = 'Yes'; SshConfigPath = 'none'; Quiet = $true }
+
+            # The key file, its cert_user-cert.pub beside it.
+            $fromFile = $target | Invoke-MoltarCommand 'whoami' -KeyFile $CertKey @common
+            $fromFile.Succeeded | Should -BeTrue -Because $fromFile.Error
+            $fromFile.Output.Trim() | Should -Be 'root'
+            # The sandbox key has no certificate: the server refuses it (the certificate is what logs in).
+            $bare = $target | Invoke-MoltarCommand 'whoami' -KeyFile $Sandbox.ClientKeyPath @common -ErrorAction SilentlyContinue
+            $bare.ErrorId | Should -Be 'AuthenticationFailed'
+
+            # The key and its certificate only in a real ssh-agent (ssh-add loads cert_user-cert.pub with the key).
+            $socket = Join-Path $Certs 'agent.sock'
+            $agent = Start-Process -FilePath ssh-agent -ArgumentList '-D', '-a', $socket -RedirectStandardOutput (Join-Path $Certs 'agent.out') -PassThru
+            try {
+                $deadline = [DateTime]::UtcNow.AddSeconds($HangGuardSeconds)
+                while (-not (Test-Path $socket)) { if ([DateTime]::UtcNow -gt $deadline) { throw 'ssh-agent did not start' }; Start-Sleep -Milliseconds 20 }
+                $env:SSH_AUTH_SOCK = $socket
+                ssh-add -q $CertKey 2>&1 | Out-Null
+                @(ssh-add -L) -match '-cert-v01@openssh.com ' | Should -Not -BeNullOrEmpty -Because 'the agent holds the certificate'
+                $fromAgent = $target | Invoke-MoltarCommand 'whoami' @common
+                $fromAgent.Succeeded | Should -BeTrue -Because $fromAgent.Error
+            }
+            finally {
+                Remove-Item env:SSH_AUTH_SOCK -ErrorAction Ignore
+                Stop-Process -Id $agent.Id -ErrorAction Ignore
+            }
+        }
+
+        It 'refuses a host certificate that is expired, issued for another host, or whose CA is @revoked, as ssh does; under AcceptNew an expired one leaves the plain key to decide, as ssh' {
+            $caRevoked = "@revoked * $(Get-Content (Join-Path $Certs 'host_ca.pub'))"
+            foreach ($case in @(
+                    @{ Port = 2224; Lines = @($HostCaLine); ErrorId = 'HostKeyUnknown'; Says = 'expired at 2020-01-02' }
+                    @{ Port = 2225; Lines = @($HostCaLine); ErrorId = 'HostKeyUnknown'; Says = 'it is for other.example' }
+                    @{ Port = 2223; Lines = @($HostCaLine, $caRevoked); ErrorId = 'HostKeyRevoked'; Says = '@revoked' })) {
+                $knownHosts = New-KnownHosts "cert-refused-$($case.Port)" $case.Lines
+                $result = '10.210.1.2' | Invoke-MoltarCommand 'true' -User root -Port $case.Port -KeyFile $CertKey -KnownHostsPath $knownHosts -StrictHostKeyChecking Yes `
+                    -SshConfigPath none -Quiet -ErrorVariable errors -ErrorAction SilentlyContinue
+                $result.ErrorId | Should -Be $case.ErrorId -Because $result.Error
+                $result.Error | Should -BeLike "*$($case.Says)*"
+                $errors[0].FullyQualifiedErrorId | Should -Be "$($case.ErrorId),Moltar.Cmdlets.InvokeMoltarCommandCommand"
+                ssh -F none -i $CertKey -o "UserKnownHostsFile=$knownHosts" -o GlobalKnownHostsFile=none -o StrictHostKeyChecking=yes -o BatchMode=yes `
+                    -o IdentityAgent=none -p $case.Port root@10.210.1.2 true 2>$null
+                $LASTEXITCODE | Should -Not -Be 0 -Because "ssh refuses port $($case.Port) too"
+            }
+
+            # AcceptNew: the expired certificate is dropped and the plain key recorded, as ssh records it.
+            $knownHosts = New-KnownHosts 'cert-expired-accept-new' @($HostCaLine)
+            $result = '10.210.1.2' | Invoke-MoltarCommand 'true' -User root -Port 2224 -KeyFile $CertKey -KnownHostsPath $knownHosts -StrictHostKeyChecking AcceptNew -SshConfigPath none -Quiet
+            $result.Succeeded | Should -BeTrue -Because $result.Error
+            Get-Content $knownHosts | Should -Contain $Sshd['cert-expired'].KnownHost
+        }
+
+        It 'runs commands and copies files both ways on a Dropbear server; without an sftp-server there, copying fails with a clear error' {
+            $knownHosts = New-KnownHosts 'dropbear' @($Dropbear.KnownHost)
+            $common = @{ User = 'root'; Port = 2230; KeyFile = $Sandbox.ClientKeyPath; KnownHostsPath = $knownHosts; StrictHostKeyChecking = 'Yes'; SshConfigPath = 'none' }
+            $ok = '10.210.1.2' | Invoke-MoltarCommand 'echo hello from $(whoami); echo oops >&2; exit 3' @common -Quiet -ErrorAction SilentlyContinue
+            $ok.Output.Trim() | Should -Be 'hello from root'
+            $ok.Error.Trim() | Should -Be 'oops'
+            $ok.ExitCode | Should -Be 3
+            $ok.ErrorId | Should -Be 'CommandFailed'
+            $fed = '10.210.1.2' | Invoke-MoltarCommand 'cat' -Stdin "fed through stdin`n" @common -Quiet
+            $fed.Output | Should -Be "fed through stdin`n"
+
+            $local = Join-Path $Scratch 'to-dropbear.txt'
+            Set-Content -LiteralPath $local -Value 'copied to dropbear'
+            $remote = Join-Path $Scratch 'dropbear-remote.txt'   # dropbear shares this filesystem (only /root is its own)
+            $up = @('10.210.1.2' | Copy-MoltarFile $local -Destination $remote -Force @common -ErrorVariable upErrors)
+            $upErrors.Count | Should -Be 0 -Because "$upErrors"
+            $up[0].Verified | Should -BeTrue
+            $down = Join-Path $Scratch 'from-dropbear'
+            New-Item -ItemType Directory -Force -Path $down | Out-Null
+            $back = @('10.210.1.2' | Copy-MoltarFile -FromRemote $remote -Destination $down @common -ErrorVariable downErrors)
+            $downErrors.Count | Should -Be 0 -Because "$downErrors"
+            $back.Count | Should -Be 1
+            (Get-ChildItem -LiteralPath $down -Recurse -File | Get-Content -Raw).Trim() | Should -Be 'copied to dropbear'
+
+            # The same server without /usr/lib/sftp-server: commands still run, a copy names what is missing.
+            $common.Port = 2231
+            ('10.210.1.2' | Invoke-MoltarCommand 'true' @common -Quiet).Succeeded | Should -BeTrue
+            $null = '10.210.1.2' | Copy-MoltarFile $local -Destination $remote -Force @common -ErrorVariable noSftp -ErrorAction SilentlyContinue
+            $noSftp.Count | Should -Be 1
+            $noSftp[0].FullyQualifiedErrorId | Should -Be 'ConnectFailed,Moltar.Cmdlets.CopyMoltarFileCommand'
+            $noSftp[0].Exception.Message | Should -BeLike '*accepted the SSH login but has no working SFTP server*apt-get install openssh-sftp-server*'
+        }
+
+        It 'warns once per call for each ssh config keyword Moltar does not support that could change the connection, however many hosts' {
+            $config = Join-Path $Scratch 'ssh_config_unsupported'
+            Set-Content $config @(
+                'Host *'
+                '    CanonicalizeHostname yes'
+                '    SetEnv MOLTAR_TEST=1'
+                '    LogLevel QUIET')
+            foreach ($call in 1, 2) {
+                $results = $Addresses[0..3] | Invoke-MoltarCommand 'true' -KeyFile $Sandbox.ClientKeyPath -KnownHostsPath $Sandbox.KnownHostsPath -SshConfigPath $config `
+                    -Quiet -WarningVariable warnings 3>$null
+                @($results | Where-Object Succeeded).Count | Should -Be 4
+                $texts = @($warnings | ForEach-Object { "$_" })
+                $texts.Count | Should -Be 2 -Because "call $call`: $($texts -join '; ')"
+                @($texts -match "'CanonicalizeHostname yes' \($([regex]::Escape($config)):2\)").Count | Should -Be 1
+                @($texts -match "'SetEnv MOLTAR_TEST=1'").Count | Should -Be 1
+            }
         }
     }
 }

@@ -173,12 +173,12 @@ public sealed class SshdFixture : IDisposable
         ConnectTimeout = HangGuard.Limit,
     };
 
-    /// <summary>The verdict of OpenSSH's own client (the oracle): does `ssh` log in with this key and known_hosts, strictly?</summary>
-    public static bool SshConnects(string knownHosts, SshdHost host, string key, Action<string>? log = null)
+    /// <summary>The verdict of OpenSSH's own client (the oracle): does `ssh` log in with this key and known_hosts (StrictHostKeyChecking yes unless given)?</summary>
+    public static bool SshConnects(string knownHosts, SshdHost host, string key, Action<string>? log = null, string strictHostKeyChecking = "yes")
     {
         var info = new ProcessStartInfo("ssh") { RedirectStandardError = true, RedirectStandardOutput = true, RedirectStandardInput = true, UseShellExecute = false };
         foreach (var a in new[] { "-F", "none", "-i", key, "-o", $"UserKnownHostsFile={knownHosts}", "-o", "GlobalKnownHostsFile=none",
-                     "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "IdentityAgent=none", "-p", host.Port.ToString(), $"root@{host.Address}", "true" })
+                     "-o", $"StrictHostKeyChecking={strictHostKeyChecking}", "-o", "BatchMode=yes", "-o", "IdentityAgent=none", "-p", host.Port.ToString(), $"root@{host.Address}", "true" })
         {
             info.ArgumentList.Add(a);
         }

@@ -28,12 +28,45 @@ internal sealed class HostKeyVerifier
     /// <summary>The fingerprint the host offered, once it has.</summary>
     public string? OfferedFingerprint { get; private set; }
 
+    /// <summary>
+    /// The host certificate the host presented, recorded as SSH.NET parses it (before SSH.NET checks its validity
+    /// window and CA signature, and ends the key exchange without asking when they fail).
+    /// </summary>
+    public Certificate? Presented { get; private set; }
+
+    /// <summary>The presented certificate's wire blob (the known_hosts form of a certificate).</summary>
+    private byte[]? _presentedBlob;
+
+    public void RecordPresented(Certificate certificate, byte[] blob)
+    {
+        Presented = certificate;
+        _presentedBlob = blob;
+    }
+
+    /// <summary>
+    /// Set on the second attempt after SSH.NET refused the host's certificate: why it was not accepted. The plain key
+    /// the host then presents is checked as ssh checks it after dropping a certificate.
+    /// </summary>
+    public string? RefusedCertificateProblem { get; init; }
+
+    /// <summary>
+    /// ssh's default CASignatureAlgorithms: a certificate signed otherwise (ssh-rsa, i.e. SHA-1) is not accepted and
+    /// ssh checks the plain key instead.
+    /// </summary>
+    internal static readonly IReadOnlySet<string> CaSignatureAlgorithms = new HashSet<string>(StringComparer.Ordinal)
+    {
+        "ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
+        "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com", "rsa-sha2-512", "rsa-sha2-256",
+    };
+
     public void Handle(object? sender, HostKeyEventArgs e)
     {
         Called = true;
         try
         {
-            e.CanTrust = e.Certificate is { } certificate ? VerifyCertificate(certificate, e.HostKey, e.HostKeyName) : Verify(e.HostKey);
+            e.CanTrust = e.Certificate is { } certificate ? VerifyCertificate(certificate, e.HostKey, e.HostKeyName)
+                : RefusedCertificateProblem is { } problem ? VerifyPlainKeyInstead(problem, e.HostKey)
+                : Verify(e.HostKey);
         }
         catch (Exception ex)
         {
@@ -115,30 +148,25 @@ internal sealed class HostKeyVerifier
 
     /// <summary>
     /// A host certificate (SSH.NET has checked its validity window and its CA's signature): trusted when a
-    /// @cert-authority line for the host names its CA, it is a host certificate, and the host name is among its
-    /// principals (none = any, as ssh); refused when its CA or its key is @revoked. Otherwise, as ssh does, the
-    /// certificate is dropped and its plain key is checked against known_hosts under the policy.
+    /// @cert-authority line for the host names its CA, it is a host certificate, the host name is among its
+    /// principals (none = any, as ssh), it is within its validity window and its CA signed it with an algorithm ssh
+    /// accepts; refused when its CA or its key is @revoked. Otherwise, as ssh does, the certificate is dropped and its
+    /// plain key is checked against known_hosts under the policy.
     /// </summary>
     internal bool VerifyCertificate(Certificate certificate, byte[] plainKey, string algorithm)
     {
-        var files = _settings.AllKnownHostsFiles.ToList();
-        var entries = _connector.KnownHosts.EntriesOf(files);
+        var entries = _connector.KnownHosts.EntriesOf(_settings.AllKnownHostsFiles);
         var ca = certificate.CertificateAuthorityKey;
-        var caText = $"{SshKeyBlob.ShortTypeName(SshKeyBlob.KeyType(ca))} {SshKeyBlob.Fingerprint(ca)}";
+        var caText = CaText(certificate);
         OfferedFingerprint = SshKeyBlob.Fingerprint(plainKey);
-        var lookup = Name;
-
-        var revoked = entries.FirstOrDefault(x => x.Marker == KnownHostMarker.Revoked && x.MatchesHost(lookup)
-            && (x.KeyBlob.AsSpan().SequenceEqual(ca) || x.KeyBlob.AsSpan().SequenceEqual(plainKey)));
-        if (revoked is not null)
+        if (RevokedFailure(certificate, plainKey) is { } revoked)
         {
-            var what = revoked.KeyBlob.AsSpan().SequenceEqual(ca) ? $"its certificate authority {caText}" : $"its key {SshKeyBlob.Fingerprint(plainKey)}";
-            Failure = new SshFailure(SshErrorIds.HostKeyRevoked,
-                $"The {_role} {Name} presented a host certificate, and {what} is marked @revoked in {revoked.Location}.", _settings.HostName);
+            Failure = revoked;
             return false;
         }
 
-        var authority = entries.FirstOrDefault(x => x.Marker == KnownHostMarker.CertAuthority && x.MatchesHost(lookup) && x.KeyBlob.AsSpan().SequenceEqual(ca));
+        var authority = entries.FirstOrDefault(x => x.Marker == KnownHostMarker.CertAuthority && x.MatchesHost(Name) && x.KeyBlob.AsSpan().SequenceEqual(ca));
+        var signedWith = SignatureAlgorithm(certificate);
         string problem;
         if (authority is null)
         {
@@ -152,6 +180,14 @@ internal sealed class HostKeyVerifier
         {
             problem = $"it is for {string.Join(", ", certificate.ValidPrincipals.Select(p => HostLabel.Of(p, null)))}, not {_settings.HostName}";
         }
+        else if (WindowProblem(certificate) is { } window)
+        {
+            problem = window;
+        }
+        else if (!CaSignatureAlgorithms.Contains(signedWith))
+        {
+            problem = $"its CA signed it with {HostLabel.Of(signedWith, null)}, which ssh does not accept for certificates (CASignatureAlgorithms)";
+        }
         else
         {
             _connector.Log(SshLogLevel.Verbose,
@@ -159,16 +195,98 @@ internal sealed class HostKeyVerifier
             return true;
         }
 
+        return VerifyPlainKeyInstead(problem, plainKey);
+    }
+
+    /// <summary>
+    /// SSH.NET ended the key exchange over the certificate <see cref="Presented"/> (outside its validity window, or a
+    /// signature it refused) without asking. As ssh: a certificate whose CA or key is @revoked is refused; one that is
+    /// expired, not yet valid or signed with an algorithm ssh refuses is dropped and the host's plain key decides
+    /// (the caller connects again without certificate host-key algorithms, with <see cref="RefusedCertificateProblem"/>
+    /// set); one within its window with an accepted algorithm failed its CA signature, which ssh refuses outright.
+    /// </summary>
+    internal (SshFailure? Refused, string? RetryProblem) RefusedBySshNet()
+    {
+        if (Presented is not { } certificate || _presentedBlob is null)
+        {
+            return (null, null);
+        }
+
+        var plainKey = SshKeyBlob.CertifiedKey(_presentedBlob);
+        if (plainKey is not null && RevokedFailure(certificate, plainKey) is { } revoked)
+        {
+            return (revoked, null);
+        }
+
+        if (WindowProblem(certificate) is { } window)
+        {
+            return (null, window);
+        }
+
+        var signedWith = SignatureAlgorithm(certificate);
+        if (!CaSignatureAlgorithms.Contains(signedWith))
+        {
+            return (null, $"its CA signed it with {HostLabel.Of(signedWith, null)}, which ssh does not accept for certificates (CASignatureAlgorithms)");
+        }
+
+        return (new SshFailure(SshErrorIds.HostKeyUnknown,
+            $"The {_role} {Name} presented a host certificate whose signature by its CA {CaText(certificate)} is not valid; ssh refuses such a host too.",
+            _settings.HostName), null);
+    }
+
+    /// <summary>As ssh after dropping a certificate it does not accept: the plain key is checked under the policy.</summary>
+    private bool VerifyPlainKeyInstead(string problem, byte[] plainKey)
+    {
         _connector.Log(SshLogLevel.Verbose, $"The host certificate of {Name} is not accepted: {problem}; checking its plain key, as ssh does.", _target);
         var trusted = Verify(plainKey);
         if (!trusted && Failure is { ErrorId: SshErrorIds.HostKeyUnknown })
         {
             Failure = new SshFailure(SshErrorIds.HostKeyUnknown,
-                $"The {_role} {Name} presented a host certificate that is not accepted ({problem}), and its plain key ({SshKeyBlob.Fingerprint(plainKey)}) is not in known_hosts.",
+                $"The {_role} {Name} presented a host certificate that is not accepted ({problem}), and its plain key ({SshKeyBlob.Fingerprint(plainKey)}) is not in known_hosts" +
+                (_settings.StrictHostKeyChecking == StrictHostKeyChecking.Yes ? " (StrictHostKeyChecking yes)." : "."),
                 _settings.HostName);
         }
 
         return trusted;
+    }
+
+    private SshFailure? RevokedFailure(Certificate certificate, byte[] plainKey)
+    {
+        var ca = certificate.CertificateAuthorityKey;
+        var revoked = _connector.KnownHosts.EntriesOf(_settings.AllKnownHostsFiles).FirstOrDefault(x => x.Marker == KnownHostMarker.Revoked && x.MatchesHost(Name)
+            && (x.KeyBlob.AsSpan().SequenceEqual(ca) || x.KeyBlob.AsSpan().SequenceEqual(plainKey)));
+        if (revoked is null)
+        {
+            return null;
+        }
+
+        var what = revoked.KeyBlob.AsSpan().SequenceEqual(ca) ? $"its certificate authority {CaText(certificate)}" : $"its key {SshKeyBlob.Fingerprint(plainKey)}";
+        return new SshFailure(SshErrorIds.HostKeyRevoked,
+            $"The {_role} {Name} presented a host certificate, and {what} is marked @revoked in {revoked.Location}.", _settings.HostName);
+    }
+
+    private static string CaText(Certificate certificate) =>
+        $"{SshKeyBlob.ShortTypeName(SshKeyBlob.KeyType(certificate.CertificateAuthorityKey))} {SshKeyBlob.Fingerprint(certificate.CertificateAuthorityKey)}";
+
+    private static string? WindowProblem(Certificate certificate)
+    {
+        var now = (ulong)DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+        return now < certificate.ValidAfterUnixSeconds ? $"it is not valid before {certificate.ValidAfter:u}"
+            : now >= certificate.ValidBeforeUnixSeconds ? $"it expired at {certificate.ValidBefore:u}"
+            : null;
+    }
+
+    /// <summary>The algorithm of the CA's signature (the signature blob starts with its name).</summary>
+    private static string SignatureAlgorithm(Certificate certificate)
+    {
+        try
+        {
+            return System.Text.Encoding.ASCII.GetString(new SshReader(certificate.Signature).ReadString());
+        }
+        catch (FormatException)
+        {
+            return "(unreadable)";
+        }
     }
 
     private SshFailure Mismatch(HostKeyCheck check, string offeredType, string offered)

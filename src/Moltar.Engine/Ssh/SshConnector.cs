@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using Renci.SshNet;
 using Renci.SshNet.Common;
 using Renci.SshNet.Messages.Transport;
+using Renci.SshNet.Security;
 
 namespace Moltar.Engine.Ssh;
 
@@ -320,7 +321,23 @@ public sealed class SshConnector : IDisposable
     public SftpConnection ConnectSftp(SshTarget target, CancellationToken cancellationToken = default)
     {
         var settings = Resolve(target);
-        var client = Open(settings, target, "host", info => new SftpClient(info), JumpFor(settings), cancellationToken, out var lease);
+        SftpClient client;
+        IDisposable? lease;
+        try
+        {
+            client = Open(settings, target, "host", info => new SftpClient(info), JumpFor(settings), cancellationToken, out lease);
+        }
+        catch (SshFailure f) when (f.ErrorId == SshErrorIds.ConnectFailed && f.InnerException?.GetType() == typeof(SshException))
+        {
+            // Of Connect's failures only the SFTP channel's come as a plain SshException (not a subclass): the server took
+            // the login, then refused or ended the 'sftp' subsystem (Dropbear runs an external sftp-server and closes the
+            // channel when there is none).
+            throw new SshFailure(SshErrorIds.ConnectFailed,
+                $"The host {settings.HostName}:{settings.Port} accepted the SSH login but has no working SFTP server ({f.InnerException.Message}). " +
+                "Copying files needs SFTP on the host: OpenSSH has it built in; Dropbear runs /usr/lib/sftp-server (Debian and Ubuntu: apt-get install openssh-sftp-server).",
+                settings.HostName, f.InnerException);
+        }
+
         return new SftpConnection(target, settings, client, lease);
     }
 
@@ -328,6 +345,31 @@ public sealed class SshConnector : IDisposable
 
     internal T Open<T>(SshHostSettings settings, SshTarget? target, string role, Func<ConnectionInfo, T> create,
         JumpHost? via, CancellationToken cancellationToken, out IDisposable? lease)
+        where T : BaseClient
+    {
+        try
+        {
+            return OpenAttempt(settings, target, role, create, via, null, cancellationToken, out lease);
+        }
+        catch (HostCertificateRefused refused)
+        {
+            // SSH.NET ended the key exchange over a host certificate ssh would drop (expired, not yet valid, signed with
+            // an algorithm ssh refuses): as ssh, the host's plain key decides. SSH.NET cannot drop a certificate within
+            // one key exchange, so Moltar connects once more asking only for plain host keys.
+            Log(SshLogLevel.Verbose, $"The host certificate of the {role} {KnownHosts.LookupName(settings.HostName, settings.Port)} is not accepted: " +
+                $"{refused.Problem}; connecting again for its plain key, as ssh checks it.", target);
+            return OpenAttempt(settings, target, role, create, via, refused.Problem, cancellationToken, out lease);
+        }
+    }
+
+    /// <summary>Thrown by one connect attempt when the host's certificate is dropped and its plain key must decide.</summary>
+    private sealed class HostCertificateRefused(string problem) : Exception(problem)
+    {
+        public string Problem { get; } = problem;
+    }
+
+    private T OpenAttempt<T>(SshHostSettings settings, SshTarget? target, string role, Func<ConnectionInfo, T> create,
+        JumpHost? via, string? refusedCertificate, CancellationToken cancellationToken, out IDisposable? lease)
         where T : BaseClient
     {
         cancellationToken.ThrowIfCancellationRequested();
@@ -381,15 +423,16 @@ public sealed class SshConnector : IDisposable
             var knownTypes = settings.StrictHostKeyChecking == StrictHostKeyChecking.No
                 ? Array.Empty<string>()
                 : KnownHosts.KnownKeyTypes(settings.AllKnownHostsFiles, settings.HostName, settings.Port);
-            var certAuthority = KnownHosts.HasCertAuthority(settings.AllKnownHostsFiles, settings.HostName, settings.Port);
+            var certAuthority = refusedCertificate is null && KnownHosts.HasCertAuthority(settings.AllKnownHostsFiles, settings.HostName, settings.Port);
             SshAlgorithms.Apply(info, settings.KexAlgorithms, settings.Ciphers, settings.HostKeyAlgorithms, knownTypes, notes, certAuthority);
             foreach (var note in notes)
             {
                 LogOnce("alg:" + note, SshLogLevel.Verbose, "ssh config: " + note, null);
             }
 
+            var verifier = new HostKeyVerifier(this, settings, target, role) { RefusedCertificateProblem = refusedCertificate };
+            RecordPresentedCertificates(info, verifier);
             client = create(info);
-            var verifier = new HostKeyVerifier(this, settings, target, role);
             client.HostKeyReceived += verifier.Handle;
             if (settings.ServerAliveInterval is { } alive)
             {
@@ -407,7 +450,13 @@ public sealed class SshConnector : IDisposable
             }
             catch (Exception e)
             {
-                throw Map(e, settings, role, verifier, tracker, proxy, info);
+                var refused = verifier.Called || refusedCertificate is not null ? default : verifier.RefusedBySshNet();
+                if (refused.RetryProblem is { } problem)
+                {
+                    throw new HostCertificateRefused(problem);
+                }
+
+                throw refused.Refused ?? Map(e, settings, role, verifier, tracker, proxy, info);
             }
 
             if (cancellationToken.IsCancellationRequested || _disposed.IsCancellationRequested)
@@ -432,6 +481,28 @@ public sealed class SshConnector : IDisposable
             lease?.Dispose();
             lease = null;
             throw;
+        }
+    }
+
+    /// <summary>
+    /// Records the host certificate a host presents, as SSH.NET parses it: SSH.NET checks its validity window and CA
+    /// signature before it asks HostKeyReceived, so without this a refused certificate would leave no trace.
+    /// </summary>
+    private static void RecordPresentedCertificates(ConnectionInfo info, HostKeyVerifier verifier)
+    {
+        foreach (var name in info.HostKeyAlgorithms.Keys.Where(SshAlgorithms.IsCertificate).ToList())
+        {
+            var parse = info.HostKeyAlgorithms[name];
+            info.HostKeyAlgorithms[name] = data =>
+            {
+                var algorithm = parse(data);
+                if (algorithm is CertificateHostAlgorithm certificate)
+                {
+                    verifier.RecordPresented(certificate.Certificate, data);
+                }
+
+                return algorithm;
+            };
         }
     }
 
