@@ -136,6 +136,8 @@ function Get-MissingPrerequisite {
         'systemd-socket-activate' = @{ Path = 'systemd-socket-activate'; Package = 'systemd' }
         # The SSH engine's tests against a non-OpenSSH server.
         dropbear           = @{ Path = '/usr/sbin/dropbear'; Package = 'dropbear-bin' }
+        # Security tests: a host user whose login shell is not POSIX-like (copies must not rely on its quoting).
+        fish               = @{ Path = '/usr/bin/fish'; Package = 'fish' }
     }
     foreach ($name in $needed.Keys) {
         if (-not (Get-Command $needed[$name].Path -ErrorAction Ignore)) {

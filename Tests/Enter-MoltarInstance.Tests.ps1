@@ -206,6 +206,25 @@ Describe 'Enter-MoltarInstance selects exactly one instance' {
         $err.Exception.Message | Should -Match 'after --'
     }
 
+    It 'fails loudly (DashDashNotSupported) instead of binding the words after -- as the selection when the command text cannot be read' {
+        # A PowerShell without the public InvocationInfo.Statement (the one thing the "--" split relies on): the words
+        # after -- must not become -Name 'echo' (another instance, or none) or run elsewhere.
+        $split = [Moltar.Cmdlets.EnterMoltarInstanceCommand].Assembly.GetType('Moltar.Infrastructure.DashDashSplit', $true)
+        $field = $split.GetField('StatementProperty', [Reflection.BindingFlags]'NonPublic, Static')
+        $saved = $field.GetValue($null)
+        $saved | Should -Not -BeNullOrEmpty -Because 'this PowerShell has InvocationInfo.Statement'
+        $field.SetValue($null, $null)
+        try {
+            $err = { Enter-MoltarInstance staging jobs @Ssh -WhatIf -- echo hi } |
+                Should -Throw -ErrorId 'DashDashNotSupported,Moltar.Cmdlets.EnterMoltarInstanceCommand' -PassThru
+            $err.Exception.Message | Should -Match 'InvocationInfo.Statement'
+            $err.Exception.Message | Should -Match '-ArgumentList'
+            # Without "--" nothing needs the command text: the same call by parameter names still works.
+            { Enter-MoltarInstance staging jobs @Ssh -WhatIf -ArgumentList echo, hi 6>$null } | Should -Not -Throw
+        }
+        finally { $field.SetValue($null, $saved) }
+    }
+
     It 'says so when the ssh it found cannot be started (SshStartFailed)' {
         $bogus = New-Item -ItemType Directory -Force -Path (Join-Path $Scratch 'bogus-ssh')
         $fake = Join-Path $bogus.FullName 'ssh'

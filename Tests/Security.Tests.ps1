@@ -31,6 +31,11 @@ Describe 'Trust boundaries' -Skip:([bool] $SkipReason) {
             $path
         }
         function Get-DescribeCount { @(Get-MoltarSandboxRequest $Sandbox | Where-Object action -EQ 'DescribeInstances').Count }
+        function Invoke-OnHost($Target, [string] $Command) {
+            $result = $Target | Invoke-MoltarCommand $Command -Quiet @Ssh
+            $result.Succeeded | Should -BeTrue -Because "$Command`: $($result.Error)"
+            $result.Output
+        }
     }
     AfterAll {
         Pop-Location -ErrorAction Ignore
@@ -301,11 +306,6 @@ Describe 'Trust boundaries' -Skip:([bool] $SkipReason) {
         BeforeAll {
             $env:MOLTAR_ENDPOINT_URL = $Sandbox.Endpoint
             $script:CopyTarget = Get-MoltarInstance -Project demo -Name $Hosts[0].Name
-            function Invoke-OnTarget([string] $Command) {
-                $result = $CopyTarget | Invoke-MoltarCommand $Command -Quiet @Ssh
-                $result.Succeeded | Should -BeTrue -Because "$Command`: $($result.Error)"
-                $result.Output
-            }
         }
         AfterAll { Remove-Item env:MOLTAR_ENDPOINT_URL }
 
@@ -326,7 +326,7 @@ Describe 'Trust boundaries' -Skip:([bool] $SkipReason) {
                 while (-not $seen -and -not $handle.IsCompleted -and [DateTime]::UtcNow -lt $deadline) {
                     $probe = "for f in $remote/.moltar-*; do [ -e `"`$f`" ] || continue; c=`$f; [ -d `"`$f`" ] && c=`$f/content; " +
                              "[ -s `"`$c`" ] && echo `"`$(stat -c %a `"`$f`") `$(stat -c %a `"`$c`") `$(sudo -n -u nobody head -c 1 `"`$c`" >/dev/null 2>&1 && echo readable || echo denied)`"; done; true"
-                    $seen = Invoke-OnTarget $probe
+                    $seen = Invoke-OnHost $CopyTarget $probe
                 }
                 $copied = $shell.EndInvoke($handle)
             }
@@ -334,16 +334,16 @@ Describe 'Trust boundaries' -Skip:([bool] $SkipReason) {
             $seen | Should -Not -BeNullOrEmpty -Because 'the temporary file was seen while it filled'
             $seen.Trim() | Should -Be '700 600 denied'
             $copied.Verified | Should -BeTrue
-            (Invoke-OnTarget "stat -c %a $remote/big.bin; ls -A $remote | wc -l; rm -rf $remote").Trim() -split '\s+' | Should -Be @('644', '1')
+            (Invoke-OnHost $CopyTarget "stat -c %a $remote/big.bin; ls -A $remote | wc -l; rm -rf $remote").Trim() -split '\s+' | Should -Be @('644', '1')
         }
 
         It 'a downloaded file loses the group/world write bits the host gave it' {
-            Invoke-OnTarget "mkdir -p /tmp/moltar16-dl-$PID && echo hi > /tmp/moltar16-dl-$PID/open.txt && chmod 666 /tmp/moltar16-dl-$PID/open.txt" | Out-Null
+            Invoke-OnHost $CopyTarget "mkdir -p /tmp/moltar16-dl-$PID && echo hi > /tmp/moltar16-dl-$PID/open.txt && chmod 666 /tmp/moltar16-dl-$PID/open.txt" | Out-Null
             $local = New-Folder (Join-Path $Scratch 'downloads')
             $copied = $CopyTarget | Copy-MoltarFile -FromRemote "/tmp/moltar16-dl-$PID/open.txt" -Destination $local @Ssh
             $copied.Mode | Should -Be '644'
             (Get-Item $copied.Destination).UnixMode | Should -Be '-rw-r--r--'
-            Invoke-OnTarget "rm -rf /tmp/moltar16-dl-$PID" | Out-Null
+            Invoke-OnHost $CopyTarget "rm -rf /tmp/moltar16-dl-$PID" | Out-Null
         }
     }
 
@@ -394,6 +394,49 @@ Describe 'Trust boundaries' -Skip:([bool] $SkipReason) {
             finally { $Renamed.tags.Environment = $environment }
         }
 
+        It '8. control characters show as ? in the list views and in errors and warnings that quote a remote file name' {
+            # Tag values travel in EC2's XML, which cannot carry ESC: a C1 CSI (U+009B) and a right-to-left override can.
+            $esc = [char]27
+            $Renamed.tags.Name = "evil`u{9b}31mname"
+            $environment = $Renamed.tags.Environment
+            $Renamed.tags.Environment = "prod`u{202e}gnp.exe"
+            $remote = "/tmp/moltar16-esc-$PID"
+            try {
+                Set-MoltarSandboxFleet $Sandbox -Instance $Fleet5
+                $target = Get-MoltarInstance -Project demo | Where-Object InstanceId -EQ $Renamed.instanceId
+                # A host whose file names carry escape sequences: one file, one folder.
+                $made = $target | Invoke-MoltarCommand ("mkdir -p $remote/d`$(printf '\033')[2Jir && printf 'a\033[2Jb\n' > $remote/x`$(printf '\033')[2Jy.txt && cat $remote/x*") -Quiet @Ssh
+                $made.Succeeded | Should -BeTrue -Because $made.Error
+                $downloads = New-Folder (Join-Path $Scratch 'dl-escape')
+                $copied = $target | Copy-MoltarFile -FromRemote "$remote/*" -Destination $downloads @Ssh -WarningVariable warnings -WarningAction SilentlyContinue
+                $copied | Should -HaveCount 1
+                $null = $target | Copy-MoltarFile -FromRemote "$remote/*" -Destination $downloads @Ssh -ErrorVariable failures -ErrorAction SilentlyContinue -WarningAction SilentlyContinue
+                $deployed = $target | Invoke-MoltarDeploy -Package demo-app -Port 1 -Confirm:$false -Quiet @Ssh -ErrorAction SilentlyContinue -WarningAction SilentlyContinue 6>$null
+
+                $lists = foreach ($item in $target, $made, $copied, $deployed) { $item | Format-List | Out-String -Width 300 }
+                foreach ($list in $lists) {
+                    $list | Should -Match ([regex]::Escape('evil?31mname'))
+                    $list | Should -Not -Match "$esc|`u{9b}|`u{202e}"
+                }
+                $lists[0] | Should -Match ([regex]::Escape('prod?gnp.exe'))
+                $lists[1] | Should -Match ([regex]::Escape('a?[2Jb'))
+                $lists[2] | Should -Match ([regex]::Escape('x?[2Jy.txt'))
+                $target.Name | Should -Be "evil`u{9b}31mname" -Because 'the property stays the raw tag value'
+
+                "$warnings" | Should -Match ([regex]::Escape('d?[2Jir'))
+                $failures | Should -HaveCount 1
+                $failures[0].FullyQualifiedErrorId | Should -Be 'LocalFileExists,Moltar.Cmdlets.CopyMoltarFileCommand'
+                "$($failures[0])" | Should -Match ([regex]::Escape('x?[2Jy.txt'))
+                foreach ($message in @($warnings) + @($failures)) { "$message" | Should -Not -Match $esc }
+            }
+            finally {
+                $Renamed.tags.Environment = $environment
+                $Renamed.tags.Name = $Hosts[0].Name
+                Set-MoltarSandboxFleet $Sandbox -Instance $Fleet5
+                $null = $target | Invoke-MoltarCommand "rm -rf $remote" -Quiet @Ssh
+            }
+        }
+
         It 'a symbolic link planted where the host folder goes is not written through' {
             $Renamed.tags.Name = 'web-victim'
             Set-MoltarSandboxFleet $Sandbox -Instance $Fleet5
@@ -406,6 +449,70 @@ Describe 'Trust boundaries' -Skip:([bool] $SkipReason) {
             $failures[0].FullyQualifiedErrorId | Should -Be 'PathOutsideDestination,Moltar.Cmdlets.CopyMoltarFileCommand'
             "$($failures[0])" | Should -BeLike '*web-victim*is a symbolic link*'
             Get-ChildItem -Force $elsewhere | Should -BeNullOrEmpty
+        }
+    }
+
+    Context '9. a host flooding a deploy step: its output is bounded and never waits for the pipeline thread' {
+        BeforeAll {
+            $env:MOLTAR_ENDPOINT_URL = $Sandbox.Endpoint
+            $script:Flooder = Get-MoltarInstance -Project demo -Name $Hosts[1].Name
+            # The host's own dpkg-query (in its own root filesystem) prints 400,000 lines (3.2 MB) at once, then fails:
+            # the deploy's first step. The pipeline thread cannot write 400,000 lines as fast as they arrive.
+            Invoke-OnHost $Flooder ("printf '#!/bin/sh\nyes xxxxxxx | head -n 400000\nexit 2\n' | sudo -n tee /usr/local/bin/dpkg-query >/dev/null" +
+                              " && sudo -n chmod 755 /usr/local/bin/dpkg-query")
+            $script:Flooded = $Flooder | Invoke-MoltarDeploy -Package demo-app -Confirm:$false @Ssh -WarningVariable floodWarnings `
+                -WarningAction SilentlyContinue -ErrorAction SilentlyContinue 6>$null
+            $script:FloodWarnings = @($floodWarnings | ForEach-Object { "$_" })
+        }
+        AfterAll {
+            Invoke-OnHost $Flooder 'sudo -n rm -f /usr/local/bin/dpkg-query'
+            Remove-Item env:MOLTAR_ENDPOINT_URL
+        }
+
+        It 'the result keeps the first MiB of the step''s output, marks where it was cut, and a warning says so' {
+            $Flooded.ErrorId | Should -Be 'DeployFailed'
+            $Flooded.Truncated | Should -BeTrue
+            $Flooded.Output | Should -Match ([regex]::Escape('[Moltar: this stream had 3200000 bytes; the first 1048576 are kept above]'))
+            $Flooded.Output.Length | Should -BeLessThan 1.1MB
+            @($FloodWarnings -match 'kept the first 1048576 bytes of a step''s output') | Should -HaveCount 1
+        }
+
+        It 'live lines the pipeline thread could not keep up with are skipped and counted, not waited for' {
+            # A worker that waited for the pipeline thread would show every line and never say this.
+            @($FloodWarnings -match '\d+ line\(s\) of output were not shown live') | Should -HaveCount 1
+        }
+    }
+
+    Context '11. copies do not rely on the login shell''s quoting (a host user whose shell is fish)' -Skip:$NotRoot {
+        BeforeAll {
+            $env:MOLTAR_ENDPOINT_URL = $Sandbox.Endpoint
+            $script:FishHost = Get-MoltarInstance -Project demo -Name $Hosts[1].Name
+            # In the host's own root filesystem: its user's login shell becomes fish, where '\\' inside single quotes
+            # is one backslash (sh keeps both), so a single-quoted path names another file there.
+            $script:LoginShell = (Invoke-OnHost $FishHost 'getent passwd ubuntu | cut -d: -f7').Trim()
+            Invoke-OnHost $FishHost 'sudo -n usermod -s /usr/bin/fish ubuntu' | Out-Null
+            $script:FishRemote = "/tmp/moltar16-fish-$PID"
+        }
+        AfterAll {
+            if ($LoginShell) { Invoke-OnHost $FishHost "sudo -n usermod -s $LoginShell ubuntu; rm -rf $FishRemote" | Out-Null }
+            Remove-Item env:MOLTAR_ENDPOINT_URL
+        }
+
+        It 'uploads a tree whose names hold backslashes and quotes into new folders, each file verified by the host''s sha256sum' {
+            (Invoke-OnHost $FishHost 'echo $version').Trim() | Should -Match '^\d+\.\d+' -Because 'the host user''s commands now run in fish'
+            # .NET's own file API: PowerShell's path cmdlets read '\' as a separator, even on Linux.
+            $tree = New-Folder (Join-Path $Scratch 'fish-tree')
+            $deep = [IO.Directory]::CreateDirectory([IO.Path]::Combine($tree, 'back\\slash')).FullName
+            $quoted = [IO.Directory]::CreateDirectory([IO.Path]::Combine($tree, "it's here")).FullName
+            [IO.File]::WriteAllText([IO.Path]::Combine($deep, 'f\\1.txt'), 'one')
+            [IO.File]::WriteAllText([IO.Path]::Combine($quoted, 'two.txt'), 'two')
+            $copied = @($FishHost | Copy-MoltarFile $tree -Destination "$FishRemote/new/" -Recurse @Ssh)
+            $copied | Should -HaveCount 2
+            $copied.Verified | Should -Be @($true, $true)
+            $copied.VerificationNote | Should -Be @('SHA-256 and size match (sha256sum on the host).', 'SHA-256 and size match (sha256sum on the host).')
+            ($copied.Destination | Sort-Object) | Should -Be @("$FishRemote/new/fish-tree/back\\slash/f\\1.txt", "$FishRemote/new/fish-tree/it's here/two.txt")
+            # Verified means the host hashed exactly these paths: the folders were made with these names, not fish's reading.
+            (Invoke-OnHost $FishHost "ls $FishRemote/new/fish-tree").Trim() -split "`n" | Should -Be @('back\\slash', "it's here")
         }
     }
 }

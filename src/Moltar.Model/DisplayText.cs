@@ -21,6 +21,35 @@ public static class DisplayText
         return text; // the usual case, once per output line: no allocation
     }
 
+    /// <summary>
+    /// <see cref="Printable"/> for text of several lines (a message, a command's output): line feeds and tabs stay, a
+    /// carriage return stays only before a line feed; every other unsafe character shows as '?'.
+    /// </summary>
+    public static string PrintableLines(string? text)
+    {
+        if (string.IsNullOrEmpty(text))
+            return text ?? "";
+        int i = 0;
+        while (i < text.Length && !UnsafeInLines(text, i))
+            i++;
+        if (i == text.Length)
+            return text;
+        var chars = text.ToCharArray();
+        for (; i < chars.Length; i++)
+        {
+            if (UnsafeInLines(text, i))
+                chars[i] = '?';
+        }
+        return new string(chars);
+    }
+
+    private static bool UnsafeInLines(string text, int i) => text[i] switch
+    {
+        '\n' or '\t' => false,
+        '\r' => i + 1 >= text.Length || text[i + 1] != '\n',
+        var c => IsUnsafe(c),
+    };
+
     public static bool IsUnsafe(char c) =>
         char.IsControl(c)
         || char.GetUnicodeCategory(c) is UnicodeCategory.LineSeparator or UnicodeCategory.ParagraphSeparator

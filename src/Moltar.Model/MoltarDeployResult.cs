@@ -25,6 +25,8 @@ public sealed class MoltarDeployResult
     public int Batch { get; init; }
     /// <summary>Every command run ("$ ...") and what it printed.</summary>
     public string Output { get; init; } = "";
+    /// <summary>True when a step printed more than the bytes kept per step (1 MiB per stream); Output marks where.</summary>
+    public bool Truncated { get; init; }
     /// <summary>Why the instance failed (and the failing command's standard error); empty on success.</summary>
     public string Error { get; init; } = "";
     public DateTimeOffset StartTime { get; init; }

@@ -155,9 +155,9 @@ public class DeployPlanTests
         Assert.Equal(new[]
         {
             Query,
-            "DEBIAN_FRONTEND=noninteractive apt-get update -q",
-            "LC_ALL=C apt-cache policy 'app-web' 'app-worker'",
-            "DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o Dpkg::Options::=--force-confold -o DPkg::Lock::Timeout=60 'app-web' 'app-worker'",
+            "env DEBIAN_FRONTEND=noninteractive apt-get update -q",
+            "env LC_ALL=C apt-cache policy 'app-web' 'app-worker'",
+            "env DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o Dpkg::Options::=--force-confold -o DPkg::Lock::Timeout=60 'app-web' 'app-worker'",
             Query,
         }, steps.Select(s => s.Command));
         Assert.DoesNotContain(steps, s => s.Command.Contains("sudo") || s.Command.Contains("--allow-downgrades"));

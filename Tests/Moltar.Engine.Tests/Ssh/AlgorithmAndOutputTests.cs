@@ -216,6 +216,38 @@ public sealed class PtyMarkerTests
     }
 
     [Fact]
+    public void A_host_that_prints_the_end_markers_beginning_and_never_its_end_cannot_make_the_parser_hold_its_output()
+    {
+        // The attack: the end marker's prefix (the nonce is in the command line the host was sent), then megabytes
+        // without the closing 0x1E. Everything after the prefix must still come out, and the parser hold back at
+        // most a marker's length, not the whole stream.
+        var p = new PtyMarkerParser("n4");
+        var output = new List<byte>();
+        int maxPending = 0;
+        void Chunk(string text)
+        {
+            p.Feed(Encoding.UTF8.GetBytes(text), data => output.AddRange(data.ToArray()));
+            maxPending = Math.Max(maxPending, p.PendingBytes);
+        }
+
+        Chunk("\u001eMn4S\u001e\n");
+        Chunk("\u001eMn4E");
+        var flood = new string('x', 4096);
+        for (int i = 0; i < 256; i++)
+            Chunk(flood);
+        Chunk("\u001eMn4E12345678901234\u001e tail\n");
+
+        Assert.False(p.Ended);
+        Assert.True(maxPending <= "\u001eMn4E".Length + PtyMarkerParser.MaxExitStatusLength, $"held back {maxPending} bytes");
+        Assert.Equal("\u001eMn4E" + flood.Length * 256 + "\u001eMn4E12345678901234\u001e tail\n",
+                     Encoding.UTF8.GetString(output.ToArray()).Replace(new string('x', flood.Length * 256), (flood.Length * 256).ToString()));
+
+        Chunk("\u001eMn4E3\u001e\n"); // the real end marker still ends the command
+        Assert.True(p.Ended);
+        Assert.Equal(3, p.ExitCode);
+    }
+
+    [Fact]
     public void Output_that_merely_resembles_a_marker_is_kept()
     {
         var p = new PtyMarkerParser("n3");

@@ -394,6 +394,41 @@ public sealed class ConnectTests(SshdFixture sshd, ITestOutputHelper output)
     }
 
     [SshdFact]
+    public void A_jump_hosts_local_forward_serves_its_one_connection_and_refuses_any_other_local_process()
+    {
+        sshd.EnsureAvailable();
+        var bastion = sshd.Bastion;
+        var log = new ConcurrentQueue<SshLogEntry>();
+        using var connector = new SshConnector(sshd.Options() with { JumpHost = $"root@{bastion.Address}:{bastion.Port}" }, log.Enqueue);
+        var target = sshd.Hosts[7];
+        using var connection = connector.Connect(target.Target);
+        var port = Assert.IsType<int>(connection.JumpPort);
+
+        // The attack: another local process connects to the forward while Moltar's connection uses it. Served, it
+        // would read the target's SSH banner (a path into the bastion's network); refused, the socket just closes.
+        using var intruder = new System.Net.Sockets.TcpClient();
+        intruder.Connect(System.Net.IPAddress.Loopback, port);
+        var stream = intruder.GetStream();
+        stream.ReadTimeout = (int)HangGuard.Limit.TotalMilliseconds;
+        var buffer = new byte[256];
+        int read;
+        try
+        {
+            read = stream.Read(buffer, 0, buffer.Length);
+        }
+        catch (IOException)
+        {
+            read = 0; // reset instead of closed: refused all the same
+        }
+
+        Assert.Equal("", System.Text.Encoding.ASCII.GetString(buffer, 0, read));
+        Assert.Contains(log, e => e.Level == SshLogLevel.Warning && e.Message.Contains("refused a second local connection"));
+
+        // Moltar's own connection through that forward is unharmed.
+        Assert.Equal(target.Address, connection.Run("echo $SSH_CONNECTION | cut -d' ' -f3").Stdout.Trim());
+    }
+
+    [SshdFact]
     public void Jump_host_from_ssh_config_and_its_host_key_is_checked()
     {
         sshd.EnsureAvailable();

@@ -150,26 +150,12 @@ public class GlobTests
 public class RemoteCommandTests
 {
     [Fact]
-    public void Sha256SumQuotesThePathAndEndsOptions()
+    public void Sha256SumIsFixedTextAndTakesThePathsNulSeparatedOnStdin()
     {
-        Assert.Equal("sha256sum -- '/srv/it'\\''s here.txt'", RemoteCommands.Sha256Sum("/srv/it's here.txt"));
-        Assert.Equal("sha256sum -- '-n'", RemoteCommands.Sha256Sum("-n"));
-    }
-
-    [Fact]
-    public void MakeDirectoriesBatchesQuotedPathsUnderTheLengthLimit()
-    {
-        var directories = Enumerable.Range(0, 5000).Select(i => $"/srv/some fairly long directory name/number {i}").ToList();
-        var commands = RemoteCommands.MakeDirectories(directories);
-        Assert.True(commands.Count > 1);
-        Assert.All(commands, c =>
-        {
-            Assert.StartsWith("mkdir -p -- '", c);
-            Assert.True(c.Length <= RemoteCommands.MaxCommandLength);
-        });
-        var all = string.Join(" ", commands);
-        Assert.All(directories, d => Assert.Contains(RemotePath.Quote(d), all));
-        Assert.Empty(RemoteCommands.MakeDirectories(Array.Empty<string>()));
+        // Nothing for a login shell to interpret (fish and csh quote differently from sh): no quotes, no $, no \\.
+        Assert.Equal("xargs -0 sha256sum --", RemoteCommands.Sha256Sum);
+        Assert.Equal("/srv/it's \\\\ here.txt\0-n\0"u8.ToArray(), RemoteCommands.NulSeparated("/srv/it's \\\\ here.txt", "-n"));
+        Assert.Throws<ArgumentException>(() => RemoteCommands.NulSeparated("/srv/a\0b"));
     }
 
     [Theory]

@@ -18,6 +18,8 @@ public sealed class DeployOutcome
     public IReadOnlyDictionary<string, string> ExpectedVersions { get; init; } = new Dictionary<string, string>();
     /// <summary>Every step's command line ("$ ...") and its output, stdout then stderr.</summary>
     public string Output { get; init; } = "";
+    /// <summary>True when a step's output was longer than the bytes kept per step (Output marks where).</summary>
+    public bool Truncated { get; init; }
     /// <summary>Why it failed and the failing step's stderr; empty on success.</summary>
     public string Error { get; init; } = "";
     /// <summary>Null on success; DeployFailed, VerifyFailed, Timeout or ConnectionLost.</summary>
@@ -55,13 +57,25 @@ public static class DeployFanOut
                 try
                 {
                     var steps = DeployPlan.For(request, connection.Settings.User);
-                    var lineOptions = exec.WithOnLine((stream, line) => ctx.Output(line, stream == ExecStream.Stderr));
-                    return RunSteps(ctx.Item, connection.Settings.User, request, steps, step =>
+                    // The same never-waiting path as Invoke-MoltarCommand: a host flooding apt's output cannot stall
+                    // its reader (nor make SSH.NET buffer without limit) while the pipeline thread is behind.
+                    var live = new SshFanOut.LiveLines<DeployOutcome>(ctx);
+                    var lineOptions = live.Options(exec);
+                    var outcome = RunSteps(ctx.Item, connection.Settings.User, request, steps, exec.MaxOutputBytes, step =>
                     {
                         ctx.Status(step.Kind.ToString().ToLowerInvariant());
-                        ctx.Output("$ " + step.Command);
-                        return connector.RunReconnecting(ref connection, step.Command, lineOptions, ctx.CancellationToken);
+                        live.Show("$ " + step.Command);
+                        var ran = connector.RunReconnecting(ref connection, step.Command, lineOptions, ctx.CancellationToken);
+                        live.Count(ran);
+                        return ran;
                     });
+                    live.WarnIfSkipped(exec.MaxOutputBytes);
+                    if (outcome.Truncated)
+                    {
+                        ctx.Warning($"kept the first {exec.MaxOutputBytes} bytes of a step's output; the rest was counted, not kept " +
+                            "(the result's Output says which step).");
+                    }
+                    return outcome;
                 }
                 finally
                 {
@@ -73,10 +87,27 @@ public static class DeployFanOut
             isFailure: outcome => !outcome.Succeeded);
     }
 
+    /// <summary>
+    /// Bytes of each stream kept per step (the result's Output holds every step): a host cannot make a deploy's
+    /// result grow past a few MiB. apt's own output for a deploy is a few KiB.
+    /// </summary>
+    public const long MaxStepOutputBytes = 1024 * 1024;
+
     /// <summary>The steps in order, each judged by its exit code and output; the first failure ends the host's deploy.</summary>
     internal static DeployOutcome RunSteps(SshTarget target, string user, DeployRequest request, IReadOnlyList<DeployStep> steps,
-                                           Func<DeployStep, ExecOutcome> run)
+                                           long maxOutputBytes, Func<DeployStep, ExecOutcome> run)
     {
+        bool truncated = false;
+        void Keep(StringBuilder transcript, string text, bool cut, long bytes)
+        {
+            Append(transcript, text);
+            if (cut)
+            {
+                truncated = true;
+                transcript.AppendLine($"[Moltar: this stream had {bytes} bytes; the first {maxOutputBytes} are kept above]");
+            }
+        }
+
         var start = DateTimeOffset.Now;
         var clock = Stopwatch.StartNew();
         var transcript = new StringBuilder();
@@ -93,6 +124,7 @@ public static class DeployFanOut
             InstalledVersions = installed,
             ExpectedVersions = expected,
             Output = transcript.ToString(),
+            Truncated = truncated,
             Error = errorId is null ? "" : message + (string.IsNullOrWhiteSpace(detail) ? "" : Environment.NewLine + detail!.TrimEnd()),
             ErrorId = errorId,
             ErrorMessage = message,
@@ -107,8 +139,8 @@ public static class DeployFanOut
                 : step.Kind == DeployStepKind.Install ? new Dictionary<string, string>() : installed;
             var outcome = run(step);
             transcript.Append("$ ").AppendLine(step.Command);
-            Append(transcript, outcome.Stdout);
-            Append(transcript, outcome.Stderr);
+            Keep(transcript, outcome.Stdout, outcome.StdoutTruncated, outcome.StdoutBytes);
+            Keep(transcript, outcome.Stderr, outcome.StderrTruncated, outcome.StderrBytes);
 
             // The connection itself failed: keep the SSH engine's id (Timeout, ConnectionLost).
             if (outcome.ErrorId is SshErrorIds.Timeout or SshErrorIds.ConnectionLost)
@@ -150,7 +182,7 @@ public static class DeployFanOut
                         {
                             var after = run(verify);
                             transcript.Append("$ ").AppendLine(verify.Command);
-                            Append(transcript, after.Stdout);
+                            Keep(transcript, after.Stdout, after.StdoutTruncated, after.StdoutBytes);
                             if (after.ExitCode is 0 or 1)
                                 installed = DeployVerification.InstalledVersions(request.Packages, DeployVerification.ParseDpkgQuery(after.Stdout));
                         }

@@ -39,7 +39,8 @@ public static class DeployPlan
     public static IReadOnlyList<DeployStep> For(DeployRequest request, string user)
     {
         ArgumentNullException.ThrowIfNull(request);
-        string root = IsRoot(user) ? "" : "sudo -n ";
+        // "NAME=value command" is sh syntax (csh has none): sudo reads it itself; as root, env(1) sets it, whatever the login shell.
+        string root = IsRoot(user) ? "env " : "sudo -n ";
         string apt = root + "DEBIAN_FRONTEND=noninteractive apt-get";
         string packages = string.Join(" ", request.Packages.Select(Quote));
         string query = $"dpkg-query -W -f={Quote(QueryFormat)} {packages}";
@@ -50,7 +51,7 @@ public static class DeployPlan
             new(DeployStepKind.Update, $"{apt} update -q"),
         };
         if (request.Version is null)
-            steps.Add(new(DeployStepKind.Policy, $"LC_ALL=C apt-cache policy {packages}"));
+            steps.Add(new(DeployStepKind.Policy, $"env LC_ALL=C apt-cache policy {packages}"));
         string downgrades = request.Version is null ? "" : " --allow-downgrades";
         string install = string.Join(" ", request.InstallArguments.Select(Quote));
         steps.Add(new(DeployStepKind.Install,

@@ -12,8 +12,8 @@ namespace Moltar.Engine.Ssh;
 /// the first one's accept callback, which then blocks for the second connection's lifetime, so the first
 /// handshake times out. One listener per target never has a second client.) Host keys are still checked for the
 /// target's own name: the verifier uses the resolved settings, not the loopback endpoint. A listener is opened
-/// just before its target connects and closed when that connection closes (any local process could use it while
-/// it listens). The bastion connection stays until the connector is disposed. A failure to reach the bastion is
+/// just before its target connects, serves exactly that one connection (any other local process that connects is
+/// refused) and is closed when that connection closes. The bastion connection stays until the connector is disposed. A failure to reach the bastion is
 /// remembered, so the targets behind it fail fast with the same error instead of each retrying.
 /// </summary>
 internal sealed class JumpHost : IDisposable
@@ -91,6 +91,20 @@ internal sealed class JumpHost : IDisposable
 
             var forwarded = new ForwardedPortLocal("127.0.0.1", 0, host, (uint)port);
             forwarded.Exception += (_, e) => _connector.Log(SshLogLevel.Verbose, $"Jump host {Name}: forwarding to {host}:{port}: {e.Exception.Message}");
+            // The listener is on 127.0.0.1, where any local process can connect while it is open. It exists for the one
+            // connection Moltar makes to it right away, so it serves exactly one: SSH.NET raises RequestReceived before
+            // it opens the channel through the bastion, and when the handler throws it closes the accepted socket
+            // instead (no channel, not a byte through). SSH.NET has no public way to refuse or to stop just listening.
+            int served = 0;
+            forwarded.RequestReceived += (_, e) =>
+            {
+                if (Interlocked.Exchange(ref served, 1) != 0)
+                {
+                    _connector.Log(SshLogLevel.Warning, $"Jump host {Name}: refused a second local connection (from {e.OriginatorHost}:{e.OriginatorPort}) " +
+                        $"to the forward to {host}:{port}; it serves only Moltar's own connection.");
+                    throw new SshException("This forward serves one connection only.");
+                }
+            };
             try
             {
                 _client.AddForwardedPort(forwarded);

@@ -211,6 +211,12 @@ internal sealed class PtyMarkerParser
         _endPrefix = Encoding.ASCII.GetBytes($"\u001eM{nonce}E");
     }
 
+    /// <summary>Digits of an exit status (and a sign) the end marker may carry; anything longer is not the marker.</summary>
+    internal const int MaxExitStatusLength = 11;
+
+    /// <summary>Bytes held back between calls (a possible marker's beginning): never more than a marker's length.</summary>
+    internal int PendingBytes => _pending.Length;
+
     public bool Started { get; private set; }
     public bool Ended { get; private set; }
     public int? ExitCode { get; private set; }
@@ -271,6 +277,17 @@ internal sealed class PtyMarkerParser
         }
 
         var end = span.IndexOf(_endPrefix);
+        while (end >= 0 && span.Slice(end + _endPrefix.Length) is var after && after.IndexOf((byte)0x1e) is var closing
+               && (closing > MaxExitStatusLength || (closing < 0 && after.Length > MaxExitStatusLength)))
+        {
+            // Too long to be an exit status: output that merely looks like the marker's start (a host can print it;
+            // the nonce is in the command line it was sent). Emit it and look again after it, instead of holding
+            // everything that follows until a 0x1E that may never come.
+            emit(span.Slice(0, end + 1));
+            span = span.Slice(end + 1);
+            end = span.IndexOf(_endPrefix);
+        }
+
         if (end >= 0)
         {
             var rest = span.Slice(end + _endPrefix.Length);

@@ -35,6 +35,9 @@ public sealed class SshConnection : IDisposable
     public string Cipher => _client.ConnectionInfo.CurrentClientEncryption ?? "";
     public string HostKeyAlgorithm => _client.ConnectionInfo.CurrentHostKeyAlgorithm ?? "";
     public bool ViaJumpHost => _lease is JumpLease;
+
+    /// <summary>The local port of the jump host's forward this connection goes through (tests attack it).</summary>
+    internal int? JumpPort => (_lease as JumpLease)?.Port;
     /// <summary>True when the connection runs over ssh config's ProxyCommand.</summary>
     public bool ViaProxyCommand => _lease is ProxyCommandRoute;
     /// <summary>The ProxyCommand process's id while the connection is open (tests: it ends with the connection).</summary>
@@ -76,6 +79,9 @@ public sealed class SshConnection : IDisposable
             : () => options.LineRoom() && Backlog(source()) < MaxReadBacklog;
         var stdout = new OutputCollector(ExecStream.Stdout, options.MaxOutputBytes, encoding, options.OnLine, options.MaxLineLength, Room(() => outSource));
         var stderr = new OutputCollector(ExecStream.Stderr, options.MaxOutputBytes, encoding, options.OnLine, options.MaxLineLength, Room(() => errSource));
+
+        if (options.Stdin is not { Length: > 0 })
+            ChannelEof.EnsureAvailable(); // before the command starts: never one that could wait for input forever
 
         SshCommand cmd;
         Task execution;
@@ -124,7 +130,7 @@ public sealed class SshConnection : IDisposable
                     // End-of-file at once, so a command that reads stdin (cat, an apt prompt) does not wait forever.
                     // SSH.NET only sends EOF after some input was written, hence the direct call.
                     input.Dispose();
-                    ChannelEof.TrySend(cmd);
+                    ChannelEof.Send(cmd);
                 }
             }
             catch (Exception e) when (e is SshException or ObjectDisposedException or InvalidOperationException)
@@ -524,31 +530,60 @@ public sealed class SftpConnection : IDisposable
 
 /// <summary>
 /// Sends SSH_MSG_CHANNEL_EOF on a command's channel. SSH.NET 2026.0.0 sends EOF only when closing an input
-/// stream that had data written, and exposes no other way: the channel is reached by reflection (pinned
-/// library version; if its shape changes this quietly does nothing and stdin stays open).
+/// stream that had data written, and exposes no other way: the channel is reached by reflection. When a later
+/// SSH.NET lacks those members this fails loudly (SshLibraryIncompatible) rather than leave stdin open, where a
+/// command that reads it (cat, an apt prompt) would wait forever.
 /// </summary>
 internal static class ChannelEof
 {
-    private static readonly System.Reflection.FieldInfo? ChannelField =
-        typeof(SshCommand).GetField("_channel", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance);
-
-    public static bool TrySend(SshCommand command)
+    /// <summary>The library's members this reaches for, looked up once: the channel field and its SendEof().</summary>
+    internal sealed record Members(System.Reflection.FieldInfo? Channel, System.Reflection.MethodInfo? SendEof, string? Missing)
     {
-        try
+        public static Members Of(Type commandType)
         {
-            var channel = ChannelField?.GetValue(command);
-            var method = channel?.GetType().GetMethod("SendEof", System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance, Type.EmptyTypes);
-            if (method is null)
-            {
-                return false;
-            }
-
-            method.Invoke(channel, null);
-            return true;
-        }
-        catch (Exception)
-        {
-            return false;
+            const System.Reflection.BindingFlags Instance = System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance;
+            var field = commandType.GetField("_channel", Instance);
+            if (field is null)
+                return new(null, null, $"{commandType.FullName}._channel");
+            // The field is typed as an interface (IChannelSession); SendEof is declared on it or an interface it extends.
+            var sendEof = new[] { field.FieldType }.Concat(field.FieldType.GetInterfaces())
+                .Select(t => t.GetMethod("SendEof", Instance, Type.EmptyTypes)).FirstOrDefault(m => m is not null);
+            return sendEof is null ? new(null, null, $"{field.FieldType.FullName}.SendEof()") : new(field, sendEof, null);
         }
     }
+
+    private static readonly Lazy<Members> Command = new(() => Members.Of(typeof(SshCommand)));
+
+    /// <summary>Sends EOF; a channel already gone is no error. Throws SshLibraryIncompatible when the library changed.</summary>
+    public static void Send(SshCommand command) => Send(command, Command.Value);
+
+    internal static void Send(object command, Members members)
+    {
+        EnsureAvailable(members);
+        var channel = members.Channel!.GetValue(command);
+        if (channel is null)
+            return; // not opened: nothing to end
+        try
+        {
+            members.SendEof!.Invoke(channel, null);
+        }
+        catch (System.Reflection.TargetInvocationException e) when (e.InnerException is SshException or ObjectDisposedException or InvalidOperationException)
+        {
+            // The channel closed already (the command ended at once): there is no input left to end.
+        }
+    }
+
+    /// <summary>Throws SshLibraryIncompatible before a command starts when its input could not be ended.</summary>
+    public static void EnsureAvailable() => EnsureAvailable(Command.Value);
+
+    internal static void EnsureAvailable(Members members)
+    {
+        if (members.Missing is { } missing)
+            throw Incompatible(missing);
+    }
+
+    internal static SshFailure Incompatible(string missing) => new(SshErrorIds.SshLibraryIncompatible,
+        $"This SSH.NET ({typeof(SshCommand).Assembly.GetName().Version}) has no {missing}, which Moltar uses to end a command's standard " +
+        "input (SSH.NET has no public way to). The command was not run: it could wait forever for input. Moltar is built for SSH.NET 2026.0.0; " +
+        "reinstall Moltar so it loads the SSH.NET it ships with.");
 }

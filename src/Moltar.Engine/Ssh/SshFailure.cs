@@ -30,6 +30,8 @@ public static class SshErrorIds
     public const string KeyFileInvalid = "KeyFileInvalid";
     /// <summary>An ssh config file or option could not be used (a call-level error).</summary>
     public const string InvalidConfiguration = "InvalidConfiguration";
+    /// <summary>The loaded SSH.NET lacks a member Moltar relies on (no public API for it); nothing was run.</summary>
+    public const string SshLibraryIncompatible = "SshLibraryIncompatible";
 }
 
 /// <summary>A failure of one host (or of the whole call, for KeyFileInvalid/InvalidConfiguration).</summary>
@@ -57,6 +59,7 @@ public sealed class SshFailure : MoltarException
         SshErrorIds.Timeout => "OperationTimeout",
         SshErrorIds.KeyFileInvalid => "InvalidArgument",
         SshErrorIds.InvalidConfiguration => "InvalidArgument",
+        SshErrorIds.SshLibraryIncompatible => "NotImplemented",
         _ => "NotSpecified",
     };
 }

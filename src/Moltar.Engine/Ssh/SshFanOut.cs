@@ -42,28 +42,49 @@ public static class SshFanOut
         string command, ExecOptions exec, bool liveOutput)
     {
         ctx.Status("running");
-        // Live lines must never stall the readers: SSH.NET has no flow control of its own (it takes whatever the
-        // host sends and buffers what is not read yet, without limit), so a host printing faster than the pipeline
-        // thread can write would otherwise fill memory. A line that finds the queue full is counted, not shown;
-        // the outcome keeps the output regardless (up to MaxOutputBytes).
-        long skipped = 0;
-        var options = liveOutput
-            ? exec.WithOnLine((stream, line) =>
-            {
-                if (!ctx.TryOutput(line, stream == ExecStream.Stderr))
-                {
-                    Interlocked.Increment(ref skipped);
-                }
-            }) with { LineRoom = () => ctx.HasOutputRoom }
-            : exec.WithOnLine(null);
-        var outcome = connector.RunReconnecting(ref connection, command, options, ctx.CancellationToken);
-        if (Interlocked.Read(ref skipped) + outcome.LinesNotShown is > 0 and var count)
+        var live = liveOutput ? new LiveLines<ExecOutcome>(ctx) : null;
+        var outcome = connector.RunReconnecting(ref connection, command, live?.Options(exec) ?? exec.WithOnLine(null), ctx.CancellationToken);
+        live?.Count(outcome);
+        live?.WarnIfSkipped(exec.MaxOutputBytes);
+        return outcome;
+    }
+
+    /// <summary>
+    /// Live output lines of one host's commands, on the path that never makes the host's reader wait: SSH.NET has no
+    /// flow control of its own (it takes whatever the host sends and buffers what is not read yet, without limit), so
+    /// a host printing faster than the pipeline thread can write would otherwise fill memory. A line that finds the
+    /// queue full is counted, not shown; the outcome keeps the output regardless (up to MaxOutputBytes).
+    /// Invoke-MoltarCommand and Invoke-MoltarDeploy both use it.
+    /// </summary>
+    internal sealed class LiveLines<TResult>(FanOutContext<SshTarget, TResult> ctx)
+    {
+        private long _skipped;
+
+        /// <summary>The exec options that hand lines to the fan-out without waiting.</summary>
+        public ExecOptions Options(ExecOptions exec) =>
+            exec.WithOnLine((stream, line) => Show(line, stream == ExecStream.Stderr)) with { LineRoom = () => ctx.HasOutputRoom };
+
+        /// <summary>Shows one line if the queue has room, else counts it.</summary>
+        public void Show(string line, bool isError = false)
         {
-            ctx.Warning($"{count} line(s) of output were not shown live: they came faster than they could be written. " +
-                $"The result keeps the first {exec.MaxOutputBytes} bytes of each stream.");
+            if (!ctx.TryOutput(line, isError))
+            {
+                Interlocked.Increment(ref _skipped);
+            }
         }
 
-        return outcome;
+        /// <summary>Adds the lines a command's reader skipped itself (ExecOutcome.LinesNotShown).</summary>
+        public void Count(ExecOutcome outcome) => Interlocked.Add(ref _skipped, outcome.LinesNotShown);
+
+        /// <summary>One warning for the host when any line was not shown live.</summary>
+        public void WarnIfSkipped(long maxOutputBytes)
+        {
+            if (Interlocked.Read(ref _skipped) is > 0 and var count)
+            {
+                ctx.Warning($"{count} line(s) of output were not shown live: they came faster than they could be written. " +
+                    $"The result keeps the first {maxOutputBytes} bytes of each stream.");
+            }
+        }
     }
 
     /// <summary>An outcome that should stop a StopOnFailure fan-out.</summary>

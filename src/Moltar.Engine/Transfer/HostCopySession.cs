@@ -315,7 +315,7 @@ internal sealed class HostCopySession : IDisposable
                 $"'{remotePath}' on {Host} has {remoteSize} bytes but {bytes} were {verb} (did it change during the copy?).", remotePath);
         }
 
-        var outcome = RunShell(RemoteCommands.Sha256Sum(remotePath));
+        var outcome = RunShell(RemoteCommands.Sha256Sum, RemoteCommands.NulSeparated(remotePath));
         if (outcome.ErrorId is SshErrorIds.ConnectionLost or SshErrorIds.Timeout)
         {
             throw new SshFailure(SshErrorIds.ConnectionLost, outcome.ErrorMessage ?? $"The connection to {Host} was lost.", Target.Address);
@@ -380,22 +380,60 @@ internal sealed class HostCopySession : IDisposable
         }
     }
 
-    /// <summary>Creates the remote directories with one mkdir -p (per 64 KB of paths); returns its error text, if any.</summary>
+    /// <summary>
+    /// Creates the remote directories (and their missing parents) over SFTP, as mkdir -p would, without a shell:
+    /// no login shell's quoting rules (fish, csh) can turn a name into another. Returns the first error's text, if any.
+    /// </summary>
     private string? MakeDirectories(IReadOnlyList<string> directories)
     {
-        foreach (var command in RemoteCommands.MakeDirectories(directories))
+        var present = new HashSet<string>(StringComparer.Ordinal) { "/" };
+        string? firstError = null;
+        foreach (var directory in directories)
         {
-            var outcome = RunShell(command);
-            if (outcome.ErrorId is SshErrorIds.ConnectionLost or SshErrorIds.Timeout)
-            {
-                throw new SshFailure(SshErrorIds.ConnectionLost, outcome.ErrorMessage ?? $"The connection to {Host} was lost.", Target.Address);
-            }
+            // Not fatal by itself: the files whose directory is missing fail with the first error as the reason.
+            firstError ??= MakeDirectory(directory, present);
+        }
 
-            if (!outcome.Succeeded)
+        return firstError;
+    }
+
+    /// <summary>One directory and its missing parents; null when it is there now, else why not.</summary>
+    private string? MakeDirectory(string directory, HashSet<string> present)
+    {
+        var missing = new Stack<string>();
+        for (var path = directory; !present.Contains(path); path = RemotePath.GetDirectory(path))
+        {
+            _cancellationToken.ThrowIfCancellationRequested();
+            var entry = Stat(path);
+            if (entry is not null)
             {
-                // Not fatal by itself: the files whose directory is missing fail with this as the reason.
-                return FirstLine(outcome.Stderr) is { Length: > 0 } line ? line : $"mkdir exited with code {outcome.ExitCode}";
+                if (entry.Kind != RemoteEntryKind.Directory)
+                    return $"'{path}' exists and is not a directory";
+                present.Add(path);
+                break;
             }
+            missing.Push(path);
+        }
+
+        while (missing.TryPop(out var path))
+        {
+            try
+            {
+                Client.CreateDirectory(path);
+            }
+            catch (SftpPermissionDeniedException)
+            {
+                return $"cannot create directory '{path}': permission denied";
+            }
+            catch (SshException) when (Stat(path)?.Kind == RemoteEntryKind.Directory)
+            {
+                // Made meanwhile (another copy to the same host): it is there, which is what counts.
+            }
+            catch (SshException e)
+            {
+                return $"cannot create directory '{path}': {e.Message.TrimEnd('.')}";
+            }
+            present.Add(path);
         }
 
         return null;
@@ -420,9 +458,9 @@ internal sealed class HostCopySession : IDisposable
     /// Runs one of the copy's own commands (mkdir -p, sha256sum: both safe to run twice). When the shell connection
     /// turns out to be gone (the server dropped it), it is opened again and the command retried once.
     /// </summary>
-    private ExecOutcome RunShell(string command)
+    private ExecOutcome RunShell(string command, byte[]? stdin = null)
     {
-        var options = new ExecOptions { MaxOutputBytes = 64 * 1024 };
+        var options = new ExecOptions { MaxOutputBytes = 64 * 1024, Stdin = stdin };
         var outcome = Shell().Run(command, options, _cancellationToken);
         if (outcome.ErrorId == SshErrorIds.ConnectionLost && !_cancellationToken.IsCancellationRequested)
         {

@@ -1,41 +1,25 @@
 namespace Moltar.Engine.Transfer;
 
-/// <summary>The few shell commands a copy runs on the host, every path single-quoted, and how their output is read.</summary>
+/// <summary>The one command a copy runs on the host (hashing; directories are made over SFTP), and how its output is read.</summary>
 public static class RemoteCommands
 {
-    /// <summary>Longest command line built from paths (far below any ARG_MAX); more paths make more commands.</summary>
-    public const int MaxCommandLength = 64 * 1024;
+    /// <summary>
+    /// sha256sum of the files whose paths come NUL-separated on standard input (<see cref="NulSeparated"/>). The
+    /// command line is fixed text with nothing to quote, so it means the same to every login shell (sh, bash, fish,
+    /// csh); "--" ends options, so a name starting with '-' is still a name. xargs exits 127 when sha256sum is missing.
+    /// </summary>
+    public const string Sha256Sum = "xargs -0 sha256sum --";
 
-    /// <summary>sha256sum of one file. "--" ends options, so a name starting with '-' is still a name.</summary>
-    public static string Sha256Sum(string path) => "sha256sum -- " + RemotePath.Quote(path);
-
-    /// <summary>mkdir -p for directories, in as few commands as MaxCommandLength allows.</summary>
-    public static IReadOnlyList<string> MakeDirectories(IEnumerable<string> directories)
+    /// <summary>Paths as standard input for <see cref="Sha256Sum"/>: UTF-8, each ended by NUL (which no path contains).</summary>
+    public static byte[] NulSeparated(params string[] paths)
     {
-        const string prefix = "mkdir -p --";
-        var commands = new List<string>();
-        var current = new System.Text.StringBuilder(prefix);
-        bool any = false;
-        foreach (var directory in directories)
+        foreach (var path in paths)
         {
-            var word = " " + RemotePath.Quote(directory);
-            if (any && current.Length + word.Length > MaxCommandLength)
-            {
-                commands.Add(current.ToString());
-                current.Clear().Append(prefix);
-                any = false;
-            }
-
-            current.Append(word);
-            any = true;
+            if (path.Contains('\0'))
+                throw new ArgumentException("A remote path cannot contain NUL.", nameof(paths));
         }
 
-        if (any)
-        {
-            commands.Add(current.ToString());
-        }
-
-        return commands;
+        return System.Text.Encoding.UTF8.GetBytes(string.Concat(paths.Select(p => p + "\0")));
     }
 
     /// <summary>

@@ -76,7 +76,11 @@ public sealed class InvokeMoltarDeployCommand : MoltarSshCmdlet
 
         using var connector = CreateConnector(BuildSshOptions(context));
         var batches = DeployBatches.Split(targets, batchSize.For(targets.Count));
-        var exec = new ExecOptions { Timeout = TimeoutSeconds is { } seconds ? TimeSpan.FromSeconds(seconds) : null };
+        var exec = new ExecOptions
+        {
+            Timeout = TimeoutSeconds is { } seconds ? TimeSpan.FromSeconds(seconds) : null,
+            MaxOutputBytes = DeployFanOut.MaxStepOutputBytes,
+        };
         var fanOut = new FanOutOptions { ThrottleLimit = ThrottleLimit ?? context.ThrottleLimit, ThreadName = "Moltar deploy" };
 
         var results = new List<MoltarDeployResult>();
@@ -319,6 +323,7 @@ public sealed class InvokeMoltarDeployCommand : MoltarSshCmdlet
                 ErrorId = outcome.ErrorId,
                 Batch = batch,
                 Output = outcome.Output,
+                Truncated = outcome.Truncated,
                 Error = outcome.Error,
                 StartTime = outcome.StartTime,
                 Duration = outcome.Duration,

@@ -23,12 +23,32 @@ internal sealed class DashDashSplit
     /// <summary>"-Words" before "--" that name no parameter of the command.</summary>
     public IReadOnlyList<string> Unknown { get; private init; } = Array.Empty<string>();
 
-    /// <summary>The split of the current invocation; null when there is no syntax tree (called through the API).</summary>
+    /// <summary>
+    /// InvocationInfo.Statement: the text of this command as typed (public since PowerShell 7; the reference
+    /// assemblies Moltar compiles against are 5.1's, so it is found by name). Null when this PowerShell lacks it.
+    /// </summary>
+    internal static PropertyInfo? StatementProperty = typeof(InvocationInfo).GetProperty("Statement", BindingFlags.Instance | BindingFlags.Public);
+
+    /// <summary>
+    /// The split of the current invocation; null when the command was not typed (called through the API, where
+    /// there is no "--"). When the command text cannot be had or read although its line has a "--", this is a
+    /// terminating DashDashNotSupported error: binding the words after it as -Environment/-Cluster/-Name would
+    /// select other hosts or run something else.
+    /// </summary>
     public static DashDashSplit? Of(PSCmdlet cmdlet)
     {
-        var command = CommandAstOf(cmdlet.MyInvocation);
+        var command = CommandAstOf(cmdlet.MyInvocation, out string? problem);
         if (command is null)
+        {
+            if (problem is not null && MayHaveDashDash(cmdlet.MyInvocation.Line))
+            {
+                cmdlet.ThrowTerminatingError(new ErrorRecord(new PSNotSupportedException(
+                    $"{cmdlet.MyInvocation.MyCommand.Name} cannot tell which words came after \"--\": {problem}. " +
+                    "Pass the remote command with -ArgumentList instead (e.g. -ArgumentList uptime), and the selection by name (-Environment, -Cluster, -Name)."),
+                    "DashDashNotSupported", ErrorCategory.NotImplemented, null));
+            }
             return null;
+        }
         var elements = command.CommandElements.Skip(1).ToList();
         int dashDash = elements.FindIndex(e => e is CommandParameterAst p && p.Extent.Text == "--");
         var before = dashDash < 0 ? elements : elements.Take(dashDash).ToList();
@@ -101,22 +121,24 @@ internal sealed class DashDashSplit
         }
     }
 
-    /// <summary>The syntax tree of this command (InvocationInfo.ScriptPosition is its extent; it is not public).</summary>
-    private static CommandAst? CommandAstOf(InvocationInfo invocation)
+    /// <summary>Whether a "--" token may be on the line (a cheap check on the public InvocationInfo.Line).</summary>
+    private static bool MayHaveDashDash(string? line) => line is not null && line.Contains("--", StringComparison.Ordinal);
+
+    /// <summary>The syntax tree of this command, parsed from InvocationInfo.Statement; problem says why there is none.</summary>
+    private static CommandAst? CommandAstOf(InvocationInfo invocation, out string? problem)
     {
-        try
+        problem = null;
+        if (StatementProperty is null)
         {
-            var property = typeof(InvocationInfo).GetProperty("ScriptPosition", BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic);
-            if (property?.GetValue(invocation) is not IScriptExtent { Text.Length: > 0 } extent)
-                return null;
-            var ast = Parser.ParseInput(extent.Text, out _, out var errors);
-            if (errors.Length > 0)
-                return null;
-            return ast.Find(a => a is CommandAst, searchNestedScriptBlocks: false) as CommandAst;
-        }
-        catch (Exception e) when (e is TargetInvocationException or MemberAccessException or InvalidOperationException)
-        {
+            problem = "this PowerShell has no InvocationInfo.Statement (PowerShell 7.4 or later has it)";
             return null;
         }
+        if (StatementProperty.GetValue(invocation) is not string { Length: > 0 } statement)
+            return null; // not typed: called through the API
+        var ast = Parser.ParseInput(statement, out _, out var errors);
+        var command = errors.Length > 0 ? null : ast.Find(a => a is CommandAst, searchNestedScriptBlocks: false) as CommandAst;
+        if (command is null)
+            problem = $"its text could not be read as a command ({statement})";
+        return command;
     }
 }

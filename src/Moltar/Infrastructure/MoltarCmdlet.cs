@@ -81,6 +81,32 @@ public abstract class MoltarCmdlet : PSCmdlet, IDisposable
         }
     }
 
+    // Every message Moltar writes may quote a tag value, a host name, a remote file name or remote output: whatever
+    // the message is built from, control characters (an escape sequence, a bidirectional override) show as '?'.
+    // These hide PSCmdlet's own writers, so every Moltar cmdlet writes through them.
+
+    /// <summary>WriteWarning with control characters shown as '?' (line breaks kept).</summary>
+    protected new void WriteWarning(string text) => base.WriteWarning(DisplayText.PrintableLines(text));
+
+    /// <summary>WriteVerbose with control characters shown as '?' (line breaks kept).</summary>
+    protected new void WriteVerbose(string text) => base.WriteVerbose(DisplayText.PrintableLines(text));
+
+    /// <summary>WriteError whose shown message has control characters as '?'; the exception keeps the raw text.</summary>
+    protected new void WriteError(ErrorRecord record) => base.WriteError(Printable(record));
+
+    /// <summary>ThrowTerminatingError whose shown message has control characters as '?'.</summary>
+    protected new void ThrowTerminatingError(ErrorRecord record) => base.ThrowTerminatingError(Printable(record));
+
+    /// <summary>The record, with ErrorDetails holding the printable message when its own has unsafe characters.</summary>
+    protected static ErrorRecord Printable(ErrorRecord record)
+    {
+        string message = record.ErrorDetails?.Message is { Length: > 0 } details ? details : record.Exception?.Message ?? "";
+        string printable = DisplayText.PrintableLines(message);
+        if (!ReferenceEquals(printable, message))
+            record.ErrorDetails = new ErrorDetails(printable) { RecommendedAction = record.ErrorDetails?.RecommendedAction };
+        return record;
+    }
+
     /// <summary>Turns an engine failure into a terminating error with its stable id.</summary>
     protected void ThrowFailure(MoltarException failure, object? target = null) =>
         ThrowTerminatingError(ToErrorRecord(failure, target));
