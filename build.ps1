@@ -204,11 +204,12 @@ function Invoke-TestRunner {
     & $line[0] @($line | Select-Object -Skip 1)
 }
 
-# The Pester files of the second lane of a split run (Invoke-Test); the first lane runs xunit, then every other file.
+# The Pester files of the second lane of a split run (Invoke-Test); the first lane runs xunit, then every other file
+# (the clean-up checks and Reliability, whose 180-host sandbox and soak are the longest). Measured to end together.
 $secondLanePester = @(
     'Invoke-MoltarCommand.Tests.ps1', 'Copy-MoltarFile.Tests.ps1', 'Invoke-MoltarDeploy.Tests.ps1', 'Enter-MoltarInstance.Tests.ps1',
     'Get-MoltarInstance.Tests.ps1', 'Security.Tests.ps1', 'Unattended.Tests.ps1', 'RoleCredentials.Tests.ps1', 'AwsToolsInput.Tests.ps1',
-    'Isolation.Tests.ps1'
+    'Isolation.Tests.ps1', 'Help.Tests.ps1', 'Module.Tests.ps1', 'Package.Tests.ps1'
 )
 
 function Start-TestLane {
