@@ -104,7 +104,11 @@ Describe 'Examples run against the sandbox' {
         # Terminating errors fail the test by throwing; non-terminating ones are collected from the error stream,
         # and a native program (ssh under Enter-MoltarInstance) must exit 0.
         $global:LASTEXITCODE = 0
-        $output = & ([scriptblock]::Create($Code)) 2>&1 6>$null
+        # What an example writes to the temp folder (a scheduled task's transcript) stays in this file's scratch.
+        $savedTemp = $env:TMPDIR
+        $env:TMPDIR = New-Item -ItemType Directory -Force -Path (Join-Path $Scratch 'tmp')
+        try { $output = & ([scriptblock]::Create($Code)) 2>&1 6>$null }
+        finally { if ($null -eq $savedTemp) { Remove-Item env:TMPDIR -ErrorAction Ignore } else { $env:TMPDIR = $savedTemp } }
         $errors = @($output | Where-Object { $_ -is [System.Management.Automation.ErrorRecord] })
         $errors | Should -BeNullOrEmpty -Because ($errors | Out-String)
         $global:LASTEXITCODE | Should -Be 0

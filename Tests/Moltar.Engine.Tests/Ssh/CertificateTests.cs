@@ -95,6 +95,18 @@ public sealed class CertificateServers : IDisposable
 
             _agent.Dispose();
         }
+
+        // The CA keys, certificates and agent socket: made in a folder of this fixture's own, removed with it.
+        if (Dir.Length > 0)
+        {
+            try
+            {
+                Directory.Delete(Dir, recursive: true);
+            }
+            catch (IOException)
+            {
+            }
+        }
     }
 }
 

@@ -23,7 +23,24 @@ public sealed class SshClientTheoryAttribute : TheoryAttribute
 /// </summary>
 public sealed class SshConfigParityTests(ITestOutputHelper output)
 {
-    private static readonly string Dir = Directory.CreateTempSubdirectory("moltar-parity-18-").FullName;
+    private static readonly string Dir = CreateRemovedAtExit("moltar-parity-18-");
+
+    /// <summary>A folder of this test run's own (the corpus, keys): static, so it is removed when the test host exits.</summary>
+    private static string CreateRemovedAtExit(string prefix)
+    {
+        var dir = Directory.CreateTempSubdirectory(prefix).FullName;
+        AppDomain.CurrentDomain.ProcessExit += (_, _) =>
+        {
+            try
+            {
+                Directory.Delete(dir, recursive: true);
+            }
+            catch (IOException)
+            {
+            }
+        };
+        return dir;
+    }
 
     /// <summary>ssh expands ~ and %d with the passwd entry's home, not $HOME.</summary>
     private static readonly string PasswdHome = PasswdHomeOf(Environment.UserName);
