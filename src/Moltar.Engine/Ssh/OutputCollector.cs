@@ -221,12 +221,25 @@ internal sealed class PtyMarkerParser
     public bool Ended { get; private set; }
     public int? ExitCode { get; private set; }
 
-    /// <summary>The line typed into the login shell: runs the command under the user's shell between markers.</summary>
+    /// <summary>
+    /// The line typed into the login shell: runs the command under the user's shell between markers, then waits for
+    /// <see cref="Acknowledgement"/> before it ends. Linux hands what a process writes to a terminal on to the
+    /// terminal's reader a moment later, and sshd may close the session as soon as the shell has exited: without the
+    /// wait, under load, the command's last output and the exit marker were lost (seen about once in 500). Lines
+    /// of input the command left unread are read and dropped; the wait gives up after 50 lines or ends of input
+    /// that are not the acknowledgement (a terminal that hung up returns end of input at once), so it never spins.
+    /// </summary>
     public static string CommandLine(string command, string nonce)
     {
         var quoted = "'" + command.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
-        return $"exec /bin/sh -c 'printf \"\\036M%sS\\036\\n\" {nonce}; \"${{SHELL:-/bin/sh}}\" -c \"$1\"; printf \"\\036M%sE%d\\036\\n\" {nonce} \"$?\"' moltar {quoted}\n";
+        return $"exec /bin/sh -c 'printf \"\\036M%sS\\036\\n\" {nonce}; \"${{SHELL:-/bin/sh}}\" -c \"$1\"; s=$?; printf \"\\036M%sE%d\\036\\n\" {nonce} \"$s\"; " +
+               $"n=0; until IFS= read -r l && [ \"$l\" = {AcknowledgementWord(nonce)} ] || [ $((n=n+1)) -gt 50 ]; do :; done' moltar {quoted}\n";
     }
+
+    /// <summary>What the client types once it has read the exit marker, so the wrapper may end (see CommandLine).</summary>
+    public static byte[] Acknowledgement(string nonce) => Encoding.ASCII.GetBytes(AcknowledgementWord(nonce) + "\n");
+
+    private static string AcknowledgementWord(string nonce) => "moltar-ack-" + nonce;
 
     /// <summary>Feeds received bytes; command output between the markers goes to emit.</summary>
     public void Feed(ReadOnlySpan<byte> data, ByteSink emit)

@@ -247,9 +247,13 @@ public sealed class SshConnection : IDisposable
                     while ((n = shell.Read(buffer, 0, buffer.Length)) > 0)
                     {
                         parser.Feed(buffer.AsSpan(0, n), output.Append);
-                        if (parser.Ended)
+                        if (parser.Ended && !endSeen.IsSet)
                         {
                             endSeen.Set();
+                            // Everything up to the exit marker is here: the wrapper may end now (PtyMarkerParser.CommandLine).
+                            var ack = PtyMarkerParser.Acknowledgement(nonce);
+                            shell.Write(ack, 0, ack.Length);
+                            shell.Flush();
                         }
 
                         if (parser.Started && !stdinSent)

@@ -323,15 +323,15 @@ public sealed class SshConnector : IDisposable
         var settings = Resolve(target);
         SftpClient client;
         IDisposable? lease;
+        ConnectionInfo? connection = null;
         try
         {
-            client = Open(settings, target, "host", info => new SftpClient(info), JumpFor(settings), cancellationToken, out lease);
+            client = Open(settings, target, "host", info => new SftpClient(connection = info), JumpFor(settings), cancellationToken, out lease);
         }
-        catch (SshFailure f) when (f.ErrorId == SshErrorIds.ConnectFailed && f.InnerException?.GetType() == typeof(SshException))
+        catch (SshFailure f) when (f.ErrorId == SshErrorIds.ConnectFailed && f.InnerException is SshException && connection is { IsAuthenticated: true })
         {
-            // Of Connect's failures only the SFTP channel's come as a plain SshException (not a subclass): the server took
-            // the login, then refused or ended the 'sftp' subsystem (Dropbear runs an external sftp-server and closes the
-            // channel when there is none).
+            // The server took the login, then refused or ended the 'sftp' subsystem: Dropbear runs an external
+            // sftp-server and closes the channel (or, a moment later, the whole session) when there is none.
             throw new SshFailure(SshErrorIds.ConnectFailed,
                 $"The host {settings.HostName}:{settings.Port} accepted the SSH login but has no working SFTP server ({f.InnerException.Message}). " +
                 "Copying files needs SFTP on the host: OpenSSH has it built in; Dropbear runs /usr/lib/sftp-server (Debian and Ubuntu: apt-get install openssh-sftp-server).",
