@@ -268,7 +268,8 @@ function Invoke-Test {
     # A full run on 2 cores is split in two lanes that run at the same time, each in a network namespace of its own
     # (so their sandboxes cannot meet on an address): much of a test's time is waiting on hosts, timeouts and child
     # processes. Without that isolation, or with -TestFilter, one lane as before.
-    $secondLane = if (-not $SkipPester -and -not $TestFilter -and (Get-TestIsolation)) { @{ Log = Join-Path $results 'pester-2.log' } }
+    $split = -not $SkipPester -and -not $TestFilter -and [bool] (Get-TestIsolation)
+    $secondLane = $null
 
     if (-not $SkipPester) {
         $pester = Get-PesterModulePath
@@ -276,16 +277,17 @@ function Invoke-Test {
         $runner = Join-Path $root 'Tests/Invoke-PesterRun.ps1'
         $pesterRun = @($pwsh.FilePath) + @($pwsh.Arguments) + @('-NoProfile', '-NonInteractive', '-File', $runner, '-PesterPath', $pester, '-TestFilter', "$TestFilter")
         $lanes = @(@{ Name = 'pester'; Arguments = @() })
-        if ($secondLane) {
+        if ($split) {
             $files = $secondLanePester -join ','
-            $lanes = @(@{ Name = 'pester-1'; Arguments = @('-Exclude', $files) }, @{ Name = 'pester-2'; Arguments = @('-Include', $files) })
+            $lanes = @(@{ Name = 'pester-1'; Arguments = @('-Exclude', $files) },
+                       @{ Name = 'pester-2'; Arguments = @('-Include', $files); Log = Join-Path $results 'pester-2.log' })
         }
         foreach ($lane in $lanes) {
             $lane.Summary = Join-Path $results "$($lane.Name)-summary.json"
             $lane.Command = $pesterRun + @('-SummaryPath', $lane.Summary, '-ResultPath', (Join-Path $results "$($lane.Name).xml")) + $lane.Arguments
         }
-        if ($secondLane) {
-            $secondLane.Command = $lanes[1].Command
+        if ($split) {
+            $secondLane = $lanes[1]
             $secondLane.Process = Start-TestLane $secondLane
             Write-Step "Pester, second lane: $($secondLanePester.Count) files run beside what follows, in a network namespace of their own (their output comes at the end)"
         }
@@ -312,7 +314,7 @@ function Invoke-Test {
                 $secondLane.Process.WaitForExit()
                 Write-Step "Pester, second lane ($($secondLanePester -join ', ')):"
                 Get-Content -LiteralPath $secondLane.Log | Write-Host
-                Add-PesterCount $total $lanes[1].Summary $secondLane.Process.ExitCode
+                Add-PesterCount $total $secondLane.Summary $secondLane.Process.ExitCode
             }
         }
     }
