@@ -94,7 +94,7 @@ function Invoke-SandboxControl {
 .SYNOPSIS
     Starts a sandbox process and waits for its ready line.
 .OUTPUTS
-    Moltar.Sandbox: Endpoint, Region, User, ClientKeyPath, KnownHostsPath, Hosts, StateDir, Process, Pid,
+    Moltar.Sandbox: Endpoint, SsmEndpoint (the SSM stand-in: set AWS_ENDPOINT_URL_SSM to it), Region, User, ClientKeyPath, KnownHostsPath, Hosts, StateDir, Process, Pid,
     Instances (count served), StartupSeconds and Startup (how the hosts' start went, one line; null without hosts), AccessKey/SecretKey (any values work; the endpoint checks the SigV4 shape only), Ready (raw JSON).
 #>
 function Start-MoltarSandbox {
@@ -182,6 +182,7 @@ function Start-MoltarSandbox {
     [pscustomobject]@{
         PSTypeName     = 'Moltar.Sandbox'
         Endpoint       = $ready.endpoint
+        SsmEndpoint    = $ready.ssmEndpoint
         Region         = $ready.region
         User           = $ready.user
         ClientKeyPath  = $ready.clientKeyPath
@@ -436,6 +437,73 @@ function Get-MoltarSandboxCredential {
     }
 }
 
+<#
+.SYNOPSIS
+    Sets how the SSM stand-in behaves (replaces the current settings; none given = every running instance managed,
+    no faults): Unmanaged (instance ids with no agent: SendCommand refuses them), Undeliverable (agents that never
+    report: invocations end Failed/Undeliverable after UndeliverableAfterMs), AccessDenied, ThrottleFirst (the next K
+    SSM requests, of ThrottleActions only when given, answer ThrottlingException), StartDelayMs (agents wait before
+    running, so a test can act while commands are in flight).
+#>
+function Set-MoltarSandboxSsm {
+    [CmdletBinding()]
+    param(
+        [Parameter(Mandatory, Position = 0)] [psobject]$Sandbox,
+        [string[]]$Unmanaged,
+        [string[]]$Undeliverable,
+        [ValidateRange(0, 600000)] [int]$UndeliverableAfterMs,
+        [string[]]$AccessDenied,
+        [ValidateRange(0, 100000)] [int]$ThrottleFirst,
+        [string[]]$ThrottleActions,
+        [ValidateRange(0, 600000)] [int]$StartDelayMs
+    )
+    $body = [ordered]@{}
+    if ($Unmanaged) { $body.unmanaged = @($Unmanaged) }
+    if ($Undeliverable) { $body.undeliverable = @($Undeliverable) }
+    if ($PSBoundParameters.ContainsKey('UndeliverableAfterMs')) { $body.undeliverableAfterMs = $UndeliverableAfterMs }
+    if ($AccessDenied) { $body.accessDenied = @($AccessDenied) }
+    if ($PSBoundParameters.ContainsKey('ThrottleFirst')) { $body.throttleFirst = $ThrottleFirst }
+    if ($ThrottleActions) { $body.throttleActions = @($ThrottleActions) }
+    if ($PSBoundParameters.ContainsKey('StartDelayMs')) { $body.startDelayMs = $StartDelayMs }
+    $null = Invoke-SandboxControl -Sandbox $Sandbox -Method Post -Path 'ssm/settings' -Body ([pscustomobject]$body)
+}
+
+<# .SYNOPSIS The SSM requests the stand-in received, oldest first: Action (SendCommand...), Body (the JSON request), Status, ErrorCode, Time. #>
+function Get-MoltarSandboxSsmRequest {
+    [CmdletBinding()]
+    param(
+        [Parameter(Mandatory, Position = 0)] [psobject]$Sandbox,
+        [string]$Action
+    )
+    foreach ($request in @(Invoke-SandboxControl -Sandbox $Sandbox -Method Get -Path 'ssm/requests')) {
+        if ($null -eq $request) { continue }
+        if ($Action -and $request.action -ne $Action) { continue }
+        [pscustomobject]@{
+            PSTypeName = 'Moltar.SandboxSsmRequest'
+            Action     = $request.action
+            Body       = $request.body
+            Status     = [int]$request.status
+            ErrorCode  = $request.errorCode
+            Time       = $request.time
+        }
+    }
+}
+
+<# .SYNOPSIS Empties the SSM request log. #>
+function Clear-MoltarSandboxSsmRequest {
+    [CmdletBinding()]
+    param([Parameter(Mandatory, Position = 0)] [psobject]$Sandbox)
+    $null = Invoke-SandboxControl -Sandbox $Sandbox -Method Delete -Path 'ssm/requests'
+}
+
+<# .SYNOPSIS The commands the SSM stand-in holds: commandId, status, maxConcurrency, maxErrors, invocations (instanceId, status, statusDetails, responseCode). #>
+function Get-MoltarSandboxSsmCommand {
+    [CmdletBinding()]
+    param([Parameter(Mandatory, Position = 0)] [psobject]$Sandbox)
+    @(Invoke-SandboxControl -Sandbox $Sandbox -Method Get -Path 'ssm/commands') | Where-Object { $null -ne $_ }
+}
+
+Export-ModuleMember -Function Set-MoltarSandboxSsm, Get-MoltarSandboxSsmRequest, Clear-MoltarSandboxSsmRequest, Get-MoltarSandboxSsmCommand
 Export-ModuleMember -Function Set-MoltarSandboxCredential, Get-MoltarSandboxCredential
 Export-ModuleMember -Function Start-MoltarSandbox, Stop-MoltarSandbox, Set-MoltarSandboxFault, Clear-MoltarSandboxFault,
     Get-MoltarSandboxRequest, Clear-MoltarSandboxRequest, Get-MoltarSandboxFleet, Set-MoltarSandboxFleet,

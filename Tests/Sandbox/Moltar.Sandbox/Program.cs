@@ -120,9 +120,18 @@ public static class Program
                 await Console.Error.WriteLineAsync("moltar-sandbox: " + hosts.StartupSummary);
             }
             server.Hosts = hosts;
+            if (hosts is not null)
+            {
+                // The SSM stand-in's agents run each command on the instance's own host, as root (sudo in own-root hosts).
+                var targets = hosts.Hosts.ToDictionary(h => h.InstanceId, StringComparer.Ordinal);
+                server.Ssm.Commands.Hosts = id => targets.TryGetValue(id, out var h) && hosts.ClientKeyPath is { } key && hosts.KnownHostsPath is { } known
+                    ? new Ssm.SsmHostTarget(h.Address, h.Port, hosts.User, key, known, UseSudo: ownRoot)
+                    : null;
+            }
             server.Describe = () => new SandboxReady
             {
                 Endpoint = server.EndpointUrl,
+                SsmEndpoint = server.SsmEndpointUrl,
                 Region = server.Ec2.Region,
                 StateDir = options.StateDirectory,
                 User = hosts?.User ?? (ownRoot || !options.SharedRoot ? "ubuntu" : Environment.UserName),

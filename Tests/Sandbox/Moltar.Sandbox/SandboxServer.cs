@@ -10,6 +10,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Moltar.Sandbox.Ec2;
+using Moltar.Sandbox.Ssm;
 
 namespace Moltar.Sandbox;
 
@@ -43,6 +44,7 @@ public interface ISandboxHosts : IAsyncDisposable
 public sealed record SandboxReady
 {
     [JsonPropertyName("endpoint")] public required string Endpoint { get; init; }
+    [JsonPropertyName("ssmEndpoint")] public string? SsmEndpoint { get; init; }
     [JsonPropertyName("region")] public required string Region { get; init; }
     [JsonPropertyName("stateDir")] public required string StateDir { get; init; }
     [JsonPropertyName("user")] public required string User { get; init; }
@@ -63,14 +65,21 @@ public sealed class SandboxServer : IAsyncDisposable
 {
     private readonly WebApplication app;
 
-    private SandboxServer(WebApplication app, Ec2Endpoint ec2, Uri endpoint)
+    private SandboxServer(WebApplication app, Ec2Endpoint ec2, SsmEndpoint ssm, Uri endpoint)
     {
         this.app = app;
         Ec2 = ec2;
+        Ssm = ssm;
         Endpoint = endpoint;
     }
 
     public Ec2Endpoint Ec2 { get; }
+
+    /// <summary>The Systems Manager stand-in over the same fleet, at <see cref="SsmEndpointUrl"/>.</summary>
+    public SsmEndpoint Ssm { get; }
+
+    /// <summary>What AWS_ENDPOINT_URL_SSM is set to for the SDK to reach the SSM stand-in.</summary>
+    public string SsmEndpointUrl => EndpointUrl + SsmEndpoint.Path;
 
     /// <summary>http://127.0.0.1:PORT (no trailing slash in <see cref="EndpointUrl"/>).</summary>
     public Uri Endpoint { get; }
@@ -117,6 +126,8 @@ public sealed class SandboxServer : IAsyncDisposable
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Moltar.Sandbox");
         ec2.Logger = logger;
         ec2.Map(app);
+        var ssm = new SsmEndpoint(ec2.Fleet, logger);
+        ssm.Map(app);
         // The credential stand-ins (IMDSv2, container credentials, STS web identity) share the listener.
         new Credentials.CredentialStandIns().Map(app);
 
@@ -152,7 +163,7 @@ public sealed class SandboxServer : IAsyncDisposable
         await app.StartAsync(ct);
         var address = app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.First();
         var uri = new Uri(address.Replace("[::]", "127.0.0.1", StringComparison.Ordinal));
-        server = new SandboxServer(app, ec2, uri);
+        server = new SandboxServer(app, ec2, ssm, uri);
         return server;
     }
 

@@ -5,7 +5,7 @@ public sealed record Ec2Credential(string AccessKeyId, string Date, string Regio
 
 /// <summary>
 /// Checks the shape of a SigV4 <c>Authorization</c> header:
-/// <c>AWS4-HMAC-SHA256 Credential=AKID/yyyymmdd/region/ec2/aws4_request, SignedHeaders=a;b, Signature=hex64</c>.
+/// <c>AWS4-HMAC-SHA256 Credential=AKID/yyyymmdd/region/SERVICE/aws4_request, SignedHeaders=a;b, Signature=hex64</c>.
 /// The signature itself is not verified (the sandbox does not know the secret key).
 /// </summary>
 public static class Ec2Auth
@@ -13,7 +13,7 @@ public static class Ec2Auth
     public const string Algorithm = "AWS4-HMAC-SHA256";
 
     /// <summary>Parses the header; throws MissingAuthenticationToken when absent, AuthFailure when malformed.</summary>
-    public static Ec2Credential Parse(string? header, string? amzDate)
+    public static Ec2Credential Parse(string? header, string? amzDate, string service = "ec2")
     {
         if (string.IsNullOrWhiteSpace(header))
         {
@@ -59,9 +59,9 @@ public static class Ec2Auth
         {
             throw Malformed("Credential has no region");
         }
-        if (scope[3] != "ec2")
+        if (scope[3] != service)
         {
-            throw Ec2Error.AuthFailure($"Credential should be scoped to correct service: 'ec2', not '{scope[3]}'.");
+            throw Ec2Error.AuthFailure($"Credential should be scoped to correct service: '{service}', not '{scope[3]}'.");
         }
         if (scope[4] != "aws4_request")
         {
