@@ -75,6 +75,7 @@ Describe 'Examples run against the sandbox' {
         $repository = & (Join-Path $PSScriptRoot 'Sandbox/New-TestAptRepository.ps1') -Path (Join-Path $Scratch 'apt')
         $script:Sandbox = Start-TestSandbox -Hosts 6 -Options @{ Project = 'demo'; Environments = 'production', 'staging'; Clusters = 'web', 'jobs', 'search'; AptRepository = $repository }
         Add-TestAwsProfile -Name 'demo' -Region $Sandbox.Region
+        $env:AWS_ENDPOINT_URL_SSM = $Sandbox.SsmEndpoint   # -Transport Ssm examples reach the sandbox's Systems Manager
         $script:Project = Join-Path $Scratch 'demo-app'
         New-Item -ItemType Directory -Force -Path $Project | Out-Null
         Set-Content (Join-Path $Project '.moltar.psd1') @"
@@ -96,6 +97,7 @@ Describe 'Examples run against the sandbox' {
     AfterAll {
         Pop-Location -ErrorAction Ignore
         if ($SavedConfigHome) { $env:XDG_CONFIG_HOME = $SavedConfigHome } else { Remove-Item env:XDG_CONFIG_HOME -ErrorAction Ignore }
+        Remove-Item env:AWS_ENDPOINT_URL_SSM -ErrorAction Ignore
         Stop-TestSandbox $Sandbox
         Remove-TestScratch $Scratch
     }

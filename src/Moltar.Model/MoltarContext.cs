@@ -29,6 +29,8 @@ public sealed class MoltarContext
     public string? KeyFile { get; init; }
     public string? KnownHostsPath { get; init; }
     public string StrictHostKeyChecking { get; init; } = "AcceptNew";
+    /// <summary>How commands reach the instances: Ssh (Moltar's own fan-out) or Ssm (Systems Manager Run Command).</summary>
+    public string Transport { get; init; } = "Ssh";
     public IReadOnlyDictionary<string, string> TagNames { get; init; } = new Dictionary<string, string>();
     /// <summary>The project file that was read, if any.</summary>
     public string? ProjectFile { get; init; }

@@ -41,6 +41,11 @@ public sealed class AwsSession
     public RegionEndpoint Region { get; }
     public string RegionName => Region.SystemName;
     public string? EndpointUrl { get; }
+    /// <summary>
+    /// Where Systems Manager is called: the SDK's own service endpoint settings, AWS_ENDPOINT_URL_SSM then AWS_ENDPOINT_URL
+    /// (-EndpointUrl names the EC2 endpoint only: one URL rarely serves both services); null = the region's endpoint.
+    /// </summary>
+    public string? SsmEndpointUrl { get; private init; }
     /// <summary>Where the credentials came from, for -Verbose and error messages (never the secret itself).</summary>
     public string CredentialSource { get; }
     public string RegionSource { get; }
@@ -78,7 +83,10 @@ public sealed class AwsSession
         string? endpoint = context.EndpointUrl
             ?? NonEmpty(environment("AWS_ENDPOINT_URL_EC2"))
             ?? NonEmpty(environment("AWS_ENDPOINT_URL"));
-        return new AwsSession(credentials, credentialSource, region, regionSource, endpoint);
+        return new AwsSession(credentials, credentialSource, region, regionSource, endpoint)
+        {
+            SsmEndpointUrl = NonEmpty(environment("AWS_ENDPOINT_URL_SSM")) ?? NonEmpty(environment("AWS_ENDPOINT_URL")),
+        };
     }
 
     /// <summary>Obtains the credentials now (SSO, assume-role, MFA prompt), so failures surface before any request.</summary>
@@ -110,6 +118,17 @@ public sealed class AwsSession
             config.AuthenticationRegion = Region.SystemName;
         }
         return new AmazonEC2Client(Credentials, config);
+    }
+
+    public Amazon.SimpleSystemsManagement.AmazonSimpleSystemsManagementClient CreateSsmClient()
+    {
+        var config = new Amazon.SimpleSystemsManagement.AmazonSimpleSystemsManagementConfig { RegionEndpoint = Region };
+        if (SsmEndpointUrl is not null)
+        {
+            config.ServiceURL = SsmEndpointUrl;
+            config.AuthenticationRegion = Region.SystemName;
+        }
+        return new Amazon.SimpleSystemsManagement.AmazonSimpleSystemsManagementClient(Credentials, config);
     }
 
     private static (AWSCredentials, string, CredentialProfile?) ResolveCredentials(

@@ -17,6 +17,8 @@ public sealed record ContextRequest
     public string? KeyFile { get; init; }
     public string? KnownHostsPath { get; init; }
     public string? StrictHostKeyChecking { get; init; }
+    /// <summary>Ssh or Ssm: how commands reach the instances.</summary>
+    public string? Transport { get; init; }
     /// <summary>Where to start looking for the project file.</summary>
     public string WorkingDirectory { get; init; } = System.Environment.CurrentDirectory;
 }

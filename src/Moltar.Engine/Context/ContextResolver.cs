@@ -10,6 +10,7 @@ public sealed class ContextResolver
 {
     public static readonly string[] AddressTypes = { "Auto", "Public", "Private" };
     public static readonly string[] HostKeyPolicies = { "Yes", "AcceptNew", "No" };
+    public static readonly string[] Transports = { "Ssh", "Ssm" };
 
     private readonly Func<string, string?> _environment;
     private readonly ProjectTrust _trust;
@@ -86,6 +87,8 @@ public sealed class ContextResolver
             (value, source) => RelativeTo(project, AsString(value, source)), null);
         string hostKeyPolicy = Pick("StrictHostKeyChecking", request.StrictHostKeyChecking, "MOLTAR_STRICT_HOST_KEY_CHECKING",
             (raw, v) => OneOf(raw, HostKeyPolicies, v), (value, source) => OneOf(AsString(value, source), HostKeyPolicies, source), "AcceptNew")!;
+        string transport = Pick("Transport", request.Transport, "MOLTAR_TRANSPORT",
+            (raw, v) => OneOf(raw, Transports, v), (value, source) => OneOf(AsString(value, source), Transports, source), "Ssh")!;
 
         var tagNames = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
         foreach (var role in ProjectFile.TagRoles)
@@ -120,6 +123,7 @@ public sealed class ContextResolver
             KeyFile = keyFile,
             KnownHostsPath = knownHosts,
             StrictHostKeyChecking = hostKeyPolicy,
+            Transport = transport,
             TagNames = tagNames,
             ProjectFile = project?.Paths.FirstOrDefault(),
             ProjectDirectory = project?.Directory,

@@ -10,7 +10,7 @@ public sealed class ProjectFile
     public static readonly string[] AllowedKeys =
     {
         "Project", "ProfileName", "Region", "EndpointUrl", "Packages", "User", "Port", "AddressType",
-        "JumpHost", "ThrottleLimit", "TagNames", "KeyFile", "KnownHostsPath", "StrictHostKeyChecking",
+        "JumpHost", "ThrottleLimit", "TagNames", "KeyFile", "KnownHostsPath", "StrictHostKeyChecking", "Transport",
     };
 
     public static readonly string[] TagRoles = { "Project", "Environment", "Cluster", "Name", "Packages" };
@@ -21,7 +21,7 @@ public sealed class ProjectFile
     /// <summary>Settings that decide where credentials go or which hosts are trusted: honoured only from a trusted project file.</summary>
     public static readonly string[] TrustedOnlyKeys =
     {
-        "EndpointUrl", "StrictHostKeyChecking", "KnownHostsPath", "JumpHost", "KeyFile", "ProfileName", "User",
+        "EndpointUrl", "StrictHostKeyChecking", "KnownHostsPath", "JumpHost", "KeyFile", "ProfileName", "User", "Transport",
     };
 
     /// <summary>The largest project file, dotfile or hook Moltar reads.</summary>

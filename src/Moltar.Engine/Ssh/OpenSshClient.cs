@@ -56,7 +56,7 @@ public static class OpenSshClient
         "Windows: Add-WindowsCapability -Online -Name OpenSSH.Client~~~~0.0.1.0 (as administrator; or Settings > Optional features > OpenSSH Client). " +
         "Then check with 'ssh -V'. The other Moltar cmdlets do not need it.";
 
-    private static bool IsRunnable(string path, bool windows)
+    internal static bool IsRunnable(string path, bool windows)
     {
         try
         {

@@ -3,7 +3,9 @@ using System.Diagnostics;
 using System.Management.Automation;
 using System.Text;
 using Moltar.Engine;
+using Moltar.Engine.Context;
 using Moltar.Engine.Ssh;
+using Moltar.Engine.Ssm;
 using Moltar.Infrastructure;
 
 namespace Moltar.Cmdlets;
@@ -40,7 +42,13 @@ public sealed class EnterMoltarInstanceCommand : MoltarSshCmdlet
     [Parameter(ValueFromRemainingArguments = true)] [AllowEmptyString] [AllowEmptyCollection] [Alias("Args")]
     public string[]? ArgumentList { get; set; }
 
+    /// <summary>Ssh (the system ssh) or Ssm (a Session Manager session through the AWS CLI and its session-manager-plugin).</summary>
+    [Parameter] [ValidateSet("Ssh", "Ssm", IgnoreCase = true)] public string? Transport { get; set; }
+
     private readonly List<PSObject> _piped = new();
+
+    protected override ContextRequest AddToRequest(ContextRequest request) =>
+        base.AddToRequest(request) with { Transport = Transport is null ? null : Transport.Equals("Ssm", StringComparison.OrdinalIgnoreCase) ? "Ssm" : "Ssh" };
 
     protected override string[]? SelectionPackages => Package;
 
@@ -54,6 +62,11 @@ public sealed class EnterMoltarInstanceCommand : MoltarSshCmdlet
     {
         ApplyDashDash();
         var context = ResolveContext();
+        if (context.Transport == "Ssm")
+        {
+            EnterOverSsm(context);
+            return;
+        }
         string ssh = OpenSshClient.FindForCurrentProcess() ?? ThrowSshClientNotFound();
         var work = ResolveOne(context);
         var options = BuildSshOptions(context);
@@ -81,7 +94,61 @@ public sealed class EnterMoltarInstanceCommand : MoltarSshCmdlet
 
         // The command line, as the original printed it: on the console, not in the output.
         WriteInformation(new HostInformationMessage { Message = display }, new[] { "PSHOST", "Moltar" });
-        RunAttached(line);
+        RunAttached(line.FileName, line.Arguments, line.Environment.Select(e => new KeyValuePair<string, string?>(e.Key, e.Value)), "ssh");
+    }
+
+    /// <summary>
+    /// -Transport Ssm: `aws ssm start-session --target ID` for the one instance (by id: no address needed), with the
+    /// account Moltar resolved; a clear SessionManagerNotFound when the AWS CLI or its session-manager-plugin is missing.
+    /// </summary>
+    private void EnterOverSsm(MoltarContext context)
+    {
+        RefuseSshOnlyParameters(ArgumentList is { Length: > 0 } ? new[] { "ArgumentList" } : null);
+        var (aws, plugin) = SessionManagerCommandLine.Find(System.Environment.GetEnvironmentVariable("PATH"), OperatingSystem.IsWindows());
+        if (aws is null || plugin is null)
+        {
+            ThrowTerminatingError(new ErrorRecord(new CommandNotFoundException(SessionManagerCommandLine.NotFoundMessage(aws, plugin)),
+                SessionManagerCommandLine.NotFoundErrorId, ErrorCategory.ObjectNotFound, aws is null ? "aws" : "session-manager-plugin"));
+            return;
+        }
+        var (instanceId, origin) = ResolveOneId(context);
+        var session = CreateAwsSession(context);
+        SessionManagerCommandLine line;
+        try
+        {
+            line = SessionManagerCommandLine.Create(aws, instanceId, session);
+        }
+        catch (MoltarException e)
+        {
+            ThrowFailure(e, origin);
+            return;
+        }
+        string display = line.ToDisplayString();
+        if (!ShouldProcessOrRefuse(display, $"Run {display}", "Enter-MoltarInstance"))
+            return;
+        WriteInformation(new HostInformationMessage { Message = display }, new[] { "PSHOST", "Moltar" });
+        RunAttached(line.FileName, line.Arguments, line.Environment, "aws");
+    }
+
+    /// <summary>The one instance id to enter over SSM: piped, -InstanceId, or the one the selection finds.</summary>
+    private (string InstanceId, object Origin) ResolveOneId(MoltarContext context)
+    {
+        bool piped = MyInvocation.ExpectingInput || MyInvocation.BoundParameters.ContainsKey(nameof(InputObject));
+        if (piped)
+        {
+            var instances = _piped.SelectMany(p => InstanceInput.ReservationInstances(p) ?? new[] { p }).ToList();
+            if (instances.Count != 1)
+                ThrowInvalidArgument("AmbiguousInstance", $"{instances.Count} objects came down the pipeline; Enter-MoltarInstance enters exactly one.");
+            var instance = InstanceInput.ToManagedInstance(instances[0]);
+            if (instance is null)
+                ThrowInvalidArgument("SsmInputNotAnInstance",
+                    $"-Transport Ssm: '{DisplayText.Printable(instances[0].ToString())}' is not an EC2 instance: Session Manager reaches instances by id.", instances[0]);
+            return (instance!.InstanceId, instances[0].BaseObject);
+        }
+        if (InstanceId is not null)
+            return (InstanceId[0], InstanceId[0]);
+        var one = ResolveOne(context);
+        return (one.Target.InstanceId, one.Origin);
     }
 
     /// <summary>
@@ -221,18 +288,21 @@ public sealed class EnterMoltarInstanceCommand : MoltarSshCmdlet
         throw new InvalidOperationException("not reached");
     }
 
-    /// <summary>Runs ssh on this console (stdin, stdout and stderr inherited) and sets $LASTEXITCODE as a native command does.</summary>
-    private void RunAttached(OpenSshCommandLine line)
+    /// <summary>Runs ssh (or aws) on this console (stdin, stdout and stderr inherited) and sets $LASTEXITCODE as a native command does.</summary>
+    private void RunAttached(string fileName, IEnumerable<string> arguments, IEnumerable<KeyValuePair<string, string?>> environment, string what)
     {
-        var start = new ProcessStartInfo(line.FileName)
+        var start = new ProcessStartInfo(fileName)
         {
             UseShellExecute = false,
             WorkingDirectory = SessionState.Path.CurrentFileSystemLocation.ProviderPath,
         };
-        foreach (var argument in line.Arguments)
+        foreach (var argument in arguments)
             start.ArgumentList.Add(argument);
-        foreach (var (name, value) in line.Environment)
-            start.Environment[name] = value;
+        foreach (var (name, value) in environment)
+        {
+            if (value is null) start.Environment.Remove(name);
+            else start.Environment[name] = value;
+        }
 
         Process process;
         try
@@ -241,8 +311,8 @@ public sealed class EnterMoltarInstanceCommand : MoltarSshCmdlet
         }
         catch (Win32Exception e)
         {
-            ThrowTerminatingError(new ErrorRecord(new InvalidOperationException($"Could not start {line.FileName}: {e.Message}", e),
-                "SshStartFailed", ErrorCategory.OpenError, line.FileName));
+            ThrowTerminatingError(new ErrorRecord(new InvalidOperationException($"Could not start {fileName}: {e.Message}", e),
+                what == "ssh" ? "SshStartFailed" : "SessionManagerStartFailed", ErrorCategory.OpenError, fileName));
             return;
         }
         using (process)
@@ -262,7 +332,7 @@ public sealed class EnterMoltarInstanceCommand : MoltarSshCmdlet
             }
             process.WaitForExit();
             SessionState.PSVariable.Set("global:LASTEXITCODE", process.ExitCode);
-            WriteVerbose($"ssh exited with {process.ExitCode}.");
+            WriteVerbose($"{what} exited with {process.ExitCode}.");
             if (stopped)
                 throw new PipelineStoppedException();
         }

@@ -2,12 +2,14 @@ using System.Management.Automation;
 using System.Text;
 using Moltar.Engine;
 using Moltar.Engine.FanOut;
+using Moltar.Engine.Context;
 using Moltar.Engine.Ssh;
+using Moltar.Engine.Ssm;
 using Moltar.Infrastructure;
 
 namespace Moltar.Cmdlets;
 
-/// <summary>Runs one command on many instances over SSH, in parallel.</summary>
+/// <summary>Runs one command on many instances over SSH in parallel, or through Systems Manager Run Command (-Transport Ssm).</summary>
 [Cmdlet(VerbsLifecycle.Invoke, "MoltarCommand", SupportsShouldProcess = true, DefaultParameterSetName = SelectionSet)]
 [OutputType(typeof(MoltarCommandResult))]
 public sealed class InvokeMoltarCommandCommand : MoltarSshCmdlet
@@ -23,12 +25,22 @@ public sealed class InvokeMoltarCommandCommand : MoltarSshCmdlet
     [Parameter] public SwitchParameter Quiet { get; set; }
     /// <summary>Bytes of each host's stdout and stderr kept in the result; the rest is counted, not kept.</summary>
     [Parameter] [ValidateRange(0, long.MaxValue)] public long MaxOutputBytes { get; set; } = ExecOptions.DefaultMaxOutputBytes;
+    /// <summary>Ssh (Moltar's own fan-out) or Ssm (Systems Manager Run Command); default: MOLTAR_TRANSPORT, project file, Ssh.</summary>
+    [Parameter] [ValidateSet("Ssh", "Ssm", IgnoreCase = true)] public string? Transport { get; set; }
+
+    protected override ContextRequest AddToRequest(ContextRequest request) =>
+        base.AddToRequest(request) with { Transport = Transport is null ? null : Transport.Equals("Ssm", StringComparison.OrdinalIgnoreCase) ? "Ssm" : "Ssh" };
 
     protected override void EndProcessing()
     {
         if (Stdin is not null && StdinPath is not null)
             ThrowInvalidArgument("StdinConflict", "-Stdin and -StdinPath both give standard input; use one of them.");
         var context = ResolveContext();
+        if (context.Transport == "Ssm")
+        {
+            RunOverSsm(context);
+            return;
+        }
         var targets = ResolveTargets(context);
         var sshOptions = BuildSshOptions(context);
         byte[]? stdin = ReadStdin();
@@ -62,6 +74,64 @@ public sealed class InvokeMoltarCommandCommand : MoltarSshCmdlet
             return SshFanOut.FailureOf(completed) is { } failure
                 ? new[] { HostError(failure, completed.Item!, approved[completed.Index].Origin) }
                 : Array.Empty<ErrorRecord>();
+        });
+    }
+
+    /// <summary>
+    /// -Transport Ssm: AWS-RunShellScript through Systems Manager (-ThrottleLimit = MaxConcurrency, -Series = 1,
+    /// -TimeoutSeconds = executionTimeout, -ErrorAction Stop = MaxErrors 0); one result per instance as each finishes.
+    /// </summary>
+    private void RunOverSsm(MoltarContext context)
+    {
+        RefuseSshOnlyParameters(MaxOutputBytes != ExecOptions.DefaultMaxOutputBytes ? new[] { "MaxOutputBytes" } : null);
+        var selection = ResolveSsmSelection(context);
+        bool stopOnError = ErrorActionIsStop();
+        var request = new SsmCommandRequest
+        {
+            Command = Command,
+            InstanceIds = selection.Instances.Select(i => i.InstanceId).ToList(),
+            Targets = selection.Targets,
+            MaxConcurrency = Series ? 1 : ThrottleLimit ?? context.ThrottleLimit,
+            StopOnFirstError = stopOnError,
+            TimeoutSeconds = TimeoutSeconds,
+        };
+        // -WhatIf: the SendCommand requests that would be sent (before the managed-node check, which needs AWS).
+        var plan = SsmCommandRun.DescribePlan(request);
+        if (!plan.All(send => ShouldProcessOrRefuse(send, $"Run '{Command}' through Systems Manager")))
+            return;
+
+        var session = CreateAwsSession(context);
+        WriteVerbose($"Systems Manager in {session.RegionName}{(session.SsmEndpointUrl is null ? "" : $" at {session.SsmEndpointUrl}")}.");
+        var byId = selection.Instances.Select((instance, index) => (instance, index)).ToDictionary(p => p.instance.InstanceId, StringComparer.Ordinal);
+        using var run = new SsmCommandRun(session, request);
+        run.Start(StopToken);
+        var tally = new FanOutTally($"Invoke-MoltarCommand '{Abbreviate(Command)}' (SSM)");
+        DrainSsm(run, $"Invoke-MoltarCommand (SSM): {Command}", stopOnError, tally, outcome =>
+        {
+            byId.TryGetValue(outcome.InstanceId, out var known);
+            var instance = known.instance;
+            object origin = instance is null ? outcome.InstanceId : selection.Origins[known.index];
+            if (outcome.Truncated)
+                WriteWarning($"{instance?.DisplayName ?? outcome.InstanceId}: Systems Manager returns the first {SsmCommandRun.ServiceOutputLimit} characters of each stream; the rest of the output is not in the result.");
+            WriteObject(new MoltarCommandResult
+            {
+                InstanceId = outcome.InstanceId,
+                Name = instance?.Name,
+                Address = instance?.Address,
+                Command = Command,
+                ExitCode = outcome.ExitCode,
+                Succeeded = outcome.Succeeded,
+                Output = outcome.Output,
+                Error = outcome.Error,
+                ErrorId = outcome.ErrorId,
+                OutputBytes = System.Text.Encoding.UTF8.GetByteCount(outcome.Output),
+                ErrorBytes = System.Text.Encoding.UTF8.GetByteCount(outcome.Error),
+                Truncated = outcome.Truncated,
+                StartTime = outcome.StartTime,
+                Duration = outcome.Duration,
+            });
+            IReadOnlyList<ErrorRecord> errors = outcome.Succeeded ? Array.Empty<ErrorRecord>() : new[] { SsmHostError(outcome, origin) };
+            return (errors, origin);
         });
     }
 

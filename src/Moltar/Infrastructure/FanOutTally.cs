@@ -45,6 +45,24 @@ public sealed class FanOutTally
         }
     }
 
+    /// <summary>Counts one finished instance of a transport without SSH targets (SSM): by its label and error id.</summary>
+    public void Add(string label, string? errorId, object origin, bool notStarted = false)
+    {
+        if (notStarted)
+        {
+            NotStarted++;
+        }
+        else if (errorId is not null)
+        {
+            _failed.Add((label, errorId));
+            _failedOrigins.Add(origin);
+        }
+        else
+        {
+            Succeeded++;
+        }
+    }
+
     public string Summary =>
         $"{Activity}: {Succeeded} succeeded, {Failed} failed, {NotStarted} not started " +
         $"({Succeeded + Failed + NotStarted} host{(Succeeded + Failed + NotStarted == 1 ? "" : "s")}, {_clock.Elapsed.TotalSeconds:0.0} s).";

@@ -50,6 +50,27 @@ internal static class InstanceInput
         return new SshTarget(address, instanceId, Property("Name") ?? NameTag(input.Properties["Tags"]?.Value));
     }
 
+    /// <summary>
+    /// An instance for Systems Manager, which needs its id only: a MoltarInstance, an object with an InstanceId (its
+    /// name and address kept for the result when it has them), or an instance-id string; null for anything else.
+    /// </summary>
+    public static MoltarInstance? ToManagedInstance(PSObject input)
+    {
+        if (input.BaseObject is MoltarInstance instance)
+            return instance;
+        if (input.BaseObject is string text)
+            return IsInstanceId(text.Trim()) ? new MoltarInstance { InstanceId = text.Trim() } : null;
+        string? Property(string name) => input.Properties[name]?.Value?.ToString() is { Length: > 0 } value ? value : null;
+        if (Property("InstanceId") is not { } id || !IsInstanceId(id))
+            return null;
+        return new MoltarInstance
+        {
+            InstanceId = id,
+            Name = Property("Name") ?? NameTag(input.Properties["Tags"]?.Value),
+            Address = Property("Address") ?? Property("PrivateIpAddress") ?? Property("PublicIpAddress"),
+        };
+    }
+
     /// <summary>The Name tag of an EC2 SDK-shaped Tags list (objects with Key and Value) or a dictionary.</summary>
     private static string? NameTag(object? tags)
     {

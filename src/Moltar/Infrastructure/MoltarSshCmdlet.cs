@@ -13,7 +13,7 @@ namespace Moltar.Infrastructure;
 /// The base of every cmdlet that works on instances over SSH: the SSH parameters, instances from the
 /// pipeline or from the selection parameters, and draining a fan-out's events on the pipeline thread.
 /// </summary>
-public abstract class MoltarSshCmdlet : MoltarAwsCmdlet
+public abstract partial class MoltarSshCmdlet : MoltarAwsCmdlet
 {
     protected const string PipelineSet = "Pipeline";
     protected const string SelectionSet = "Selection";
