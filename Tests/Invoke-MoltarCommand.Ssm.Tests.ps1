@@ -189,7 +189,7 @@ Describe 'Invoke-MoltarCommand -Transport Ssm' -Skip:([bool] $SkipReason) {
             @(Get-MoltarSandboxSsmRequest $Sandbox -Action CancelCommand).Count | Should -Be 1
             do {
                 Start-Sleep -Milliseconds 100
-                $states = @((Get-MoltarSandboxSsmCommand $Sandbox)[0].invocations.status)
+                $states = @(@(Get-MoltarSandboxSsmCommand $Sandbox)[-1].invocations.status)
             } while (@($states | Where-Object { $_ -ne 'Cancelled' }).Count -gt 0 -and [DateTime]::UtcNow -lt $deadline)
             $states | Should -Be @('Cancelled', 'Cancelled', 'Cancelled')
         }

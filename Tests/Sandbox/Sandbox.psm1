@@ -475,7 +475,9 @@ function Get-MoltarSandboxSsmRequest {
         [Parameter(Mandatory, Position = 0)] [psobject]$Sandbox,
         [string]$Action
     )
-    foreach ($request in @(Invoke-SandboxControl -Sandbox $Sandbox -Method Get -Path 'ssm/requests')) {
+    # Assigned first: Invoke-RestMethod writes a JSON array as one object, which @(...) would wrap once more.
+    $requests = Invoke-SandboxControl -Sandbox $Sandbox -Method Get -Path 'ssm/requests'
+    foreach ($request in @($requests)) {
         if ($null -eq $request) { continue }
         if ($Action -and $request.action -ne $Action) { continue }
         [pscustomobject]@{
@@ -500,7 +502,8 @@ function Clear-MoltarSandboxSsmRequest {
 function Get-MoltarSandboxSsmCommand {
     [CmdletBinding()]
     param([Parameter(Mandatory, Position = 0)] [psobject]$Sandbox)
-    @(Invoke-SandboxControl -Sandbox $Sandbox -Method Get -Path 'ssm/commands') | Where-Object { $null -ne $_ }
+    $commands = Invoke-SandboxControl -Sandbox $Sandbox -Method Get -Path 'ssm/commands'
+    @($commands) | Where-Object { $null -ne $_ }
 }
 
 Export-ModuleMember -Function Set-MoltarSandboxSsm, Get-MoltarSandboxSsmRequest, Clear-MoltarSandboxSsmRequest, Get-MoltarSandboxSsmCommand

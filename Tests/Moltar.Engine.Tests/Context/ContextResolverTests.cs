@@ -63,6 +63,27 @@ public sealed class ContextResolverTests : IDisposable
     }
 
     [Fact]
+    public void TransportResolvesParameterThenEnvironmentThenTrustedProjectFileThenSsh()
+    {
+        Assert.Equal("Ssh", Resolve().Transport);
+        string file = Path.Combine(_root, ".moltar.psd1");
+        File.WriteAllText(file, "@{ Project = 'shop'; Transport = 'ssm' }");
+        var untrusted = Resolve();
+        Assert.Equal("Ssh", untrusted.Transport);
+        Assert.Contains("Transport", untrusted.IgnoredProjectSettings);
+        Trust();
+        var trusted = Resolve();
+        Assert.Equal("Ssm", trusted.Transport);
+        Assert.StartsWith("ProjectFile", trusted.Settings.Single(s => s.Name == "Transport").Source);
+        _environment["MOLTAR_TRANSPORT"] = "Ssh";
+        Assert.Equal("Ssh", Resolve().Transport);
+        Assert.Equal("Ssm", Resolve(new ContextRequest { Transport = "Ssm" }).Transport);
+        _environment["MOLTAR_TRANSPORT"] = "telnet";
+        var error = Assert.Throws<FormatException>(() => Resolve());
+        Assert.Contains("MOLTAR_TRANSPORT", error.Message);
+    }
+
+    [Fact]
     public void AUserThatIsNotAUserNameIsRefusedNamingWhereItCameFrom()
     {
         string file = Path.Combine(_root, ".moltar.psd1");

@@ -202,14 +202,16 @@ public sealed class SsmCommandRun : IDisposable
             var managed = await ManagedAsync(_request.InstanceIds, ct).ConfigureAwait(false);
             foreach (var id in _request.InstanceIds.Where(id => !managed.Contains(id)))
             {
+                string message = $"{id} is not a node Systems Manager manages (no SSM agent registered: the agent must run and the instance " +
+                                 "needs a role with AmazonSSMManagedInstanceCore); nothing was run on it.";
                 Complete(new SsmOutcome
                 {
                     InstanceId = id,
                     StatusDetails = "NotManaged",
                     StartTime = DateTimeOffset.Now,
+                    Error = message,
                     ErrorId = SsmErrorIds.NotManaged,
-                    ErrorMessage = $"{id} is not a node Systems Manager manages (no SSM agent registered: the agent must run and the instance " +
-                                   "needs a role with AmazonSSMManagedInstanceCore); nothing was run on it.",
+                    ErrorMessage = message,
                 });
             }
             var ids = _request.InstanceIds.Where(managed.Contains).ToList();
