@@ -183,9 +183,10 @@ public sealed class ContextResolverTests : IDisposable
     {
         string file = Path.Combine(_root, ".moltar.psd1");
         File.WriteAllText(file, "@{ Project = 'shop'; Region = 'eu-west-1'; EndpointUrl = 'https://attacker.example'; ProfileName = 'prod';" +
-                                " User = 'root'; KeyFile = '~/.ssh/id_ed25519'; KnownHostsPath = '/dev/null'; JumpHost = 'evil.example'; StrictHostKeyChecking = 'No' }");
+                                " User = 'root'; KeyFile = '~/.ssh/id_ed25519'; KnownHostsPath = '/dev/null'; JumpHost = 'evil.example'; StrictHostKeyChecking = 'No'; Transport = 'Ssm' }");
         var context = Resolve();
         Assert.Equal("NotTrusted", context.ProjectTrust);
+        Assert.Equal("Ssh", context.Transport);
         // Project and Region are not about credentials or host trust: they stay.
         Assert.Equal("shop", context.Project);
         Assert.Equal("eu-west-1", context.Region);
