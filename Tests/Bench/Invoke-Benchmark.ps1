@@ -34,6 +34,8 @@ param(
     # ansible-command, ssh-loop); all when empty. Import, floor and discovery always run unless skipped.
     [string[]] $Tool,
     [switch] $SkipDiscovery,
+    # Instances of the SSM Run Command row (one Invoke-MoltarCommand -Transport Ssm through the stand-in); 0 leaves it out.
+    [ValidateRange(0, 100000)] [int] $SsmInstances = 1000,
     [switch] $SkipImport,
     # Leaves out the responsiveness targets (a jump host, a refused and a silent host, a timeout, Ctrl+C).
     [switch] $SkipResponsiveness,
@@ -453,6 +455,15 @@ function New-Markdown {
             $lines.Add("| $($row[0]) | $(Format-Seconds $s.FirstMedian) ($(Format-Seconds $s.FirstMin)) | $(Format-Seconds $s.LaterMedian) ($(Format-Seconds $s.LaterMin)) | $('{0:0} MB' -f ($s.PeakOverBaseline / 1MB)) |")
         }
     }
+    if ($report.Contains('Ssm') -and $report.Ssm) {
+        $s = $report.Ssm
+        $lines.Add('')
+        $lines.Add("**SSM Run Command: one ``Invoke-MoltarCommand 'true' -Transport Ssm`` over $($s.Instances) instances (tag targets, the sandbox's Systems Manager stand-in; its agents run the command locally), 3 fresh processes**")
+        $lines.Add('')
+        $lines.Add('| | seconds: median (min) | succeeded | client peak memory (whole process) | over the process before the call |')
+        $lines.Add('|---|---:|---:|---:|---:|')
+        $lines.Add("| Invoke-MoltarCommand -Transport Ssm | $(Format-Seconds $s.Median) ($(Format-Seconds $s.Min)) | $($s.Succeeded) of $($s.Results) | $('{0:0} MB' -f ($s.PeakRss / 1MB)) | $('{0:0} MB' -f ($s.PeakOverBaseline / 1MB)) |")
+    }
     $lines.Add('')
     $lines.Add('**Targets (one run, this machine)**')
     $lines.Add('')
@@ -651,6 +662,7 @@ else {
         Floor       = $null
         Import      = $null
         Discovery   = $null
+        Ssm         = $null
         Responsiveness = $null
         Records     = $records
         Targets     = $null
@@ -849,6 +861,36 @@ exit $failed
         }
         finally {
             Stop-MoltarSandbox $discoverySandbox
+        }
+    }
+
+    if ($SsmInstances -gt 0) {
+        Write-Step "SSM Run Command: $SsmInstances instances in one call"
+        $ssmSandbox = Start-MoltarSandbox -SandboxPath $SandboxPath -Synthetic $SsmInstances -TimeoutSeconds 600
+        try {
+            $ssmRuns = foreach ($round in 1..3) {
+                $m = Invoke-Measured -FilePath $pwshPath -ArgumentList (@($pwshPrefix) + @('-NoProfile', '-NonInteractive', '-File', (Join-Path $PSScriptRoot 'MoltarSsm.ps1'),
+                        '-ModulePath', $ModulePath, '-Endpoint', $ssmSandbox.Endpoint, '-SsmEndpoint', $ssmSandbox.SsmEndpoint, '-Region', $ssmSandbox.Region,
+                        '-AccessKey', $ssmSandbox.AccessKey, '-SecretKey', $ssmSandbox.SecretKey))
+                if ($m.ExitCode -ne 0) { throw "Invoke-MoltarCommand -Transport Ssm failed: $(Get-Tail $m.Stderr)" }
+                $run = Get-Content $m.Stdout | Select-Object -Last 1 | ConvertFrom-Json
+                Write-Host "    round ${round}: $('{0:0}' -f $run.milliseconds) ms, $($run.succeeded) of $($run.results) succeeded, peak $('{0:0}' -f ($run.peakRssBytes / 1MB)) MB"
+                $run
+            }
+            $seconds = @($ssmRuns | ForEach-Object { $_.milliseconds / 1000 })
+            $report.Ssm = [ordered]@{
+                Instances        = $SsmInstances
+                Results          = $ssmRuns[0].results
+                Succeeded        = ($ssmRuns | Measure-Object -Property succeeded -Minimum).Minimum
+                Median           = Get-Median $seconds
+                Min              = ($seconds | Measure-Object -Minimum).Minimum
+                PeakOverBaseline = Get-Median @($ssmRuns | ForEach-Object { $_.peakRssBytes - $_.rssBeforeBytes })
+                PeakRss          = Get-Median @($ssmRuns | ForEach-Object { $_.peakRssBytes })
+            }
+            if ($report.Ssm.Results -ne $SsmInstances) { $notes.Add("Invoke-MoltarCommand -Transport Ssm returned $($report.Ssm.Results) results for $SsmInstances instances.") }
+        }
+        finally {
+            Stop-MoltarSandbox $ssmSandbox
         }
     }
 
