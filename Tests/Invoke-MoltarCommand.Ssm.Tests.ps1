@@ -14,7 +14,9 @@ Describe 'Invoke-MoltarCommand -Transport Ssm' -Skip:([bool] $SkipReason) {
         $script:TestHome = Enter-TestHome -Name ssm
         $script:Scratch = $TestHome.Scratch
 
-        $script:Sandbox = Start-TestSandbox -Hosts 3 -Synthetic 60
+        # demo-app 1.0.0 and 1.1.0 for the deploy over SSM (the generated instances' Packages tag names demo-app).
+        $aptRepository = & (Join-Path $PSScriptRoot 'Sandbox/New-TestAptRepository.ps1') -Path (Join-Path $Scratch 'apt')
+        $script:Sandbox = Start-TestSandbox -Hosts 3 -Synthetic 60 -Options @{ AptRepository = $aptRepository }
         $env:MOLTAR_ENDPOINT_URL = $Sandbox.Endpoint
         $env:AWS_ENDPOINT_URL_SSM = $Sandbox.SsmEndpoint
         $script:Hosts = @($Sandbox.Hosts | Sort-Object Name)
@@ -264,6 +266,26 @@ Describe 'Invoke-MoltarCommand -Transport Ssm' -Skip:([bool] $SkipReason) {
             Get-Content $AwsLog | Should -Be @('ssm', 'start-session', '--target', $target.InstanceId, '--region', $Sandbox.Region,
                                                 '--endpoint-url', $Sandbox.SsmEndpoint, "key=AKIDTEST profile=none")
         }
+    }
+
+    It 'deploys, pins and rolls back over SSM, leaving the versions dpkg reports over SSH' {
+        $target = $HostInstances[0]
+        $ssh = @{ User = $Sandbox.User; KeyFile = $Sandbox.ClientKeyPath; KnownHostsPath = $Sandbox.KnownHostsPath; SshConfigPath = 'none'; Quiet = $true }
+        function Get-InstalledOverSsh { ($target | Invoke-MoltarCommand 'dpkg-query -W -f=''${Version}'' demo-app' @ssh).Output }
+
+        $pinned = $target | Invoke-MoltarDeploy -Package demo-app -Version 1.1.0 -Transport Ssm -Quiet -Confirm:$false
+        $pinned | Should -BeOfType ([Moltar.MoltarDeployResult])
+        $pinned.Succeeded | Should -BeTrue -Because $pinned.Error
+        $pinned.InstalledVersions['demo-app'] | Should -Be '1.1.0'
+        Get-InstalledOverSsh | Should -BeExactly '1.1.0'
+
+        $rolledBack = $target | Invoke-MoltarDeploy -Package demo-app -Version 1.0.0 -Transport Ssm -Quiet -Confirm:$false
+        $rolledBack.Succeeded | Should -BeTrue -Because $rolledBack.Error
+        $rolledBack.PreviousVersions['demo-app'] | Should -Be '1.1.0'
+        $rolledBack.InstalledVersions['demo-app'] | Should -Be '1.0.0'
+        Get-InstalledOverSsh | Should -BeExactly '1.0.0'
+        $rolledBack.Output | Should -Match 'apt-get'
+        @(Get-MoltarSandboxSsmRequest $Sandbox -Action SendCommand).Count | Should -BeGreaterThan 4 -Because 'each deploy step is one Run Command'
     }
 
     It 'takes the transport from MOLTAR_TRANSPORT, shown by Get-MoltarContext, below the parameter' {

@@ -88,6 +88,26 @@ public static class DeployFanOut
     }
 
     /// <summary>
+    /// A runner for one batch over Systems Manager (-Transport Ssm): the same steps (as root: the SSM agent's user),
+    /// verification and outcomes as <see cref="Run"/>, each step one Run Command through <paramref name="ssm"/>.
+    /// </summary>
+    public static FanOutRunner<SshTarget, DeployOutcome> RunOverSsm(Ssm.SsmStepRunner ssm, DeployRequest request,
+        FanOutOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(ssm);
+        ArgumentNullException.ThrowIfNull(request);
+        return new FanOutRunner<SshTarget, DeployOutcome>(
+            ctx => RunSteps(ctx.Item, "root", request, DeployPlan.For(request, "root"), MaxStepOutputBytes, step =>
+            {
+                ctx.Status(step.Kind.ToString().ToLowerInvariant());
+                return ssm.Run(ctx.Item.InstanceId, step.Command, ctx.CancellationToken);
+            }),
+            options,
+            cancellationToken,
+            isFailure: outcome => !outcome.Succeeded);
+    }
+
+    /// <summary>
     /// Bytes of each stream kept per step (the result's Output holds every step): a host cannot make a deploy's
     /// result grow past a few MiB. apt's own output for a deploy is a few KiB.
     /// </summary>
@@ -143,7 +163,7 @@ public static class DeployFanOut
             Keep(transcript, outcome.Stderr, outcome.StderrTruncated, outcome.StderrBytes);
 
             // The connection itself failed: keep the SSH engine's id (Timeout, ConnectionLost).
-            if (outcome.ErrorId is SshErrorIds.Timeout or SshErrorIds.ConnectionLost)
+            if (outcome.ErrorId is SshErrorIds.Timeout or SshErrorIds.ConnectionLost || outcome.ErrorId?.StartsWith("Ssm", StringComparison.Ordinal) == true)
                 return Finish(outcome.ErrorId, $"{target.DisplayName}: {Describe(step.Kind)} did not complete: {outcome.ErrorMessage}", outcome.Stderr);
 
             switch (step.Kind)

@@ -57,7 +57,18 @@ public sealed class InvokeMoltarDeployCommand : MoltarSshCmdlet
     protected override string[]? SelectionPackages => _request?.Packages.ToArray();
 
     protected override ContextRequest AddToRequest(ContextRequest request) =>
-        base.AddToRequest(request) with { Packages = Package, ThrottleLimit = ThrottleLimit };
+        base.AddToRequest(request) with
+        {
+            Packages = Package,
+            ThrottleLimit = ThrottleLimit,
+            Transport = Transport is null ? null : Transport.Equals("Ssm", StringComparison.OrdinalIgnoreCase) ? "Ssm" : "Ssh",
+        };
+
+    /// <summary>Ssh (Moltar's own connections) or Ssm (each step through Systems Manager Run Command, as root).</summary>
+    [Parameter] [ValidateSet("Ssh", "Ssm", IgnoreCase = true)] public string? Transport { get; set; }
+
+    /// <summary>Over SSM: the per-host step runner (null over SSH).</summary>
+    private Engine.Ssm.SsmStepRunner? _ssm;
 
     protected override void EndProcessing()
     {
@@ -74,7 +85,13 @@ public sealed class InvokeMoltarDeployCommand : MoltarSshCmdlet
         if (targets.Count == 0)
             return;
 
-        using var connector = CreateConnector(BuildSshOptions(context));
+        if (context.Transport == "Ssm")
+        {
+            RefuseSshOnlyParameters();
+            _ssm = new Engine.Ssm.SsmStepRunner(CreateAwsSession(context), TimeoutSeconds);
+        }
+        using var ssm = _ssm;
+        using var connector = _ssm is null ? CreateConnector(BuildSshOptions(context)) : null;
         var batches = DeployBatches.Split(targets, batchSize.For(targets.Count));
         var exec = new ExecOptions
         {
@@ -243,13 +260,13 @@ public sealed class InvokeMoltarDeployCommand : MoltarSshCmdlet
             : $"The hook {string.Join(" and ", hooks)} will not run: {refusal}.";
     }
 
-    private bool Approve(IReadOnlyList<HostWork> batch, int index, int count, DeployRequest request, SshConnector connector, MoltarContext context)
+    private bool Approve(IReadOnlyList<HostWork> batch, int index, int count, DeployRequest request, SshConnector? connector, MoltarContext context)
     {
         var description = new StringBuilder();
         description.Append($"Deploying {request.Describe()}, batch {index + 1} of {count}, to {batch.Count} instance(s):");
         foreach (var work in batch)
         {
-            string user = connector.Resolve(work.Target).User;
+            string user = connector is null ? "root" : connector.Resolve(work.Target).User;
             description.AppendLine().Append($"  {work.Target} as {user}:");
             foreach (var step in DeployPlan.For(request, user))
                 description.AppendLine().Append("    ").Append(step.Command);
@@ -278,11 +295,13 @@ public sealed class InvokeMoltarDeployCommand : MoltarSshCmdlet
     }
 
     /// <summary>Runs one batch to the end (every host finishes); writes each result as it completes; returns the batch's errors.</summary>
-    private List<ErrorRecord> RunBatch(SshConnector connector, DeployRequest request, ExecOptions exec, FanOutOptions fanOut,
+    private List<ErrorRecord> RunBatch(SshConnector? connector, DeployRequest request, ExecOptions exec, FanOutOptions fanOut,
                                        IReadOnlyList<HostWork> batch, int index, int count, int firstPosition, List<MoltarDeployResult> results)
     {
         var errors = new List<ErrorRecord>();
-        using var runner = DeployFanOut.Run(connector, request, exec, fanOut, StopToken);
+        using var runner = _ssm is not null
+            ? DeployFanOut.RunOverSsm(_ssm, request, fanOut, StopToken)
+            : DeployFanOut.Run(connector!, request, exec, fanOut, StopToken);
         foreach (var work in batch)
             runner.Add(work.Target);
         runner.Complete();
