@@ -69,6 +69,14 @@ Describe 'Invoke-MoltarCommand -Transport Ssm' -Skip:([bool] $SkipReason) {
         @(Get-MoltarSandboxSsmRequest $Sandbox -Action SendCommand).Count | Should -Be 1
     }
 
+    It 'loads AWSSDK.SimpleSystemsManagement from the module''s deps, in its private load context' {
+        $null = $HostInstances[0] | Invoke-MoltarCommand 'true' -Transport Ssm
+        $assembly = @([AppDomain]::CurrentDomain.GetAssemblies() | Where-Object { $_.GetName().Name -eq 'AWSSDK.SimpleSystemsManagement' })
+        $assembly.Count | Should -Be 1
+        [Runtime.Loader.AssemblyLoadContext]::GetLoadContext($assembly[0]) | Should -Not -Be ([Runtime.Loader.AssemblyLoadContext]::Default)
+        $assembly[0].Location | Should -BeLike (Join-Path (Split-Path $ModulePath) 'deps*')
+    }
+
     It 'gives exit codes and standard error as over SSH, with CommandFailed per failed instance' {
         $results = @($HostInstances | Invoke-MoltarCommand 'echo oops >&2; case $(uname -n) in *-web-*) exit 0;; *) exit 7;; esac' -Transport Ssm -ErrorAction SilentlyContinue -ErrorVariable failures)
         $results.Count | Should -Be 3
@@ -222,9 +230,10 @@ Describe 'Invoke-MoltarCommand -Transport Ssm' -Skip:([bool] $SkipReason) {
         $err.Exception.Message | Should -Match '-Tag @\{ Name'
     }
 
-    It 'sends nothing with -WhatIf' {
+    It 'shows the SendCommand requests with -WhatIf and sends nothing' {
         $HostInstances | Invoke-MoltarCommand 'touch /tmp/whatif' -Transport Ssm -WhatIf
-        Invoke-MoltarCommand 'touch /tmp/whatif' -Cluster web -Transport Ssm -WhatIf
+        $text = (Invoke-CleanPwsh "Import-Module '$ModulePath'; Set-Location '$Repo'; Invoke-MoltarCommand 'touch /tmp/whatif' -Environment production -Cluster web -Transport Ssm -ThrottleLimit 5 -WhatIf") -join "`n"
+        $text | Should -Match 'What if: .*SendCommand AWS-RunShellScript Targets=tag:Project=demo tag:Environment=production tag:Cluster=web MaxConcurrency=5 MaxErrors=100% executionTimeout=3600'
         @(Get-MoltarSandboxSsmRequest $Sandbox).Count | Should -Be 0
     }
 

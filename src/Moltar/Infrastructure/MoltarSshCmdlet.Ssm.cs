@@ -141,6 +141,12 @@ public abstract partial class MoltarSshCmdlet
                     break;
             }
         }
+        // The run's own task ends on the same stop token: the loop can end before it saw the stop.
+        if (StopToken.IsCancellationRequested)
+        {
+            run.CancelSent(TimeSpan.FromSeconds(15));
+            throw new PipelineStoppedException();
+        }
         WriteProgress(new ProgressRecord(1, activity, "done") { RecordType = ProgressRecordType.Completed });
         if (run.Failure is { } failure)
             ThrowFailure(failure);
