@@ -88,7 +88,7 @@ public sealed class SshConnection : IDisposable
         try
         {
             cmd = _client.CreateCommand(command, encoding);
-            execution = cmd.ExecuteAsync();
+            execution = cmd.ExecuteAsync(CancellationToken.None); // cancellation: Wait below, then Abort
         }
         catch (Exception e) when (e is SshException or ObjectDisposedException or InvalidOperationException or System.Net.Sockets.SocketException)
         {
