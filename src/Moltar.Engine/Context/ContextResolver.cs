@@ -121,7 +121,7 @@ public sealed class ContextResolver
             KnownHostsPath = knownHosts,
             StrictHostKeyChecking = hostKeyPolicy,
             TagNames = tagNames,
-            ProjectFile = project?.Paths.FirstOrDefault(),
+            ProjectFile = project is { Paths.Count: > 0 } ? project.Paths[0] : null,
             ProjectDirectory = project?.Directory,
             ProjectTrust = trust?.ToString(),
             IgnoredProjectSettings = ignored.ToArray(),

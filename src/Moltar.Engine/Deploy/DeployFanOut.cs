@@ -104,7 +104,7 @@ public static class DeployFanOut
             if (cut)
             {
                 truncated = true;
-                transcript.AppendLine($"[Moltar: this stream had {bytes} bytes; the first {maxOutputBytes} are kept above]");
+                transcript.AppendLine(System.Globalization.CultureInfo.CurrentCulture, $"[Moltar: this stream had {bytes} bytes; the first {maxOutputBytes} are kept above]");
             }
         }
 

@@ -2,7 +2,9 @@ using System.Text;
 
 namespace Moltar.Engine.Ssh;
 
+#pragma warning disable CA1711 // which output stream of a command (stdout, stderr): the name says what it is
 public enum ExecStream
+#pragma warning restore CA1711
 {
     Stdout,
     Stderr,

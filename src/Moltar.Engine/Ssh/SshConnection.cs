@@ -88,7 +88,7 @@ public sealed class SshConnection : IDisposable
         try
         {
             cmd = _client.CreateCommand(command, encoding);
-            execution = cmd.ExecuteAsync();
+            execution = cmd.ExecuteAsync(CancellationToken.None); // cancellation: Wait below, then Abort
         }
         catch (Exception e) when (e is SshException or ObjectDisposedException or InvalidOperationException or System.Net.Sockets.SocketException)
         {
@@ -128,7 +128,7 @@ public sealed class SshConnection : IDisposable
                 else
                 {
                     // End-of-file at once, so a command that reads stdin (cat, an apt prompt) does not wait forever.
-                    // SSH.NET only sends EOF after some input was written, hence the direct call.
+                    // SSH.NET's input stream sends EOF on Dispose only after some input was written, hence the direct call.
                     input.Dispose();
                     ChannelEof.Send(cmd);
                 }
@@ -533,10 +533,12 @@ public sealed class SftpConnection : IDisposable
 }
 
 /// <summary>
-/// Sends SSH_MSG_CHANNEL_EOF on a command's channel. SSH.NET 2026.0.0 sends EOF only when closing an input
-/// stream that had data written, and exposes no other way: the channel is reached by reflection. When a later
-/// SSH.NET lacks those members this fails loudly (SshLibraryIncompatible) rather than leave stdin open, where a
-/// command that reads it (cat, an apt prompt) would wait forever.
+/// Sends SSH_MSG_CHANNEL_EOF on a command's channel. SSH.NET (2026.0.1, the newest) sends EOF only when the stream of
+/// SshCommand.CreateInputStream() is disposed after data was written to it, and has no other public way: the
+/// channel is reached by reflection, the one place Moltar reaches into a library. When a later SSH.NET lacks those
+/// members this fails loudly (SshLibraryIncompatible) rather than leave stdin open, where a command that reads it
+/// (cat, an apt prompt) would wait forever; LibraryInternalsTests and ExecTests.Stdin_is_sent_then_end_of_file fail
+/// first when an upgrade changes them.
 /// </summary>
 internal static class ChannelEof
 {
@@ -588,6 +590,6 @@ internal static class ChannelEof
 
     internal static SshFailure Incompatible(string missing) => new(SshErrorIds.SshLibraryIncompatible,
         $"This SSH.NET ({typeof(SshCommand).Assembly.GetName().Version}) has no {missing}, which Moltar uses to end a command's standard " +
-        "input (SSH.NET has no public way to). The command was not run: it could wait forever for input. Moltar is built for SSH.NET 2026.0.0; " +
+        "input (SSH.NET has no public way to). The command was not run: it could wait forever for input. Moltar is built for SSH.NET 2026.0.1; " +
         "reinstall Moltar so it loads the SSH.NET it ships with.");
 }

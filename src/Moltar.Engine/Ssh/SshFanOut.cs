@@ -12,8 +12,10 @@ public static class SshFanOut
     /// Add targets, Complete(), then drain with TryTake/ReadAll on the pipeline thread.
     /// </summary>
     /// <remarks>liveOutput false: no Output events (nobody shows them); the outcome still keeps and counts the output.</remarks>
+#pragma warning disable CA1068 // liveOutput came later as an optional last argument; callers name it
     public static FanOutRunner<SshTarget, ExecOutcome> RunCommand(SshConnector connector, string command, ExecOptions? exec = null,
         FanOutOptions? options = null, CancellationToken cancellationToken = default, bool liveOutput = true)
+#pragma warning restore CA1068
     {
         exec ??= new ExecOptions();
         return new FanOutRunner<SshTarget, ExecOutcome>(ctx => RunOne(connector, ctx, command, exec, liveOutput), options, cancellationToken, IsFailure);

@@ -76,11 +76,11 @@ public sealed record SshOptions
     // The record's generated ToString would print the passphrase: list the members by hand, passphrase masked.
     private bool PrintMembers(System.Text.StringBuilder builder)
     {
-        builder.Append($"User = {User}, Port = {Port}, KeyFiles = [{string.Join(", ", KeyFiles)}], ");
-        builder.Append($"Passphrase = {(Passphrase is null ? "" : "***")}, JumpHost = {JumpHost}, ");
-        builder.Append($"StrictHostKeyChecking = {StrictHostKeyChecking}, DefaultStrictHostKeyChecking = {DefaultStrictHostKeyChecking}, StricterHostKeyChecking = {StricterHostKeyChecking}, KnownHostsPaths = [{string.Join(", ", KnownHostsPaths ?? Array.Empty<string>())}], ");
-        builder.Append($"ConfigPath = {ConfigPath}, ConnectTimeout = {ConnectTimeout}, ServerAliveInterval = {ServerAliveInterval}, ");
-        builder.Append($"UseAgent = {UseAgent}, AgentPath = {AgentPath}, KexAlgorithms = {KexAlgorithms}, Ciphers = {Ciphers}");
+        builder.Append(System.Globalization.CultureInfo.InvariantCulture, $"User = {User}, Port = {Port}, KeyFiles = [{string.Join(", ", KeyFiles)}], ");
+        builder.Append(System.Globalization.CultureInfo.InvariantCulture, $"Passphrase = {(Passphrase is null ? "" : "***")}, JumpHost = {JumpHost}, ");
+        builder.Append(System.Globalization.CultureInfo.InvariantCulture, $"StrictHostKeyChecking = {StrictHostKeyChecking}, DefaultStrictHostKeyChecking = {DefaultStrictHostKeyChecking}, StricterHostKeyChecking = {StricterHostKeyChecking}, KnownHostsPaths = [{string.Join(", ", KnownHostsPaths ?? Array.Empty<string>())}], ");
+        builder.Append(System.Globalization.CultureInfo.InvariantCulture, $"ConfigPath = {ConfigPath}, ConnectTimeout = {ConnectTimeout}, ServerAliveInterval = {ServerAliveInterval}, ");
+        builder.Append(System.Globalization.CultureInfo.InvariantCulture, $"UseAgent = {UseAgent}, AgentPath = {AgentPath}, KexAlgorithms = {KexAlgorithms}, Ciphers = {Ciphers}");
         return true;
     }
 }

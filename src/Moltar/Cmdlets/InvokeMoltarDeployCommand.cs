@@ -246,11 +246,11 @@ public sealed class InvokeMoltarDeployCommand : MoltarSshCmdlet
     private bool Approve(IReadOnlyList<HostWork> batch, int index, int count, DeployRequest request, SshConnector connector, MoltarContext context)
     {
         var description = new StringBuilder();
-        description.Append($"Deploying {request.Describe()}, batch {index + 1} of {count}, to {batch.Count} instance(s):");
+        description.Append(System.Globalization.CultureInfo.CurrentCulture, $"Deploying {request.Describe()}, batch {index + 1} of {count}, to {batch.Count} instance(s):");
         foreach (var work in batch)
         {
             string user = connector.Resolve(work.Target).User;
-            description.AppendLine().Append($"  {work.Target} as {user}:");
+            description.AppendLine().Append(System.Globalization.CultureInfo.CurrentCulture, $"  {work.Target} as {user}:");
             foreach (var step in DeployPlan.For(request, user))
                 description.AppendLine().Append("    ").Append(step.Command);
         }

@@ -295,7 +295,7 @@ public abstract class MoltarSshCmdlet : MoltarAwsCmdlet
         Drain(runner, activity, quiet, e =>
         {
             var errors = completed(e);
-            tally.Add(e, errors.FirstOrDefault()?.FullyQualifiedErrorId, work[e.Index].Origin);
+            tally.Add(e, errors.Count > 0 ? errors[0].FullyQualifiedErrorId : null, work[e.Index].Origin);
             // Under Stop the failed hosts are named by the one terminating error at the end.
             if (!stopOnError)
             {
