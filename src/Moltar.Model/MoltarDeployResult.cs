@@ -35,3 +35,12 @@ public sealed class MoltarDeployResult
     public override string ToString() =>
         $"{HostLabel.Of(Name, InstanceId, Address)}: {(Succeeded ? string.Join(", ", InstalledVersions.Select(v => $"{v.Key}={v.Value}")) : ErrorId ?? Status)}";
 }
+
+/// <summary>A deploy result's Status.</summary>
+public static class DeployStatus
+{
+    public const string Succeeded = "Succeeded";
+    public const string Failed = "Failed";
+    /// <summary>Skipped after -MaxFailures was exceeded.</summary>
+    public const string NotStarted = "NotStarted";
+}

@@ -13,6 +13,14 @@ public static class DeployHook
     public const string AfterDeployFile = ".moltar-after-deploy";
     public const string FailedDeployFile = ".moltar-failed-deploy";
 
+    /// <summary>The hook file for a deploy's outcome.</summary>
+    public static string FileFor(DeployHookKind hook) => hook switch
+    {
+        DeployHookKind.AfterDeploy => AfterDeployFile,
+        DeployHookKind.FailedDeploy => FailedDeployFile,
+        _ => throw new ArgumentOutOfRangeException(nameof(hook), hook, "No hook file runs for this outcome."),
+    };
+
     /// <summary>The hook file's path when it exists in <paramref name="projectDirectory"/>; null otherwise.</summary>
     public static string? Find(string? projectDirectory, string fileName)
     {
