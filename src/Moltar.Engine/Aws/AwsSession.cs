@@ -125,7 +125,7 @@ public sealed class AwsSession
         }
 
         var profileSetting = context.Settings.FirstOrDefault(s => s.Name == "ProfileName");
-        if (context.ProfileName is not null && profileSetting?.Source == "Parameter")
+        if (context.ProfileName is not null && profileSetting?.Source == SettingSource.Parameter)
             return FromProfile(store, context, new[] { context.ProfileName }, $"profile '{context.ProfileName}' (Parameter)");
 
         // AWS.Tools' session default (Set-AWSCredential) comes after the call's own parameters, as in AWS.Tools cmdlets.
@@ -133,7 +133,7 @@ public sealed class AwsSession
             return (storedCredentials.Credentials, storedCredentials.Source, null);
 
         if (context.ProfileName is not null)
-            return FromProfile(store, context, new[] { context.ProfileName }, $"profile '{context.ProfileName}' ({profileSetting?.Source})");
+            return FromProfile(store, context, new[] { context.ProfileName }, $"profile '{context.ProfileName}' ({profileSetting?.SourceText})");
 
         string? accessKey = NonEmpty(environment("AWS_ACCESS_KEY_ID"));
         string? secretKey = NonEmpty(environment("AWS_SECRET_ACCESS_KEY"));
@@ -219,14 +219,14 @@ public sealed class AwsSession
                                                           string? storedRegion)
     {
         var setting = context.Settings.FirstOrDefault(s => s.Name == "Region");
-        bool explicitRegion = setting is not null && (setting.Source == "Parameter" || setting.Source.StartsWith("Environment", StringComparison.Ordinal));
-        if (setting?.Source == "Parameter")
-            return (RegionEndpoint.GetBySystemName(context.Region!), setting.Source);
+        bool explicitRegion = setting?.Source is SettingSource.Parameter or SettingSource.Environment;
+        if (setting?.Source == SettingSource.Parameter)
+            return (RegionEndpoint.GetBySystemName(context.Region!), setting.SourceText);
         // AWS.Tools' session default (Set-DefaultAWSRegion) after the call's own -Region, as in AWS.Tools cmdlets.
         if (NonEmpty(storedRegion) is { } stored)
             return (RegionEndpoint.GetBySystemName(stored), "$StoredAWSRegion (Set-DefaultAWSRegion)");
         if (explicitRegion)
-            return (RegionEndpoint.GetBySystemName(context.Region!), setting!.Source);
+            return (RegionEndpoint.GetBySystemName(context.Region!), setting!.SourceText);
         foreach (var variable in new[] { "AWS_REGION", "AWS_DEFAULT_REGION" })
         {
             string? value = NonEmpty(environment(variable));
@@ -234,7 +234,7 @@ public sealed class AwsSession
                 return (RegionEndpoint.GetBySystemName(value), $"Environment {variable}");
         }
         if (context.Region is not null)
-            return (RegionEndpoint.GetBySystemName(context.Region), setting!.Source);
+            return (RegionEndpoint.GetBySystemName(context.Region), setting!.SourceText);
         if (profile?.Region is not null)
             return (profile.Region, $"profile '{profile.Name}'");
         // Last: the region of the EC2 instance this runs on (the SDK reads its identity document over IMDSv2).

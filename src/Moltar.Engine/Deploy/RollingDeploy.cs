@@ -87,7 +87,7 @@ public sealed class RollingDeployReport
         (Declined > 0 ? $", {Declined} declined" : "") +
         $" ({BatchCount} batch{(BatchCount == 1 ? "" : "es")}, {elapsed.TotalSeconds:0.0} s).";
 
-    private IEnumerable<string> Labels(string status) =>
+    private IEnumerable<string> Labels(DeployStatus status) =>
         Results.Where(r => r.Status == status).Select(r => DeployHook.HostToken(r.Name, r.Address, r.InstanceId) ?? "?");
 }
 
@@ -206,7 +206,7 @@ public sealed class RollingDeploy
             "Not started: an earlier batch had more failures than -MaxFailures allows.", DateTimeOffset.Now, TimeSpan.Zero);
 
     /// <summary>The one place a MoltarDeployResult is made.</summary>
-    private MoltarDeployResult Result(SshTarget target, int batch, string status, string? errorId, string error, DateTimeOffset start,
+    private MoltarDeployResult Result(SshTarget target, int batch, DeployStatus status, string? errorId, string error, DateTimeOffset start,
                                       TimeSpan duration, DeployOutcome? outcome = null) => new()
     {
         InstanceId = target.InstanceId,

@@ -161,10 +161,10 @@ public sealed class InstanceDiscovery
         };
     }
 
-    public static string? ChooseAddress(string addressType, string? publicIp, string? privateIp) => addressType switch
+    public static string? ChooseAddress(AddressType addressType, string? publicIp, string? privateIp) => addressType switch
     {
-        "Public" => publicIp,
-        "Private" => privateIp,
+        AddressType.Public => publicIp,
+        AddressType.Private => privateIp,
         _ => publicIp ?? privateIp,
     };
 

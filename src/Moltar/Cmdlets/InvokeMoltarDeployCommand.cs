@@ -127,14 +127,10 @@ public sealed class InvokeMoltarDeployCommand : MoltarSshCmdlet
         }
     }
 
-    private static string PackageSource(MoltarContext context)
-    {
-        string source = context.Settings.FirstOrDefault(s => s.Name == "Packages")?.Source ?? "";
-        if (source == "Parameter") return "-Package";
-        if (source.StartsWith("Environment ", StringComparison.Ordinal)) return source["Environment ".Length..];
-        if (source.StartsWith("ProjectFile ", StringComparison.Ordinal)) return source["ProjectFile ".Length..];
-        return source.Length == 0 ? "-Package" : source;
-    }
+    /// <summary>How a bad package name's message names where it came from: -Package, the variable, or the project's file(s).</summary>
+    private static string PackageSource(MoltarContext context) =>
+        context.Settings.FirstOrDefault(s => s.Name == "Packages") is { Source: SettingSource.Environment or SettingSource.ProjectFile, SourceDetail: { } detail }
+            ? detail : "-Package";
 
     /// <summary>Piped instances must carry every package in their Packages tag, unless -Force (then a warning each).</summary>
     private void CheckPackageTags(IReadOnlyList<HostWork> targets, DeployRequest request, MoltarContext context)
