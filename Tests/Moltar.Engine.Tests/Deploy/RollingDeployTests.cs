@@ -27,8 +27,8 @@ public class RollingDeployTests
 
     private static DeployOutcome Broken(string errorId = DeployErrorIds.DeployFailed) => new()
     {
-        ErrorId = errorId,
-        ErrorMessage = "web: apt-get install failed (exit 100): E: broken",
+        Failure = new MoltarFailure(errorId, errorId == SshErrorIds.Timeout ? FailureCategory.OperationTimeout : FailureCategory.InvalidResult,
+            "web: apt-get install failed (exit 100): E: broken", "127.0.21.9"),
         Error = "web: apt-get install failed (exit 100): E: broken\nE: broken",
         StartTime = DateTimeOffset.Now,
         Duration = TimeSpan.FromSeconds(1),
@@ -130,7 +130,7 @@ public class RollingDeployTests
         });
         var failed = report.Hosts[1];
         Assert.Equal(DeployErrorIds.DeployFailed, failed.Result.ErrorId);
-        Assert.Equal(DeployErrorIds.DeployFailed, Assert.IsAssignableFrom<MoltarException>(failed.Failure).ErrorId);
+        Assert.Same(script.Outcomes["web2"].Failure, failed.Failure);
         Assert.Equal(Broken().Error, failed.Result.Error);
         Assert.Equal((1, 1, 4), (report.Succeeded, report.Failed, report.NotStarted));
         Assert.Equal(DeployHookKind.FailedDeploy, report.Hook);
@@ -170,12 +170,31 @@ public class RollingDeployTests
         Assert.Equal(SshErrorIds.AuthenticationFailed, unreachable.Result.ErrorId);
         Assert.Equal("web1: no key was accepted", unreachable.Result.Error);
         Assert.Equal(TimeSpan.FromSeconds(3), unreachable.Result.Duration);
-        Assert.Same(script.Errors["web1"], unreachable.Failure);
+        Assert.Equal((SshErrorIds.AuthenticationFailed, FailureCategory.AuthenticationError, "127.0.21.1"),
+                     (unreachable.Failure!.ErrorId, unreachable.Failure.Category, unreachable.Failure.Host));
+        Assert.Same(script.Errors["web1"], unreachable.Failure.Exception);
 
-        var timedOut = Assert.IsType<SshFailure>(report.Hosts[1].Failure);
-        Assert.Equal(SshErrorIds.Timeout, timedOut.ErrorId);
-        Assert.Equal("127.0.21.2", timedOut.Host);
+        var timedOut = report.Hosts[1].Failure!;
+        Assert.Equal((SshErrorIds.Timeout, FailureCategory.OperationTimeout), (timedOut.ErrorId, timedOut.Category));
         Assert.Equal((1, 2), (report.Succeeded, report.Failed));
+        Assert.Equal(DeployHookKind.FailedDeploy, report.Hook);
+    }
+
+    [Fact]
+    public void ABugOnOneHostIsUnexpectedWithItsExceptionNotAConnectionError()
+    {
+        var script = new Script();
+        var bug = new NullReferenceException("Object reference not set to an instance of an object.");
+        script.Errors["web2"] = bug;
+        var report = new RollingDeploy(Request, Hosts(2), batchSize: 2, maxFailures: 0).Run(script.Steps())!;
+
+        var host = report.Hosts[1];
+        Assert.Equal(DeployStatus.Failed, host.Result.Status);
+        Assert.Equal(MoltarErrorIds.Unexpected, host.Result.ErrorId);
+        Assert.Equal(MoltarErrorIds.Unexpected, host.Failure!.ErrorId);
+        Assert.Equal(FailureCategory.NotSpecified, host.Failure.Category);
+        Assert.Same(bug, host.Failure.Exception);
+        Assert.Contains("bug in Moltar", host.Failure.Message);
         Assert.Equal(DeployHookKind.FailedDeploy, report.Hook);
     }
 

@@ -68,7 +68,7 @@ public sealed class AwsSession
         {
             string serial = assumeRole.Options.MfaSerialNumber;
             assumeRole.Options.MfaTokenCodeCallback = mfaCode is null
-                ? () => throw new MoltarException("MfaRequired", "AuthenticationError",
+                ? () => throw new MoltarException("MfaRequired", FailureCategory.AuthenticationError,
                     $"The profile '{profile?.Name}' assumes a role that needs an MFA code ({serial}), and this session cannot ask for one. " +
                     "Run the command interactively once, or use credentials that need no MFA for scheduled tasks.")
                 : () => mfaCode(serial);
@@ -96,7 +96,7 @@ public sealed class AwsSession
                 if (inner is MoltarException own)
                     throw own;
             }
-            throw new MoltarException("CredentialsUnavailable", "AuthenticationError",
+            throw new MoltarException("CredentialsUnavailable", FailureCategory.AuthenticationError,
                 $"AWS credentials from {CredentialSource} could not be obtained: {e.Message}", e);
         }
     }
@@ -176,12 +176,12 @@ public sealed class AwsSession
         if (!string.IsNullOrWhiteSpace(context.Project))
         {
             var names = ProfileCandidates(context.Project!);
-            throw new MoltarException("ProfileNotFound", "ObjectNotFound",
+            throw new MoltarException("ProfileNotFound", FailureCategory.ObjectNotFound,
                 $"No AWS profile named '{string.Join("', '", names)}' for the profile of project '{context.Project}' was found in {ProfileFiles(context)}, " +
                 $"and this machine gives no role credentials. Tried: {triedText}. " +
                 $"Add the profile (aws configure --profile {names[names.Count > 1 ? 1 : 0]}), or name another with -ProfileName or MOLTAR_PROFILE.");
         }
-        throw new MoltarException("CredentialsNotFound", "AuthenticationError",
+        throw new MoltarException("CredentialsNotFound", FailureCategory.AuthenticationError,
             $"No AWS credentials were found. Tried: {triedText}. Run 'aws configure', give -ProfileName, or run where a role gives credentials.");
     }
 
@@ -205,12 +205,12 @@ public sealed class AwsSession
             }
             catch (Exception e) when (e is not MoltarException)
             {
-                throw new MoltarException("ProfileInvalid", "InvalidData",
+                throw new MoltarException("ProfileInvalid", FailureCategory.InvalidData,
                     $"The AWS profile '{profile.Name}' in {ProfileFiles(context)} cannot give credentials: {e.Message}", e);
             }
         }
         string tried = string.Join("', '", names);
-        throw new MoltarException("ProfileNotFound", "ObjectNotFound",
+        throw new MoltarException("ProfileNotFound", FailureCategory.ObjectNotFound,
             $"No AWS profile named '{tried}' for {description} was found in {ProfileFiles(context)}. " +
             $"Add it (aws configure --profile {names[names.Count > 1 ? 1 : 0]}), or name another with -ProfileName or MOLTAR_PROFILE.");
     }
@@ -240,7 +240,7 @@ public sealed class AwsSession
         // Last: the region of the EC2 instance this runs on (the SDK reads its identity document over IMDSv2).
         if (RoleCredentials.InstanceRegion(environment) is { } instanceRegion)
             return (instanceRegion, $"the EC2 instance's region (instance metadata at {RoleCredentials.MetadataEndpoint(environment)})");
-        throw new MoltarException("RegionNotFound", "InvalidArgument",
+        throw new MoltarException("RegionNotFound", FailureCategory.InvalidArgument,
             "No AWS region is set. Give -Region, set AWS_REGION (or MOLTAR_REGION), put Region = 'eu-west-1' in .moltar.psd1, " +
             $"or add region = ... to the profile in {ProfileFiles(context)}" +
             (RoleCredentials.MetadataDisabled(environment) ? "." : "; the EC2 instance metadata gave none."));

@@ -85,7 +85,7 @@ public static class DeployHook
     {
         if (!OperatingSystem.IsWindows() && (File.GetUnixFileMode(path) & (UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute)) == 0)
         {
-            throw new MoltarException(DeployErrorIds.HookFailed, "PermissionDenied",
+            throw new MoltarException(DeployErrorIds.HookFailed, FailureCategory.PermissionDenied,
                 $"The deploy hook '{path}' is not executable; make it so (chmod +x {Path.GetFileName(path)}) or remove it.");
         }
 
@@ -107,7 +107,7 @@ public static class DeployHook
         }
         catch (Exception e) when (e is Win32Exception or InvalidOperationException)
         {
-            throw new MoltarException(DeployErrorIds.HookFailed, "InvalidOperation",
+            throw new MoltarException(DeployErrorIds.HookFailed, FailureCategory.InvalidOperation,
                 $"The deploy hook '{path}' could not be started: {e.Message}. A hook is an executable file (a script needs a #! line).", e);
         }
 

@@ -11,7 +11,7 @@ public sealed record DeployBatch(int Number, int BatchCount, IReadOnlyList<SshTa
 }
 
 /// <summary>One host's end in a rolling deploy: its result, its position among the selected hosts, and the failure (null on success).</summary>
-public sealed record DeployedHost(MoltarDeployResult Result, int Position, SshTarget Target, Exception? Failure);
+public sealed record DeployedHost(MoltarDeployResult Result, int Position, SshTarget Target, MoltarFailure? Failure);
 
 /// <summary>Which of the project's hooks (file and script block) runs at the end of a deploy.</summary>
 public enum DeployHookKind
@@ -187,18 +187,14 @@ public sealed class RollingDeploy
     {
         var target = batch.Targets[completed.Index];
         int position = batch.FirstPosition + completed.Index;
+        var failure = SshFanOut.FailureOf(completed, outcome => outcome.Failure);
         if (completed.Error is null && completed.Result is { } outcome)
         {
-            Exception? failure = outcome.Succeeded ? null
-                : outcome.ErrorId is SshErrorIds.Timeout or SshErrorIds.ConnectionLost
-                    ? new SshFailure(outcome.ErrorId, outcome.ErrorMessage!, target.Address)
-                    : new MoltarException(outcome.ErrorId!, "InvalidResult", outcome.ErrorMessage!);
             return new DeployedHost(Result(target, batch.Number, outcome.Succeeded ? DeployStatus.Succeeded : DeployStatus.Failed, outcome.ErrorId, outcome.Error,
                 outcome.StartTime, outcome.Duration, outcome), position, target, failure);
         }
-        var error = completed.Error;
-        return new DeployedHost(Result(target, batch.Number, DeployStatus.Failed, SshFanOut.ErrorIdOf(error), error?.Message ?? "",
-            DateTimeOffset.Now - completed.Duration, completed.Duration), position, target, error);
+        return new DeployedHost(Result(target, batch.Number, DeployStatus.Failed, failure?.ErrorId ?? "", failure?.Message ?? "",
+            DateTimeOffset.Now - completed.Duration, completed.Duration), position, target, failure);
     }
 
     private MoltarDeployResult NotStartedResult(SshTarget target, int batch) =>

@@ -102,7 +102,7 @@ public sealed class InvokeMoltarDeployCommand : MoltarSshCmdlet
             // The batch runs to its end (every host finishes) before any of its errors is written.
             BatchFinished = (_, failed) =>
             {
-                var batchErrors = failed.Select(host => InvokeMoltarCommandCommand.HostError(host.Failure!, host.Target, targets[host.Position].Origin));
+                var batchErrors = failed.Select(host => HostError(host.Failure!, host.Target, targets[host.Position].Origin));
                 if (deferErrors)
                     errors.AddRange(batchErrors);
                 else

@@ -267,6 +267,18 @@ public abstract class MoltarSshCmdlet : MoltarAwsCmdlet
         if (entry.Level == SshLogLevel.Warning) PostWarning(text); else PostVerbose(text);
     }
 
+    /// <summary>
+    /// A host's non-terminating error from the engine's failure value: its id and category as they were made, the
+    /// message naming the host, the object the user gave as target.
+    /// </summary>
+    protected static ErrorRecord HostError(MoltarFailure failure, SshTarget target, object origin)
+    {
+        string message = failure.Message.Contains(target.DisplayName, StringComparison.Ordinal)
+            ? failure.Message
+            : $"{target}: {failure.Message}";
+        return new ErrorRecord(new MoltarHostException(message, failure), failure.ErrorId, CategoryOf(failure.Category), origin);
+    }
+
     /// <summary>Whether -ErrorAction (or the caller's $ErrorActionPreference) is Stop: the first WriteError would end the call.</summary>
     protected bool ErrorActionIsStop()
     {
