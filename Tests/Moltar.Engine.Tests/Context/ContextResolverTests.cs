@@ -40,7 +40,7 @@ public sealed class ContextResolverTests : IDisposable
         Assert.Equal("shop", context.Project);
         Assert.Equal("deploy", context.User);
         Assert.Equal(_root, context.ProjectDirectory);
-        Assert.Contains(context.Settings, s => s.Name == "Project" && s.Source.StartsWith("ProjectFile"));
+        Assert.Contains(context.Settings, s => s.Name == "Project" && s.Source == SettingSource.ProjectFile && s.SourceText == "ProjectFile " + s.SourceDetail);
     }
 
     [Fact]
@@ -56,10 +56,11 @@ public sealed class ContextResolverTests : IDisposable
         Assert.Equal("env-region", context.Region);
         Assert.Equal("file-user", context.User);
         Assert.Equal(4, context.ThrottleLimit);
-        Assert.Equal("AcceptNew", context.StrictHostKeyChecking);
-        Assert.Equal("Parameter", context.Settings.Single(s => s.Name == "Project").Source);
-        Assert.Equal("Environment MOLTAR_REGION", context.Settings.Single(s => s.Name == "Region").Source);
-        Assert.Equal("Default", context.Settings.Single(s => s.Name == "StrictHostKeyChecking").Source);
+        Assert.Equal(StrictHostKeyChecking.AcceptNew, context.StrictHostKeyChecking);
+        Assert.Equal(SettingSource.Parameter, context.Settings.Single(s => s.Name == "Project").Source);
+        var region = context.Settings.Single(s => s.Name == "Region");
+        Assert.Equal((SettingSource.Environment, "MOLTAR_REGION", "Environment MOLTAR_REGION"), (region.Source, region.SourceDetail, region.SourceText));
+        Assert.Equal(SettingSource.Default, context.Settings.Single(s => s.Name == "StrictHostKeyChecking").Source);
     }
 
     [Fact]
@@ -154,7 +155,7 @@ public sealed class ContextResolverTests : IDisposable
         Assert.Null(context.ProjectFile);
         Assert.Null(context.Project);
         Assert.Equal(32, context.ThrottleLimit);
-        Assert.Equal("Auto", context.AddressType);
+        Assert.Equal(AddressType.Auto, context.AddressType);
     }
 
     [Fact]
@@ -174,8 +175,8 @@ public sealed class ContextResolverTests : IDisposable
         Assert.Null(context.KeyFile);
         Assert.Null(context.KnownHostsPath);
         Assert.Null(context.JumpHost);
-        Assert.Equal("AcceptNew", context.StrictHostKeyChecking);
-        Assert.Equal("Default", context.Settings.Single(s => s.Name == "StrictHostKeyChecking").Source);
+        Assert.Equal(StrictHostKeyChecking.AcceptNew, context.StrictHostKeyChecking);
+        Assert.Equal(SettingSource.Default, context.Settings.Single(s => s.Name == "StrictHostKeyChecking").Source);
         Assert.Equal(ProjectFile.TrustedOnlyKeys.OrderBy(k => k), context.IgnoredProjectSettings.OrderBy(k => k));
         var warning = Assert.Single(context.Warnings);
         Assert.Contains(file, warning);

@@ -22,10 +22,10 @@ public sealed class DeployOutcome
     public bool Truncated { get; init; }
     /// <summary>Why it failed and the failing step's stderr; empty on success.</summary>
     public string Error { get; init; } = "";
-    /// <summary>Null on success; DeployFailed, VerifyFailed, Timeout or ConnectionLost.</summary>
-    public string? ErrorId { get; init; }
-    /// <summary>A sentence naming the host and what failed; null on success.</summary>
-    public string? ErrorMessage { get; init; }
+    /// <summary>Null on success; DeployFailed, VerifyFailed, Timeout or ConnectionLost, with a sentence naming the host and what failed.</summary>
+    public MoltarFailure? Failure { get; init; }
+    public string? ErrorId => Failure?.ErrorId;
+    public string? ErrorMessage => Failure?.Message;
     public DateTimeOffset StartTime { get; init; }
     public TimeSpan Duration { get; init; }
     public bool Succeeded => ErrorId is null;
@@ -117,7 +117,7 @@ public static class DeployFanOut
         if (request.Version is { } pinned)
             foreach (var package in request.Packages) expected[package] = pinned;
 
-        DeployOutcome Finish(string? errorId = null, string? message = null, string? detail = null) => new()
+        DeployOutcome Finish(MoltarFailure? failure = null, string? detail = null) => new()
         {
             User = user,
             PreviousVersions = previous,
@@ -125,12 +125,13 @@ public static class DeployFanOut
             ExpectedVersions = expected,
             Output = transcript.ToString(),
             Truncated = truncated,
-            Error = errorId is null ? "" : message + (string.IsNullOrWhiteSpace(detail) ? "" : Environment.NewLine + detail!.TrimEnd()),
-            ErrorId = errorId,
-            ErrorMessage = message,
+            Error = failure is null ? "" : failure.Message + (string.IsNullOrWhiteSpace(detail) ? "" : Environment.NewLine + detail!.TrimEnd()),
+            Failure = failure,
             StartTime = start,
             Duration = clock.Elapsed,
         };
+
+        MoltarFailure Failed(string errorId, string message) => new(errorId, FailureCategory.InvalidResult, message, target.Address);
 
         foreach (var step in steps)
         {
@@ -144,7 +145,7 @@ public static class DeployFanOut
 
             // The connection itself failed: keep the SSH engine's id (Timeout, ConnectionLost).
             if (outcome.ErrorId is SshErrorIds.Timeout or SshErrorIds.ConnectionLost)
-                return Finish(outcome.ErrorId, $"{target.DisplayName}: {Describe(step.Kind)} did not complete: {outcome.ErrorMessage}", outcome.Stderr);
+                return Finish(outcome.Failure! with { Message = $"{target.DisplayName}: {Describe(step.Kind)} did not complete: {outcome.ErrorMessage}" }, outcome.Stderr);
 
             switch (step.Kind)
             {
@@ -152,7 +153,7 @@ public static class DeployFanOut
                 case DeployStepKind.Verify:
                     // Exit 1: some package is unknown to dpkg (not installed); that is an answer, not a failure.
                     if (outcome.ExitCode is not (0 or 1))
-                        return Finish(DeployErrorIds.DeployFailed, $"{target.DisplayName}: dpkg-query failed ({ExitText(outcome)}); is this a Debian or Ubuntu host?", outcome.Stderr);
+                        return Finish(Failed(DeployErrorIds.DeployFailed, $"{target.DisplayName}: dpkg-query failed ({ExitText(outcome)}); is this a Debian or Ubuntu host?"), outcome.Stderr);
                     var states = DeployVerification.ParseDpkgQuery(outcome.Stdout);
                     var versions = DeployVerification.InstalledVersions(request.Packages, states);
                     if (step.Kind == DeployStepKind.Previous)
@@ -163,15 +164,15 @@ public static class DeployFanOut
                     installed = versions;
                     var problems = DeployVerification.Problems(request.Packages, expected, states);
                     if (problems.Count > 0)
-                        return Finish(DeployErrorIds.VerifyFailed, $"{target.DisplayName}: apt-get succeeded but dpkg says {string.Join("; ", problems)}.");
+                        return Finish(Failed(DeployErrorIds.VerifyFailed, $"{target.DisplayName}: apt-get succeeded but dpkg says {string.Join("; ", problems)}."));
                     break;
 
                 case DeployStepKind.Policy:
                     if (outcome.ExitCode != 0)
-                        return Finish(DeployErrorIds.DeployFailed, $"{target.DisplayName}: apt-cache policy failed ({ExitText(outcome)}).", outcome.Stderr);
+                        return Finish(Failed(DeployErrorIds.DeployFailed, $"{target.DisplayName}: apt-cache policy failed ({ExitText(outcome)})."), outcome.Stderr);
                     var missing = DeployVerification.Expected(request, DeployVerification.ParseCandidates(outcome.Stdout), out expected);
                     if (missing.Count > 0)
-                        return Finish(DeployErrorIds.DeployFailed, $"{target.DisplayName}: {string.Join("; ", missing)}. Nothing was installed.");
+                        return Finish(Failed(DeployErrorIds.DeployFailed, $"{target.DisplayName}: {string.Join("; ", missing)}. Nothing was installed."));
                     break;
 
                 default:
@@ -187,8 +188,7 @@ public static class DeployFanOut
                                 installed = DeployVerification.InstalledVersions(request.Packages, DeployVerification.ParseDpkgQuery(after.Stdout));
                         }
                         // Half-installed packages, held packages, a missing version: apt explains on stderr ("E: ...").
-                        return Finish(DeployErrorIds.DeployFailed,
-                            $"{target.DisplayName}: {Describe(step.Kind)} failed ({ExitText(outcome)}){FirstError(outcome.Stderr)}", outcome.Stderr);
+                        return Finish(Failed(DeployErrorIds.DeployFailed, $"{target.DisplayName}: {Describe(step.Kind)} failed ({ExitText(outcome)}){FirstError(outcome.Stderr)}"), outcome.Stderr);
                     }
                     break;
             }

@@ -197,8 +197,7 @@ public sealed class SshConnection : IDisposable
                 LinesNotShown = stdout.LinesNotShown + stderr.LinesNotShown,
                 StartTime = start,
                 Duration = clock.Elapsed,
-                ErrorId = errorId,
-                ErrorMessage = message,
+                Failure = SshFailure.ValueOf(errorId, message, Target.Address),
             };
         }
     }
@@ -365,8 +364,7 @@ public sealed class SshConnection : IDisposable
                 LinesNotShown = output.LinesNotShown,
                 StartTime = start,
                 Duration = clock.Elapsed,
-                ErrorId = errorId,
-                ErrorMessage = message,
+                Failure = SshFailure.ValueOf(errorId, message, Target.Address),
             };
         }
     }
@@ -404,11 +402,10 @@ public sealed class SshConnection : IDisposable
             Command = command,
             StartTime = start,
             Duration = clock.Elapsed,
-            ErrorId = lost ? SshErrorIds.ConnectionLost : SshErrorIds.CommandFailed,
             Started = false,
-            ErrorMessage = lost
+            Failure = SshFailure.ValueOf(lost ? SshErrorIds.ConnectionLost : SshErrorIds.CommandFailed, lost
                 ? $"The connection to {Target.DisplayName} was lost before the command started: {e.Message}"
-                : $"The command could not be started on {Target.DisplayName}: {e.Message}",
+                : $"The command could not be started on {Target.DisplayName}: {e.Message}", Target.Address),
         };
     }
 

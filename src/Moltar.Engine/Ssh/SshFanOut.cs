@@ -134,7 +134,7 @@ public static class SshFanOut
             };
         }
 
-        var failure = completed.Error;
+        var failure = FailureOf(completed);
         return new MoltarCommandResult
         {
             InstanceId = target.InstanceId,
@@ -143,39 +143,25 @@ public static class SshFanOut
             Command = command,
             Succeeded = false,
             Error = failure?.Message ?? "",
-            ErrorId = ErrorIdOf(failure),
+            ErrorId = failure?.ErrorId ?? "",
             StartTime = DateTimeOffset.Now - completed.Duration,
             Duration = completed.Duration,
         };
     }
 
     /// <summary>
-    /// The exception for a failed item's ErrorRecord: the SshFailure that stopped it, or one made from the
-    /// outcome's ErrorId and message. Null when the item succeeded.
+    /// A finished item's failure, for its result and its ErrorRecord: what stopped the host (MoltarFailure.Of: an
+    /// unexpected exception is Unexpected, never a network error), else the outcome's own. Null when it succeeded.
     /// </summary>
-    public static Exception? FailureOf(FanOutEvent<SshTarget, ExecOutcome> completed)
+    public static MoltarFailure? FailureOf<TResult>(FanOutEvent<SshTarget, TResult> completed, Func<TResult, MoltarFailure?> outcomeFailure)
     {
         if (completed.Error is not null)
         {
-            return completed.Error;
+            return MoltarFailure.Of(completed.Error, completed.Item?.Address);
         }
-
-        var outcome = completed.Result;
-        if (outcome is null || outcome.Succeeded)
-        {
-            return null;
-        }
-
-        return new SshFailure(outcome.ErrorId!, outcome.ErrorMessage ?? outcome.ErrorId!, completed.Item?.Address);
+        return completed.Result is { } outcome ? outcomeFailure(outcome) : null;
     }
 
-    /// <summary>Stable id for an exception: its ErrorId, "Cancelled", "Skipped", else "ConnectFailed".</summary>
-    public static string ErrorIdOf(Exception? error) => error switch
-    {
-        null => "",
-        MoltarException m => m.ErrorId,
-        OperationCanceledException => "Cancelled",
-        FanOutSkippedException => "Skipped",
-        _ => SshErrorIds.ConnectFailed,
-    };
+    /// <summary>A finished command's failure (see the generic FailureOf); null when it succeeded.</summary>
+    public static MoltarFailure? FailureOf(FanOutEvent<SshTarget, ExecOutcome> completed) => FailureOf(completed, outcome => outcome.Failure);
 }

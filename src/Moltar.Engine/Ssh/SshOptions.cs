@@ -1,16 +1,5 @@
 namespace Moltar.Engine.Ssh;
 
-/// <summary>OpenSSH's StrictHostKeyChecking policies (ask is treated as Yes: nobody is there to answer).</summary>
-public enum StrictHostKeyChecking
-{
-    /// <summary>Unknown hosts are refused (HostKeyUnknown); changed keys are refused (HostKeyMismatch).</summary>
-    Yes,
-    /// <summary>Unknown hosts are added to the user's known_hosts; changed keys are refused.</summary>
-    AcceptNew,
-    /// <summary>Host keys are not checked at all (a warning says so).</summary>
-    No,
-}
-
 public enum SshLogLevel
 {
     Verbose,

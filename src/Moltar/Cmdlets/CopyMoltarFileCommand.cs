@@ -102,7 +102,7 @@ public sealed class CopyMoltarFileCommand : MoltarSshCmdlet
             }
             var failures = CopyFanOut.FailuresOf(completed);
             if (failures.Count > 0) hostsFailed++;
-            return failures.Select(failure => InvokeMoltarCommandCommand.HostError(failure, completed.Item!, approved[completed.Index].Origin)).ToList();
+            return failures.Select(failure => HostError(failure, completed.Item!, approved[completed.Index].Origin)).ToList();
         },
         (done, total, _) =>
         {

@@ -171,7 +171,7 @@ public sealed class EnterMoltarInstanceCommand : MoltarSshCmdlet
         if (instance.Address is null)
         {
             ThrowTerminatingError(new ErrorRecord(new InvalidOperationException(
-                $"{instance.DisplayName} has no {(context.AddressType == "Auto" ? "" : context.AddressType.ToLowerInvariant() + " ")}IP address to connect to. Try -AddressType Private or Public."),
+                $"{instance.DisplayName} has no {AddressWord(context)}IP address to connect to. Try -AddressType Private or Public."),
                 "NoAddress", ErrorCategory.ResourceUnavailable, instance));
         }
         if (!SshNames.IsValidHost(instance.Address))

@@ -107,14 +107,4 @@ public sealed class InvokeMoltarCommandCommand : MoltarSshCmdlet
             ThrowInvalidArgument("StdinPathNotFound", $"-StdinPath '{path}' does not exist.", path);
         return File.ReadAllBytes(path);
     }
-
-    internal static ErrorRecord HostError(Exception failure, SshTarget target, object origin)
-    {
-        string id = SshFanOut.ErrorIdOf(failure);
-        var category = failure is MoltarException m ? ParseCategory(m.Category) : ErrorCategory.NotSpecified;
-        string message = failure.Message.Contains(target.DisplayName, StringComparison.Ordinal)
-            ? failure.Message
-            : $"{target}: {failure.Message}";
-        return new ErrorRecord(new MoltarHostException(message, failure), id, category, origin);
-    }
 }

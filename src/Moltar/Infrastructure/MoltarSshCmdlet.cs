@@ -56,8 +56,8 @@ public abstract class MoltarSshCmdlet : MoltarAwsCmdlet
         KeyFile = KeyFile?.FirstOrDefault() is { } first ? GetUnresolvedProviderPathFromPSPath(first) : null,
         KnownHostsPath = KnownHostsPath is null ? null : GetUnresolvedProviderPathFromPSPath(KnownHostsPath),
         JumpHost = JumpHost,
-        AddressType = AddressType,
-        StrictHostKeyChecking = StrictHostKeyChecking,
+        AddressType = AddressType is null ? null : Enum.Parse<Moltar.AddressType>(AddressType, ignoreCase: true),
+        StrictHostKeyChecking = StrictHostKeyChecking is null ? null : Enum.Parse<Moltar.StrictHostKeyChecking>(StrictHostKeyChecking, ignoreCase: true),
     };
 
     /// <summary>As in Posh-SSH: -Credential's user name is the SSH user when -User is not given (its password is the key passphrase).</summary>
@@ -157,7 +157,7 @@ public abstract class MoltarSshCmdlet : MoltarAwsCmdlet
         var missingAddress = instances.Where(i => i.Address is null).ToList();
         foreach (var instance in missingAddress)
             WriteError(new ErrorRecord(new InvalidOperationException(
-                $"{instance.DisplayName} has no {(context.AddressType == "Auto" ? "" : context.AddressType.ToLowerInvariant() + " ")}IP address; it is left out. Try -AddressType Private or Public."),
+                $"{instance.DisplayName} has no {AddressWord(context)}IP address; it is left out. Try -AddressType Private or Public."),
                 "NoAddress", ErrorCategory.ResourceUnavailable, instance));
         // An address is handed to SSH and to ssh's command line: one that is not a host name or IP is never used.
         var badAddress = instances.Where(i => i.Address is not null && !SshNames.IsValidHost(i.Address)).ToList();
@@ -229,7 +229,7 @@ public abstract class MoltarSshCmdlet : MoltarAwsCmdlet
             StrictHostKeyChecking = ParsePolicy(context),
             StricterHostKeyChecking = ProjectPolicy(context),
             // Not chosen by the user, not in ssh config: AcceptNew, as the help says (a project file's value is only a floor).
-            DefaultStrictHostKeyChecking = Engine.Ssh.StrictHostKeyChecking.AcceptNew,
+            DefaultStrictHostKeyChecking = Moltar.StrictHostKeyChecking.AcceptNew,
             KnownHostsPaths = context.KnownHostsPath is null ? null : new[] { ExpandHome(context.KnownHostsPath) },
             ConfigPath = SshConfigPath is null ? null : SshConfigPath == "none" ? "none" : GetUnresolvedProviderPathFromPSPath(SshConfigPath),
             // As ssh -F: a config file given on the command line replaces /etc/ssh/ssh_config too.
@@ -238,22 +238,22 @@ public abstract class MoltarSshCmdlet : MoltarAwsCmdlet
         };
     }
 
+    /// <summary>"public " or "private " before "IP address" in messages; nothing for Auto.</summary>
+    protected static string AddressWord(MoltarContext context) =>
+        context.AddressType == Moltar.AddressType.Auto ? "" : context.AddressType.ToString().ToLowerInvariant() + " ";
+
     /// <summary>
     /// Only the user's explicit choice (parameter, environment) overrides ssh config's StrictHostKeyChecking; the
     /// context's default does not, and a (trusted) project file's only makes it stricter (ProjectPolicy).
     /// </summary>
-    private static Engine.Ssh.StrictHostKeyChecking? ParsePolicy(MoltarContext context) =>
-        PolicySource(context) is { } source && source != "Default" && !IsProjectFile(source)
-            ? Enum.Parse<Engine.Ssh.StrictHostKeyChecking>(context.StrictHostKeyChecking, ignoreCase: true) : null;
+    private static Moltar.StrictHostKeyChecking? ParsePolicy(MoltarContext context) =>
+        PolicySource(context) is SettingSource.Parameter or SettingSource.Environment ? context.StrictHostKeyChecking : null;
 
-    private static Engine.Ssh.StrictHostKeyChecking? ProjectPolicy(MoltarContext context) =>
-        PolicySource(context) is { } source && IsProjectFile(source)
-            ? Enum.Parse<Engine.Ssh.StrictHostKeyChecking>(context.StrictHostKeyChecking, ignoreCase: true) : null;
+    private static Moltar.StrictHostKeyChecking? ProjectPolicy(MoltarContext context) =>
+        PolicySource(context) is SettingSource.ProjectFile ? context.StrictHostKeyChecking : null;
 
-    private static string? PolicySource(MoltarContext context) =>
+    private static SettingSource? PolicySource(MoltarContext context) =>
         context.Settings.FirstOrDefault(s => s.Name == "StrictHostKeyChecking")?.Source;
-
-    private static bool IsProjectFile(string source) => source.StartsWith("ProjectFile", StringComparison.Ordinal);
 
     private static string ExpandHome(string path) =>
         path.StartsWith("~/", StringComparison.Ordinal) || path == "~"
@@ -265,6 +265,18 @@ public abstract class MoltarSshCmdlet : MoltarAwsCmdlet
     {
         string text = entry.Target is null ? entry.Message : $"{entry.Target.DisplayName}: {entry.Message}";
         if (entry.Level == SshLogLevel.Warning) PostWarning(text); else PostVerbose(text);
+    }
+
+    /// <summary>
+    /// A host's non-terminating error from the engine's failure value: its id and category as they were made, the
+    /// message naming the host, the object the user gave as target.
+    /// </summary>
+    protected static ErrorRecord HostError(MoltarFailure failure, SshTarget target, object origin)
+    {
+        string message = failure.Message.Contains(target.DisplayName, StringComparison.Ordinal)
+            ? failure.Message
+            : $"{target}: {failure.Message}";
+        return new ErrorRecord(new MoltarHostException(message, failure), failure.ErrorId, CategoryOf(failure.Category), origin);
     }
 
     /// <summary>Whether -ErrorAction (or the caller's $ErrorActionPreference) is Stop: the first WriteError would end the call.</summary>
