@@ -86,6 +86,9 @@ public sealed class ContextResolver
             (value, source) => RelativeTo(project, AsString(value, source)), null);
         string hostKeyPolicy = Pick("StrictHostKeyChecking", request.StrictHostKeyChecking, "MOLTAR_STRICT_HOST_KEY_CHECKING",
             (raw, v) => OneOf(raw, HostKeyPolicies, v), (value, source) => OneOf(AsString(value, source), HostKeyPolicies, source), "AcceptNew")!;
+        int connectionIdle = Pick<int?>("ConnectionIdleSeconds", request.ConnectionIdleSeconds, "MOLTAR_CONNECTION_IDLE_SECONDS",
+            (raw, v) => ParseIdleSeconds(raw, v), (value, source) => ParseIdleSeconds(AsString(value, source), source),
+            MoltarContext.DefaultConnectionIdleSeconds) ?? MoltarContext.DefaultConnectionIdleSeconds;
 
         var tagNames = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
         foreach (var role in ProjectFile.TagRoles)
@@ -120,6 +123,7 @@ public sealed class ContextResolver
             KeyFile = keyFile,
             KnownHostsPath = knownHosts,
             StrictHostKeyChecking = hostKeyPolicy,
+            ConnectionIdleSeconds = connectionIdle,
             TagNames = tagNames,
             ProjectFile = project?.Paths.FirstOrDefault(),
             ProjectDirectory = project?.Directory,
@@ -149,6 +153,14 @@ public sealed class ContextResolver
         int.TryParse(raw, NumberStyles.None, CultureInfo.InvariantCulture, out int value) && value > 0
             ? value
             : throw new FormatException($"{source}: '{raw}' is not a positive whole number.");
+
+    /// <summary>The largest idle time: a day (the value is seconds; a larger one is more likely a slip than a wish).</summary>
+    public const int MaxConnectionIdleSeconds = 86400;
+
+    private static int ParseIdleSeconds(string raw, string source) =>
+        int.TryParse(raw, NumberStyles.None, CultureInfo.InvariantCulture, out int value) && value <= MaxConnectionIdleSeconds
+            ? value
+            : throw new FormatException($"{source}: '{raw}' is not a number of seconds from 0 (connections close when a call ends) to {MaxConnectionIdleSeconds}.");
 
     private static string OneOf(string raw, string[] allowed, string source) =>
         allowed.FirstOrDefault(a => string.Equals(a, raw.Replace("-", ""), StringComparison.OrdinalIgnoreCase))
