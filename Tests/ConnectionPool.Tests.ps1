@@ -117,7 +117,7 @@ Import-Module '$ModulePath'
             (Get-SessionProcess $on[$i]) -join ',' | Should -BeExactly ($sessions[$i] -join ',') -Because 'the second call made no new connection'
         }
 
-        $kept = @(Get-MoltarConnection | Where-Object Address -In $on.Address)
+        $kept = @(Get-MoltarConnection | Where-Object Address -In ($on | ForEach-Object Address))
         $kept.Count | Should -Be 2
         foreach ($c in $kept) {
             $c.Uses | Should -Be 2
@@ -139,7 +139,7 @@ Import-Module '$ModulePath'
         $sessions.Count | Should -BeGreaterThan 0
 
         Set-Content $file 'pooled copy, again'
-        $again = @($on.Address | Copy-MoltarFile -Path $file -Destination 'pool-copy/' @Ssh -ErrorAction Stop)
+        $again = @($on.Address | Copy-MoltarFile -Path $file -Destination 'pool-copy/' @Ssh -Force -ErrorAction Stop)
         $again.Verified | Should -BeTrue -Because 'sha256sum on the host agrees with the bytes sent'
         (Get-SessionProcess $on) -join ',' | Should -BeExactly ($sessions -join ',') -Because 'the second copy made no new connection'
         (Invoke-OnHost $on 'cat pool-copy/pooled.txt').Output | Should -BeExactly "pooled copy, again`n"
@@ -162,7 +162,8 @@ Import-Module '$ModulePath'
         $on = $Hosts[4]
         $knownHosts = Join-Path $Scratch 'changed.known_hosts'
         Copy-Item $Sandbox.KnownHostsPath $knownHosts
-        $ssh = $Ssh + @{ KnownHostsPath = $knownHosts }
+        $ssh = $Ssh.Clone()
+        $ssh.KnownHostsPath = $knownHosts
         $first = @($on.Address | Invoke-MoltarCommand 'echo ran >> pool-key-runs' @ssh -Quiet -ErrorAction Stop)
         $first.Succeeded | Should -BeTrue
         (Get-SessionProcess $on).Count | Should -BeGreaterThan 0 -Because 'the connection is kept'
@@ -212,7 +213,8 @@ Import-Module '$ModulePath'
         foreach ($h in $on) { (Get-SessionProcess $h).Count | Should -BeGreaterThan 0 }
 
         $closed = @(Get-MoltarConnection | Where-Object Address -EQ $on[0].Address | Disconnect-MoltarInstance -PassThru)
-        $closed.Address | Should -BeExactly $on[0].Address
+        $closed.Count | Should -Be 1
+        $closed[0].Address | Should -BeExactly $on[0].Address
         Wait-NoSession $on[0] | Should -BeNullOrEmpty
         (Get-SessionProcess $on[1]).Count | Should -BeGreaterThan 0 -Because 'only the connection given was closed'
         $null = @() | Disconnect-MoltarInstance
@@ -227,7 +229,7 @@ Import-Module '$ModulePath'
         $on = $Hosts[0]
         $child = Start-ChildPwsh ($ChildPrologue + @"
 
-`$null = '$($on.Address)' | Invoke-MoltarCommand 'true' @ssh -Quiet -ConnectionIdleSeconds $NeverWaitedSeconds -ErrorAction Stop
+`$null = '$($on.Address)' | Invoke-MoltarCommand 'true' @ssh -Quiet -ConnectionIdleSeconds $NeverWaitedSeconds -ErrorAction Stop 6>`$null
 'called'
 `$null = [Console]::In.ReadLine()
 Remove-Module Moltar
@@ -255,7 +257,7 @@ Remove-Module Moltar
         Wait-NoSession $on | Should -BeNullOrEmpty
         $child = Start-ChildPwsh ($ChildPrologue + @"
 
-`$null = '$($on.Address)' | Invoke-MoltarCommand 'true' @ssh -Quiet -ConnectionIdleSeconds $NeverWaitedSeconds -ErrorAction Stop
+`$null = '$($on.Address)' | Invoke-MoltarCommand 'true' @ssh -Quiet -ConnectionIdleSeconds $NeverWaitedSeconds -ErrorAction Stop 6>`$null
 'called'
 `$null = [Console]::In.ReadLine()
 "@)
@@ -283,7 +285,7 @@ Remove-Module Moltar
         }
         Disconnect-MoltarInstance
         # Each host twice in one call: two connections to each, at once, all kept (one channel per connection).
-        $targets = @($Hosts.Address) + @($Hosts.Address)
+        $targets = @($Hosts | ForEach-Object Address) * 2
         $null = @($targets | Invoke-MoltarCommand 'true' @Ssh -Quiet -ThrottleLimit 1000 -ConnectionIdleSeconds 0)
         $before = Get-ResourceUse
         $results = @($targets | Invoke-MoltarCommand 'echo $((1+1))' @Ssh -Quiet -ThrottleLimit 1000 -ErrorAction Stop)

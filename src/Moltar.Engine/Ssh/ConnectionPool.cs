@@ -13,7 +13,8 @@ namespace Moltar.Engine.Ssh;
 /// is checked as always; a reused one was checked when it was made, under the same key.
 /// Idle connections close after the idle time the releasing call chose (a timer on the thread pool: nothing here
 /// keeps a process alive), at process exit, when the module is removed (CloseAll) and on Close(filter).
-/// Connections through a jump host are not kept: the bastion connection belongs to the call's connector.
+/// A connection through a jump host is kept with its bastion connection: when the call's connector is disposed, the
+/// pool adopts the jump hosts its kept connections go through and closes each when the last of them closes.
 /// </summary>
 public sealed class ConnectionPool
 {
@@ -26,6 +27,7 @@ public sealed class ConnectionPool
 
     private readonly object _gate = new();
     private readonly List<PoolEntry> _entries = new();
+    private readonly List<JumpHost> _jumps = new();
     private readonly Timer _timer;
     private Func<DateTimeOffset> _clock = () => DateTimeOffset.UtcNow;
 
@@ -88,11 +90,6 @@ public sealed class ConnectionPool
         }
 
         var connection = connector.Connect(target, cancellationToken);
-        if (connection.ViaJumpHost)
-        {
-            return new PooledConnection(this, null, connection, reused: false);
-        }
-
         var added = new PoolEntry(key, connection, target, Now) { InUse = true, Uses = 1, Idle = idle };
         lock (_gate)
         {
@@ -146,6 +143,7 @@ public sealed class ConnectionPool
         }
 
         CloseConnections(closing);
+        CloseUnusedJumps();
         return picked;
     }
 
@@ -161,6 +159,65 @@ public sealed class ConnectionPool
 
         _timer.Change(Timeout.Infinite, Timeout.Infinite);
         CloseConnections(closing);
+        CloseUnusedJumps(all: true);
+    }
+
+    /// <summary>
+    /// Called by a disposing SshConnector for each of its jump hosts: true when a kept connection (of any pool) goes
+    /// through it (or through a jump host reached through it), so it must stay open; the pool closes it later.
+    /// </summary>
+    internal static bool Adopts(JumpHost jump) => SharedPool.IsValueCreated && Shared.Adopt(jump);
+
+    internal bool Adopt(JumpHost jump)
+    {
+        lock (_gate)
+        {
+            static bool Carries(JumpHost? last, JumpHost jump)
+            {
+                for (var hop = last; hop is not null; hop = hop.Via)
+                {
+                    if (ReferenceEquals(hop, jump))
+                    {
+                        return true;
+                    }
+                }
+
+                return false;
+            }
+
+            if (!_entries.Any(e => Carries(e.Connection.Jump, jump)))
+            {
+                return false;
+            }
+
+            if (!_jumps.Contains(jump))
+            {
+                _jumps.Add(jump);
+            }
+
+            return true;
+        }
+    }
+
+    /// <summary>Closes adopted jump hosts no kept connection goes through any more (a chain's later hops first).</summary>
+    private void CloseUnusedJumps(bool all = false)
+    {
+        while (true)
+        {
+            JumpHost? unused;
+            lock (_gate)
+            {
+                unused = _jumps.FirstOrDefault(j => all || j.OpenListeners == 0);
+                if (unused is null)
+                {
+                    return;
+                }
+
+                _jumps.Remove(unused);
+            }
+
+            unused.Dispose();
+        }
     }
 
     internal void Return(PoolEntry entry, SshConnection connection, bool keep)
@@ -181,6 +238,7 @@ public sealed class ConnectionPool
         if (close is not null)
         {
             SshConnector.SafeDispose(close);
+            CloseUnusedJumps();
         }
         else
         {
@@ -227,6 +285,7 @@ public sealed class ConnectionPool
         }
 
         CloseConnections(closing);
+        CloseUnusedJumps();
         Schedule();
     }
 

@@ -15,12 +15,12 @@ public sealed class DisconnectMoltarInstanceCommand : MoltarCmdlet
 {
     /// <summary>Close the connections to these addresses (as the calls were given them) or host names.</summary>
     [Parameter(Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
-    [ValidateNotNullOrEmpty]
+    [AllowEmptyString]
     public string[]? Address { get; set; }
 
     /// <summary>Close the connections to these instances.</summary>
     [Parameter(ValueFromPipelineByPropertyName = true)]
-    [ValidateNotNullOrEmpty]
+    [AllowEmptyString]
     public string[]? InstanceId { get; set; }
 
     /// <summary>Write the connections that were closed.</summary>
@@ -32,11 +32,15 @@ public sealed class DisconnectMoltarInstanceCommand : MoltarCmdlet
 
     protected override void ProcessRecord()
     {
-        // An object with both (a connection, an instance) names one host either way: either picks it.
+        // An object with both (a connection, an instance) names one host either way: either picks it. An empty value
+        // (a connection to a plain address has no instance id) picks nothing, but still means "not all".
+        _named |= Address is not null || InstanceId is not null;
         foreach (var address in Address ?? Array.Empty<string>())
-            _named |= _addresses.Add(address.Trim());
+            if (!string.IsNullOrWhiteSpace(address))
+                _addresses.Add(address.Trim());
         foreach (var id in InstanceId ?? Array.Empty<string>())
-            _named |= _instanceIds.Add(id.Trim());
+            if (!string.IsNullOrWhiteSpace(id))
+                _instanceIds.Add(id.Trim());
     }
 
     protected override void EndProcessing()
@@ -48,7 +52,7 @@ public sealed class DisconnectMoltarInstanceCommand : MoltarCmdlet
         ConnectionPool.Shared.Close(info =>
         {
             var picked = !_named || _addresses.Contains(info.Target.Address) || _addresses.Contains(info.HostName)
-                || info.Target.InstanceId.Length > 0 && _instanceIds.Contains(info.Target.InstanceId);
+                || _instanceIds.Contains(info.Target.InstanceId);
             if (picked)
                 closed.Add(info);
             return picked;
