@@ -10,6 +10,9 @@ public sealed class ConnectionPoolTests(SshdFixture sshd)
 {
     private SshOptions Pooled(SshOptions? options = null) => (options ?? sshd.Options()) with { ConnectionIdle = TimeSpan.FromMinutes(10) };
 
+    /// <summary>The host's connections: sshd's direct children (a channel's own process, such as internal-sftp, is a grandchild).</summary>
+    private static List<int> Connections(SshdHost host) => SshdFixture.ChildrenOf(host.SshdPid).Where(p => SshdFixture.Comm(p).StartsWith("sshd", StringComparison.Ordinal)).ToList();
+
     private static List<int> Sessions(SshdHost host) => SshdFixture.DescendantsOf(host.SshdPid).Where(p => SshdFixture.Comm(p).StartsWith("sshd", StringComparison.Ordinal)).ToList();
 
     [SshdFact]
@@ -197,14 +200,15 @@ public sealed class ConnectionPoolTests(SshdFixture sshd)
         {
             using var connector = new SshConnector(Pooled());
             var lease = pool.Acquire(connector, host.Target);
-            var sessions = Sessions(host);
+            var connections = Connections(host);
+            Assert.NotEmpty(connections);
             var sftp = SftpChannel.Open(lease.Connection, lease.Reused);
             using (var stream = new MemoryStream("over the kept connection"u8.ToArray()))
             {
                 sftp.UploadFile(stream, path);
             }
 
-            Assert.Equal(sessions, Sessions(host));
+            Assert.Equal(connections, Connections(host));
             SftpChannel.Close(sftp);
             Assert.True(lease.Connection.IsConnected);
             var outcome = lease.Connection.Run($"cat {path}");
