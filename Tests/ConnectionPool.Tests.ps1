@@ -19,37 +19,12 @@ Describe 'Connection pool' -Skip:([bool] $SkipReason) {
         $script:Ssh = @{ KeyFile = $Sandbox.ClientKeyPath; KnownHostsPath = $Sandbox.KnownHostsPath; SshConfigPath = 'none' }
         $global:PSDefaultParameterValues['Invoke-MoltarCommand:TimeoutSeconds'] = 90
 
-        # The sshd session processes of one sandbox host: the descendants of its listener (the shallowest sshd under
-        # the host's PID) that are sshd too. One connection is one or two of them; a command's shell is not counted.
+        # The sshd processes of one sandbox host's open connections (Get-MoltarSandboxSshd): a new connection is a new
+        # PID, a closed one's go away.
         function Get-SessionProcess([object] $TestHost) {
-            $hostPid = ($script:Sandbox.Hosts | Where-Object Name -EQ $TestHost.Name).Pid
-            $parent = @{}; $name = @{}
-            foreach ($dir in [IO.Directory]::GetDirectories('/proc')) {
-                $id = 0
-                if (-not [int]::TryParse([IO.Path]::GetFileName($dir), [ref] $id)) { continue }
-                try { $stat = [IO.File]::ReadAllText("$dir/stat") } catch { continue }
-                $open = $stat.IndexOf('('); $close = $stat.LastIndexOf(')')
-                $name[$id] = $stat.Substring($open + 1, $close - $open - 1)
-                $parent[$id] = [int] $stat.Substring($close + 2).Split(' ')[1]
-            }
-            $children = @{}
-            foreach ($id in $parent.Keys) { if (-not $children[$parent[$id]]) { $children[$parent[$id]] = [Collections.Generic.List[int]]::new() }; $children[$parent[$id]].Add($id) }
-            # The listener: the host's PID when it is sshd (shared root), else the first sshd below it (own root).
-            $queue = [Collections.Generic.Queue[int]]::new(); $queue.Enqueue($hostPid); $listener = $null
-            while ($queue.Count -and -not $listener) {
-                $id = $queue.Dequeue()
-                if ($name[$id] -like 'sshd*') { $listener = $id; break }
-                foreach ($child in @($children[$id])) { if ($null -ne $child) { $queue.Enqueue($child) } }
-            }
-            if (-not $listener) { throw "No sshd under host $($TestHost.Name) (pid $hostPid)" }
-            $sessions = [Collections.Generic.List[int]]::new()
-            $queue.Clear(); foreach ($child in @($children[$listener])) { if ($null -ne $child) { $queue.Enqueue($child) } }
-            while ($queue.Count) {
-                $id = $queue.Dequeue()
-                if ($name[$id] -like 'sshd*') { $sessions.Add($id) }
-                foreach ($child in @($children[$id])) { if ($null -ne $child) { $queue.Enqueue($child) } }
-            }
-            @($sessions | Sort-Object)
+            $sshd = Get-MoltarSandboxSshd $script:Sandbox $TestHost.Name
+            if (-not $sshd.ListenerPid) { throw "No sshd under host $($TestHost.Name)" }
+            $sshd.Sessions
         }
 
         # Waits (hang guard) until the host has no sshd session left; returns what is left (empty when all went).

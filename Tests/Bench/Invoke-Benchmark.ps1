@@ -338,33 +338,8 @@ function Invoke-WarmWorker([string] $request) {
 #endregion
 
 #region warm connections and the large fleet
-# CPU the sandbox hosts' sshd spent so far, seconds: each host's listener (the shallowest sshd under its PID) with
-# the sessions it has reaped (cutime, cstime). Sessions still running are not in it: measure after a call ends.
-function Get-ServerCpu($Fleet) {
-    $parent = @{}; $name = @{}; $ticks = @{}
-    foreach ($dir in [IO.Directory]::GetDirectories('/proc')) {
-        $id = 0
-        if (-not [int]::TryParse([IO.Path]::GetFileName($dir), [ref] $id)) { continue }
-        try { $stat = [IO.File]::ReadAllText("$dir/stat") } catch { continue }
-        $close = $stat.LastIndexOf(')')
-        $name[$id] = $stat.Substring($stat.IndexOf('(') + 1, $close - $stat.IndexOf('(') - 1)
-        $fields = $stat.Substring($close + 2).Split(' ')
-        $parent[$id] = [int] $fields[1]
-        $ticks[$id] = [long] $fields[11] + [long] $fields[12] + [long] $fields[13] + [long] $fields[14]
-    }
-    $children = @{}
-    foreach ($id in $parent.Keys) { if (-not $children.ContainsKey($parent[$id])) { $children[$parent[$id]] = [Collections.Generic.List[int]]::new() }; $children[$parent[$id]].Add($id) }
-    $total = 0L
-    foreach ($h in $Fleet.Hosts) {
-        $queue = [Collections.Generic.Queue[int]]::new(); $queue.Enqueue([int] $h.Pid)
-        while ($queue.Count) {
-            $id = $queue.Dequeue()
-            if ($name[$id] -like 'sshd*') { $total += $ticks[$id]; break }
-            if ($children.ContainsKey($id)) { foreach ($c in $children[$id]) { $queue.Enqueue($c) } }
-        }
-    }
-    $total / 100.0 # USER_HZ
-}
+# CPU the sandbox hosts' sshd spent so far, seconds (each listener with the sessions it reaped: measure after a call).
+function Get-ServerCpu($Fleet) { (Get-MoltarSandboxSshd $Fleet | Measure-Object CpuSeconds -Sum).Sum }
 
 function Invoke-PooledRows([int] $N) {
     # Moltar: the warm worker keeps its connections (idle 600 s); one untimed call opens them, the timed ones reuse them.

@@ -105,11 +105,13 @@ public sealed class ConnectionPool
         var now = Now;
         lock (_gate)
         {
-            return _entries.Select(e => new PooledConnectionInfo(e.Target, e.Connection.Settings.User, e.Connection.Settings.HostName, e.Connection.Settings.Port,
-                e.Opened, now - e.Opened, e.InUse ? TimeSpan.Zero : now - e.LastUsed, e.InUse ? 1 : 0, e.Uses, e.Idle, e.Connection.IsConnected,
-                e.Connection.ViaProxyCommand)).ToList();
+            return _entries.Select(e => Describe(e, now)).ToList();
         }
     }
+
+    private static PooledConnectionInfo Describe(PoolEntry e, DateTimeOffset now) =>
+        new(e.Target, e.Connection.Settings.User, e.Connection.Settings.HostName, e.Connection.Settings.Port, e.Opened, now - e.Opened,
+            e.InUse ? TimeSpan.Zero : now - e.LastUsed, e.InUse ? 1 : 0, e.Uses, e.Idle, e.Connection.IsConnected, e.Connection.ViaProxyCommand);
 
     /// <summary>
     /// Closes the pooled connections the filter picks (all with null); one in use is closed when its call returns
@@ -124,10 +126,7 @@ public sealed class ConnectionPool
         {
             foreach (var entry in _entries.ToList())
             {
-                var info = new PooledConnectionInfo(entry.Target, entry.Connection.Settings.User, entry.Connection.Settings.HostName, entry.Connection.Settings.Port,
-                    entry.Opened, now - entry.Opened, now - entry.LastUsed, entry.InUse ? 1 : 0, entry.Uses, entry.Idle, entry.Connection.IsConnected,
-                    entry.Connection.ViaProxyCommand);
-                if (filter is not null && !filter(info))
+                if (filter is not null && !filter(Describe(entry, now)))
                 {
                     continue;
                 }
