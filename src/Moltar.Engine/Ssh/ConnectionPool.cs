@@ -42,9 +42,6 @@ public sealed class ConnectionPool
     /// <summary>Whether the shared pool was ever used (module removal need not create it).</summary>
     public static bool SharedCreated => SharedPool.IsValueCreated;
 
-    /// <summary>The default idle time: long enough for a run of interactive commands, short enough that a forgotten session lets go.</summary>
-    public static readonly TimeSpan DefaultIdle = TimeSpan.FromSeconds(60);
-
     /// <summary>
     /// A connection for the target: an idle pooled one with the same key, else a new one from the connector
     /// (which checks the host key). With connector.Options.ConnectionIdle zero the connection is not pooled and
@@ -78,6 +75,7 @@ public sealed class ConnectionPool
 
                     entry.InUse = true;
                     entry.Uses++;
+                    entry.Idle = idle; // this call's idle time applies once it returns the connection
                     connector.Log(SshLogLevel.Verbose,
                         $"reusing the open connection to {entry.Connection.Settings.HostName}:{entry.Connection.Settings.Port} (open {Seconds(Now - entry.Opened)}, idle {Seconds(Now - entry.LastUsed)})", target);
                     return new PooledConnection(this, entry, entry.Connection, reused: true);
@@ -87,6 +85,7 @@ public sealed class ConnectionPool
         finally
         {
             CloseConnections(stale);
+            CloseUnusedJumps();
         }
 
         var connection = connector.Connect(target, cancellationToken);
