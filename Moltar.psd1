@@ -15,7 +15,9 @@
     CmdletsToExport      = @(
         'Approve-MoltarProject'
         'Copy-MoltarFile'
+        'Disconnect-MoltarInstance'
         'Enter-MoltarInstance'
+        'Get-MoltarConnection'
         'Get-MoltarContext'
         'Get-MoltarInstance'
         'Invoke-MoltarCommand'

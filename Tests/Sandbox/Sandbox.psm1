@@ -436,7 +436,58 @@ function Get-MoltarSandboxCredential {
     }
 }
 
-Export-ModuleMember -Function Set-MoltarSandboxCredential, Get-MoltarSandboxCredential
+<#
+.SYNOPSIS
+    The sshd side of each sandbox host, read from /proc: its listener (the shallowest sshd under the host's PID), the
+    sshd processes of its open connections (the listener's sshd descendants: one connection is one or two of them, a
+    command's shell is not one), and the CPU seconds the listener spent with the sessions it has reaped (what ended
+    connections cost the host). Linux only; -Name picks hosts.
+#>
+function Get-MoltarSandboxSshd {
+    [CmdletBinding()]
+    param([Parameter(Mandatory, Position = 0)] [psobject]$Sandbox, [Parameter(Position = 1)] [string[]]$Name)
+    $parent = @{}; $comm = @{}; $ticks = @{}
+    foreach ($dir in [IO.Directory]::GetDirectories('/proc')) {
+        $id = 0
+        if (-not [int]::TryParse([IO.Path]::GetFileName($dir), [ref] $id)) { continue }
+        try { $stat = [IO.File]::ReadAllText("$dir/stat") } catch { continue } # the process ended meanwhile
+        $open = $stat.IndexOf('('); $close = $stat.LastIndexOf(')')
+        $comm[$id] = $stat.Substring($open + 1, $close - $open - 1)
+        $fields = $stat.Substring($close + 2).Split(' ')
+        $parent[$id] = [int] $fields[1]
+        $ticks[$id] = [long] $fields[11] + [long] $fields[12] + [long] $fields[13] + [long] $fields[14] # utime stime cutime cstime
+    }
+    $children = @{}
+    foreach ($id in $parent.Keys) {
+        if (-not $children.ContainsKey($parent[$id])) { $children[$parent[$id]] = [Collections.Generic.List[int]]::new() }
+        $children[$parent[$id]].Add($id)
+    }
+    foreach ($h in @($Sandbox.Hosts | Where-Object { -not $Name -or $_.Name -in $Name })) {
+        $listener = $null
+        $queue = [Collections.Generic.Queue[int]]::new()
+        if ($null -ne $h.Pid) { $queue.Enqueue([int] $h.Pid) }
+        while ($queue.Count -and $null -eq $listener) {
+            $id = $queue.Dequeue()
+            if ($comm[$id] -like 'sshd*') { $listener = $id }
+            elseif ($children.ContainsKey($id)) { foreach ($child in $children[$id]) { $queue.Enqueue($child) } }
+        }
+        $sessions = [Collections.Generic.List[int]]::new()
+        if ($null -ne $listener -and $children.ContainsKey($listener)) { foreach ($child in $children[$listener]) { $queue.Enqueue($child) } }
+        while ($queue.Count) {
+            $id = $queue.Dequeue()
+            if ($comm[$id] -like 'sshd*') { $sessions.Add($id) }
+            if ($children.ContainsKey($id)) { foreach ($child in $children[$id]) { $queue.Enqueue($child) } }
+        }
+        [pscustomobject]@{
+            Name        = $h.Name
+            ListenerPid = $listener
+            Sessions    = @($sessions | Sort-Object)
+            CpuSeconds  = if ($null -ne $listener) { $ticks[$listener] / 100.0 } else { 0.0 } # USER_HZ
+        }
+    }
+}
+
+Export-ModuleMember -Function Set-MoltarSandboxCredential, Get-MoltarSandboxCredential, Get-MoltarSandboxSshd
 Export-ModuleMember -Function Start-MoltarSandbox, Stop-MoltarSandbox, Set-MoltarSandboxFault, Clear-MoltarSandboxFault,
     Get-MoltarSandboxRequest, Clear-MoltarSandboxRequest, Get-MoltarSandboxFleet, Set-MoltarSandboxFleet,
     Stop-MoltarSandboxHost, Start-MoltarSandboxHost

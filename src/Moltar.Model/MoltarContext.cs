@@ -32,6 +32,10 @@ public sealed class MoltarContext
     public string? KeyFile { get; init; }
     public string? KnownHostsPath { get; init; }
     public StrictHostKeyChecking StrictHostKeyChecking { get; init; } = StrictHostKeyChecking.AcceptNew;
+    /// <summary>How long a call's SSH connections stay open for the next call; 0 closes them when the call ends.</summary>
+    public int ConnectionIdleSeconds { get; init; } = DefaultConnectionIdleSeconds;
+    /// <summary>The default idle time of kept connections (seconds).</summary>
+    public const int DefaultConnectionIdleSeconds = 60;
     public IReadOnlyDictionary<string, string> TagNames { get; init; } = new Dictionary<string, string>();
     /// <summary>The project file that was read, if any.</summary>
     public string? ProjectFile { get; init; }

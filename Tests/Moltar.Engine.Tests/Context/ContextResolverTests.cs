@@ -124,12 +124,35 @@ public sealed class ContextResolverTests : IDisposable
     [InlineData("@{ AddressType = 'Elastic' }", "not one of Auto, Public, Private")]
     [InlineData("@{ TagNames = @{ Team = 'Owner' } }", "TagNames has 'Team'")]
     [InlineData("@{ ThrottleLimit = 0 }", "not a positive whole number")]
+    [InlineData("@{ ConnectionIdleSeconds = -1 }", "not a number of seconds from 0")]
+    [InlineData("@{ ConnectionIdleSeconds = 86401 }", "not a number of seconds from 0")]
     public void BadProjectFilesSayWhatIsWrong(string text, string expected)
     {
         File.WriteAllText(Path.Combine(_root, ".moltar.psd1"), text);
         var error = Assert.Throws<FormatException>(() => Resolve());
         Assert.Contains(expected, error.Message);
         Assert.Contains(".moltar.psd1", error.Message);
+    }
+
+    [Fact]
+    public void ConnectionIdleSecondsComesFromTheParameterTheEnvironmentAnUntrustedProjectFileOrTheDefault()
+    {
+        Assert.Equal(60, Resolve().ConnectionIdleSeconds);
+        Assert.Equal("Default", Resolve().Settings.Single(s => s.Name == "ConnectionIdleSeconds").Source);
+
+        // Harmless (how long connections stay open, not where they go): honoured from a project file not trusted yet.
+        File.WriteAllText(Path.Combine(_root, ".moltar.psd1"), "@{ Project = 'shop'; ConnectionIdleSeconds = 0 }");
+        Assert.Equal(0, Resolve().ConnectionIdleSeconds);
+        Assert.StartsWith("ProjectFile", Resolve().Settings.Single(s => s.Name == "ConnectionIdleSeconds").Source);
+
+        _environment["MOLTAR_CONNECTION_IDLE_SECONDS"] = "300";
+        Assert.Equal(300, Resolve().ConnectionIdleSeconds);
+        Assert.Equal(5, Resolve(new ContextRequest { ConnectionIdleSeconds = 5 }).ConnectionIdleSeconds);
+
+        _environment["MOLTAR_CONNECTION_IDLE_SECONDS"] = "soon";
+        var error = Assert.Throws<FormatException>(() => Resolve());
+        Assert.Contains("MOLTAR_CONNECTION_IDLE_SECONDS", error.Message);
+        Assert.Contains("'soon' is not a number of seconds from 0", error.Message);
     }
 
     [Fact]

@@ -17,6 +17,7 @@ public sealed record ContextRequest
     public string? KeyFile { get; init; }
     public string? KnownHostsPath { get; init; }
     public StrictHostKeyChecking? StrictHostKeyChecking { get; init; }
+    public int? ConnectionIdleSeconds { get; init; }
     /// <summary>Where to start looking for the project file.</summary>
     public string WorkingDirectory { get; init; } = System.Environment.CurrentDirectory;
 }

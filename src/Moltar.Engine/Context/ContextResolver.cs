@@ -86,6 +86,9 @@ public sealed class ContextResolver
         var hostKeyPolicy = Pick<StrictHostKeyChecking?>("StrictHostKeyChecking", request.StrictHostKeyChecking, "MOLTAR_STRICT_HOST_KEY_CHECKING",
             (raw, v) => OneOf<StrictHostKeyChecking>(raw, v), (value, source) => OneOf<StrictHostKeyChecking>(AsString(value, source), source),
             StrictHostKeyChecking.AcceptNew) ?? StrictHostKeyChecking.AcceptNew;
+        int connectionIdle = Pick<int?>("ConnectionIdleSeconds", request.ConnectionIdleSeconds, "MOLTAR_CONNECTION_IDLE_SECONDS",
+            (raw, v) => ParseIdleSeconds(raw, v), (value, source) => ParseIdleSeconds(AsString(value, source), source),
+            MoltarContext.DefaultConnectionIdleSeconds) ?? MoltarContext.DefaultConnectionIdleSeconds;
 
         var tagNames = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
         foreach (var role in ProjectFile.TagRoles)
@@ -121,6 +124,7 @@ public sealed class ContextResolver
             KeyFile = keyFile,
             KnownHostsPath = knownHosts,
             StrictHostKeyChecking = hostKeyPolicy,
+            ConnectionIdleSeconds = connectionIdle,
             TagNames = tagNames,
             ProjectFile = project is { Paths.Count: > 0 } ? project.Paths[0] : null,
             ProjectDirectory = project?.Directory,
@@ -150,6 +154,14 @@ public sealed class ContextResolver
         int.TryParse(raw, NumberStyles.None, CultureInfo.InvariantCulture, out int value) && value > 0
             ? value
             : throw new FormatException($"{source}: '{raw}' is not a positive whole number.");
+
+    /// <summary>The largest idle time: a day (the value is seconds; a larger one is more likely a slip than a wish).</summary>
+    public const int MaxConnectionIdleSeconds = 86400;
+
+    private static int ParseIdleSeconds(string raw, string source) =>
+        int.TryParse(raw, NumberStyles.None, CultureInfo.InvariantCulture, out int value) && value <= MaxConnectionIdleSeconds
+            ? value
+            : throw new FormatException($"{source}: '{raw}' is not a number of seconds from 0 (connections close when a call ends) to {MaxConnectionIdleSeconds}.");
 
     /// <summary>One of the enum's names, any case, dashes ignored ("accept-new"); numbers are not names.</summary>
     private static T OneOf<T>(string raw, string source) where T : struct, Enum

@@ -53,7 +53,8 @@ public static class DeployFanOut
             ctx =>
             {
                 ctx.Status("connecting");
-                var connection = connector.Connect(ctx.Item, ctx.CancellationToken);
+                using var lease = ConnectionPool.Shared.Acquire(connector, ctx.Item, ctx.CancellationToken);
+                var connection = lease.Connection;
                 try
                 {
                     var steps = DeployPlan.For(request, connection.Settings.User);
@@ -75,11 +76,13 @@ public static class DeployFanOut
                         ctx.Warning($"kept the first {exec.MaxOutputBytes} bytes of a step's output; the rest was counted, not kept " +
                             "(the result's Output says which step).");
                     }
+                    lease.Update(connection);
+                    lease.Return();
                     return outcome;
                 }
                 finally
                 {
-                    connection.Dispose();
+                    lease.Update(connection); // a replaced connection is the one to close
                 }
             },
             options,

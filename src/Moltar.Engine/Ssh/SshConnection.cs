@@ -36,6 +36,11 @@ public sealed class SshConnection : IDisposable
     public string HostKeyAlgorithm => _client.ConnectionInfo.CurrentHostKeyAlgorithm ?? "";
     public bool ViaJumpHost => _lease is JumpLease;
 
+    /// <summary>The SSH.NET client (engine only): SftpChannel opens the SFTP subsystem on its session.</summary>
+    internal SshClient Client => _client;
+
+    /// <summary>The jump host this connection goes through (the last hop), while it is open.</summary>
+    internal JumpHost? Jump => (_lease as JumpLease)?.Owner;
     /// <summary>The local port of the jump host's forward this connection goes through (tests attack it).</summary>
     internal int? JumpPort => (_lease as JumpLease)?.Port;
     /// <summary>True when the connection runs over ssh config's ProxyCommand.</summary>

@@ -747,7 +747,11 @@ public sealed class SshConnector : IDisposable
         _disposed.Cancel();
         foreach (var jump in _jumps.Values)
         {
-            jump.Dispose();
+            // A jump host that carries kept connections (ConnectionPool) stays open until the last of them closes.
+            if (!ConnectionPool.Adopts(jump))
+            {
+                jump.Dispose();
+            }
         }
     }
 }

@@ -6,7 +6,8 @@ namespace Moltar.Engine.Ssh;
 public static class SshFanOut
 {
     /// <summary>
-    /// A runner that, per target, connects, runs the command (lines stream as Output events) and closes.
+    /// A runner that, per target, connects (or reuses a pooled connection), runs the command (lines stream as
+    /// Output events) and returns the connection to the pool.
     /// Completed events carry the ExecOutcome (which may be a CommandFailed/Timeout/ConnectionLost) or, when the
     /// host could not be reached, an SshFailure as Error (OperationCanceledException when cancelled).
     /// Add targets, Complete(), then drain with TryTake/ReadAll on the pipeline thread.
@@ -23,20 +24,26 @@ public static class SshFanOut
 
     /// <summary>
     /// The per-target work of RunCommand, for callers that build the runner themselves (e.g. to create the
-    /// connector after the runner, so the connector's log can be posted to it): connect, run, close.
+    /// connector after the runner, so the connector's log can be posted to it): connect (or take a pooled
+    /// connection), run, and hand the connection back to the pool (closed when pooling is off or it failed).
     /// </summary>
     public static ExecOutcome RunOne(SshConnector connector, FanOutContext<SshTarget, ExecOutcome> ctx, string command, ExecOptions exec,
         bool liveOutput = true)
     {
         ctx.Status("connecting");
-        var connection = connector.Connect(ctx.Item, ctx.CancellationToken);
+        // A warm connection from an earlier call when the pool has one (connector.Options.ConnectionIdle > 0).
+        using var lease = ConnectionPool.Shared.Acquire(connector, ctx.Item, ctx.CancellationToken);
+        var connection = lease.Connection;
         try
         {
-            return Run(connector, ref connection, ctx, command, exec, liveOutput);
+            var outcome = Run(connector, ref connection, ctx, command, exec, liveOutput);
+            lease.Update(connection);
+            lease.Return();
+            return outcome;
         }
         finally
         {
-            connection.Dispose();
+            lease.Update(connection); // a replaced connection is the one to close
         }
     }
 

@@ -45,6 +45,11 @@ public sealed record SshOptions
     public string? SystemConfigPath { get; init; }
     public TimeSpan? ConnectTimeout { get; init; }
     public TimeSpan? ServerAliveInterval { get; init; }
+    /// <summary>
+    /// How long a finished call's connections stay open for the next call (ConnectionPool); zero (the engine's
+    /// default) closes them when the call ends. The cmdlets pass the context's ConnectionIdleSeconds.
+    /// </summary>
+    public TimeSpan ConnectionIdle { get; init; } = TimeSpan.Zero;
     /// <summary>Use ssh-agent identities (SSH_AUTH_SOCK, the Windows agent pipe, or AgentPath).</summary>
     public bool UseAgent { get; init; } = true;
     /// <summary>The agent's socket (or \\.\pipe\name); null = IdentityAgent from ssh config, else SSH_AUTH_SOCK.</summary>
@@ -68,7 +73,7 @@ public sealed record SshOptions
         builder.Append(System.Globalization.CultureInfo.InvariantCulture, $"User = {User}, Port = {Port}, KeyFiles = [{string.Join(", ", KeyFiles)}], ");
         builder.Append(System.Globalization.CultureInfo.InvariantCulture, $"Passphrase = {(Passphrase is null ? "" : "***")}, JumpHost = {JumpHost}, ");
         builder.Append(System.Globalization.CultureInfo.InvariantCulture, $"StrictHostKeyChecking = {StrictHostKeyChecking}, DefaultStrictHostKeyChecking = {DefaultStrictHostKeyChecking}, StricterHostKeyChecking = {StricterHostKeyChecking}, KnownHostsPaths = [{string.Join(", ", KnownHostsPaths ?? Array.Empty<string>())}], ");
-        builder.Append(System.Globalization.CultureInfo.InvariantCulture, $"ConfigPath = {ConfigPath}, ConnectTimeout = {ConnectTimeout}, ServerAliveInterval = {ServerAliveInterval}, ");
+        builder.Append(System.Globalization.CultureInfo.InvariantCulture, $"ConfigPath = {ConfigPath}, ConnectTimeout = {ConnectTimeout}, ServerAliveInterval = {ServerAliveInterval}, ConnectionIdle = {ConnectionIdle}, ");
         builder.Append(System.Globalization.CultureInfo.InvariantCulture, $"UseAgent = {UseAgent}, AgentPath = {AgentPath}, KexAlgorithms = {KexAlgorithms}, Ciphers = {Ciphers}");
         return true;
     }

@@ -43,6 +43,8 @@ public abstract class MoltarSshCmdlet : MoltarAwsCmdlet
     /// <summary>The ssh config file to read instead of ~/.ssh/config and /etc/ssh/ssh_config (as ssh -F); 'none' reads none.</summary>
     [Parameter] [ValidateNotNullOrEmpty] public string? SshConfigPath { get; set; }
     [Parameter] [ValidateRange(1, 3600)] public int? ConnectTimeoutSeconds { get; set; }
+    /// <summary>How long this call's connections stay open for the next call (0: closed when the call ends).</summary>
+    [Parameter] [ValidateRange(0, ContextResolver.MaxConnectionIdleSeconds)] public int? ConnectionIdleSeconds { get; set; }
 
     private readonly List<PSObject> _input = new();
 
@@ -58,6 +60,7 @@ public abstract class MoltarSshCmdlet : MoltarAwsCmdlet
         JumpHost = JumpHost,
         AddressType = AddressType is null ? null : Enum.Parse<Moltar.AddressType>(AddressType, ignoreCase: true),
         StrictHostKeyChecking = StrictHostKeyChecking is null ? null : Enum.Parse<Moltar.StrictHostKeyChecking>(StrictHostKeyChecking, ignoreCase: true),
+        ConnectionIdleSeconds = ConnectionIdleSeconds,
     };
 
     /// <summary>As in Posh-SSH: -Credential's user name is the SSH user when -User is not given (its password is the key passphrase).</summary>
@@ -235,6 +238,7 @@ public abstract class MoltarSshCmdlet : MoltarAwsCmdlet
             // As ssh -F: a config file given on the command line replaces /etc/ssh/ssh_config too.
             SystemConfigPath = SshConfigPath is null ? null : "none",
             ConnectTimeout = ConnectTimeoutSeconds is { } seconds ? TimeSpan.FromSeconds(seconds) : null,
+            ConnectionIdle = TimeSpan.FromSeconds(context.ConnectionIdleSeconds),
         };
     }
 
