@@ -16,7 +16,7 @@ namespace Moltar.Engine.Ssh;
 /// A connection through a jump host is kept with its bastion connection: when the call's connector is disposed, the
 /// pool adopts the jump hosts its kept connections go through and closes each when the last of them closes.
 /// </summary>
-public sealed class ConnectionPool
+public sealed class ConnectionPool : IDisposable
 {
     private static readonly Lazy<ConnectionPool> SharedPool = new(() =>
     {
@@ -158,6 +158,13 @@ public sealed class ConnectionPool
         _timer.Change(Timeout.Infinite, Timeout.Infinite);
         CloseConnections(closing);
         CloseUnusedJumps(all: true);
+    }
+
+    /// <summary>Closes everything and stops the idle timer (a pool of its own, as the tests make; the shared one lives as long as the process).</summary>
+    public void Dispose()
+    {
+        CloseAll();
+        _timer.Dispose();
     }
 
     /// <summary>
