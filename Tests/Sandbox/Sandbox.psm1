@@ -111,8 +111,12 @@ function Start-MoltarSandbox {
         [switch]$SharedRoot,
         [ValidateRange(0, 65535)] [int]$Port = 0,
         [string]$SandboxPath = $script:DefaultSandboxPath,
-        [ValidateRange(1, 3600)] [int]$TimeoutSeconds = 120
+        # A hang guard, not a speed limit: the sandbox itself waits for each host (adapting to load) and exits with
+        # the failed hosts' logs when one never comes up. Default: 10 minutes, 2 s more per host past 300 (180 hosts
+        # took 162 s beside two other suites).
+        [ValidateRange(1, 7200)] [int]$TimeoutSeconds = 0
     )
+    if ($TimeoutSeconds -eq 0) { $TimeoutSeconds = 600 + 2 * [Math]::Max(0, $Hosts - 300) }
 
     if (-not (Test-Path -LiteralPath $SandboxPath -PathType Leaf)) {
         $PSCmdlet.ThrowTerminatingError((New-SandboxError -ErrorId 'SandboxNotBuilt' -Category ObjectNotFound -Target $SandboxPath `
