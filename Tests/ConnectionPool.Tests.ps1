@@ -160,6 +160,7 @@ Import-Module '$ModulePath'
         $on = $Hosts[5]
         $null = Invoke-OnHost $on 'true' @{ ConnectionIdleSeconds = 2 }
         @(Get-MoltarConnection | Where-Object Address -EQ $on.Address).IdleLimit | Should -Be ([TimeSpan]::FromSeconds(2))
+        (Get-SessionProcess $on).Count | Should -BeGreaterThan 0 -Because 'the connection is kept for now'
         Wait-NoSession $on | Should -BeNullOrEmpty -Because 'the idle connection was closed'
         @(Get-MoltarConnection | Where-Object Address -EQ $on.Address) | Should -BeNullOrEmpty
     }

@@ -476,6 +476,7 @@ function Get-MoltarSandboxSshd {
             elseif ($children.ContainsKey($id)) { foreach ($child in $children[$id]) { $queue.Enqueue($child) } }
         }
         $sessions = [Collections.Generic.List[int]]::new()
+        $queue.Clear()
         if ($null -ne $listener -and $children.ContainsKey($listener)) { foreach ($child in $children[$listener]) { $queue.Enqueue($child) } }
         while ($queue.Count) {
             $id = $queue.Dequeue()
