@@ -138,12 +138,12 @@ public sealed class ContextResolverTests : IDisposable
     public void ConnectionIdleSecondsComesFromTheParameterTheEnvironmentAnUntrustedProjectFileOrTheDefault()
     {
         Assert.Equal(60, Resolve().ConnectionIdleSeconds);
-        Assert.Equal("Default", Resolve().Settings.Single(s => s.Name == "ConnectionIdleSeconds").Source);
+        Assert.Equal(SettingSource.Default, Resolve().Settings.Single(s => s.Name == "ConnectionIdleSeconds").Source);
 
         // Harmless (how long connections stay open, not where they go): honoured from a project file not trusted yet.
         File.WriteAllText(Path.Combine(_root, ".moltar.psd1"), "@{ Project = 'shop'; ConnectionIdleSeconds = 0 }");
         Assert.Equal(0, Resolve().ConnectionIdleSeconds);
-        Assert.StartsWith("ProjectFile", Resolve().Settings.Single(s => s.Name == "ConnectionIdleSeconds").Source);
+        Assert.Equal(SettingSource.ProjectFile, Resolve().Settings.Single(s => s.Name == "ConnectionIdleSeconds").Source);
 
         _environment["MOLTAR_CONNECTION_IDLE_SECONDS"] = "300";
         Assert.Equal(300, Resolve().ConnectionIdleSeconds);
