@@ -57,6 +57,38 @@ public sealed class ConnectionPoolTests(SshdFixture sshd)
     }
 
     [SshdFact]
+    public void A_reused_connection_serves_the_later_call_under_that_call_s_name_and_id()
+    {
+        sshd.EnsureAvailable();
+        var pool = new ConnectionPool();
+        var host = sshd.Hosts[14];
+        try
+        {
+            using (var connector = new SshConnector(Pooled()))
+            {
+                pool.Acquire(connector, host.Target).Return();
+            }
+
+            // The instance was renamed (tags change between calls): results and messages name it as this call does.
+            var renamed = host.Target with { Name = "renamed-14", InstanceId = "i-renamed14" };
+            using (var connector = new SshConnector(Pooled()))
+            {
+                var lease = pool.Acquire(connector, renamed);
+                Assert.True(lease.Reused);
+                Assert.Equal("renamed-14", lease.Connection.Target.Name);
+                Assert.Equal("i-renamed14", lease.Connection.Target.InstanceId);
+                lease.Return();
+            }
+
+            Assert.Equal("renamed-14", pool.List().Single().Target.Name);
+        }
+        finally
+        {
+            pool.CloseAll();
+        }
+    }
+
+    [SshdFact]
     public void Another_key_another_known_hosts_file_or_an_edited_one_is_another_connection()
     {
         sshd.EnsureAvailable();

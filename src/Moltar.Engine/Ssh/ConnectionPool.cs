@@ -78,6 +78,7 @@ public sealed class ConnectionPool : IDisposable
                     entry.Idle = idle; // this call's idle time applies once it returns the connection
                     connector.Log(SshLogLevel.Verbose,
                         $"reusing the open connection to {entry.Connection.Settings.HostName}:{entry.Connection.Settings.Port} (open {Seconds(Now - entry.Opened)}, idle {Seconds(Now - entry.LastUsed)})", target);
+                    entry.Connection.ServeFor(target);
                     return new PooledConnection(this, entry, entry.Connection, reused: true);
                 }
             }
@@ -89,7 +90,7 @@ public sealed class ConnectionPool : IDisposable
         }
 
         var connection = connector.Connect(target, cancellationToken);
-        var added = new PoolEntry(key, connection, target, Now) { InUse = true, Uses = 1, Idle = idle };
+        var added = new PoolEntry(key, connection, Now) { InUse = true, Uses = 1, Idle = idle };
         lock (_gate)
         {
             _entries.Add(added);
@@ -109,7 +110,7 @@ public sealed class ConnectionPool : IDisposable
     }
 
     private static PooledConnectionInfo Describe(PoolEntry e, DateTimeOffset now) =>
-        new(e.Target, e.Connection.Settings.User, e.Connection.Settings.HostName, e.Connection.Settings.Port, e.Opened, now - e.Opened,
+        new(e.Connection.Target, e.Connection.Settings.User, e.Connection.Settings.HostName, e.Connection.Settings.Port, e.Opened, now - e.Opened,
             e.InUse ? TimeSpan.Zero : now - e.LastUsed, e.InUse ? 1 : 0, e.Uses, e.Idle, e.Connection.IsConnected, e.Connection.ViaProxyCommand);
 
     /// <summary>
@@ -374,11 +375,10 @@ public sealed class ConnectionPool : IDisposable
     internal void SweepNow() => CloseExpired();
 }
 
-internal sealed class PoolEntry(string key, SshConnection connection, SshTarget target, DateTimeOffset opened)
+internal sealed class PoolEntry(string key, SshConnection connection, DateTimeOffset opened)
 {
     public string Key { get; } = key;
     public SshConnection Connection { get; set; } = connection;
-    public SshTarget Target { get; } = target;
     public DateTimeOffset Opened { get; } = opened;
     public DateTimeOffset LastUsed { get; set; } = opened;
     public TimeSpan Idle { get; set; }

@@ -27,8 +27,11 @@ public sealed class SshConnection : IDisposable
         _lease = lease;
     }
 
-    public SshTarget Target { get; }
+    /// <summary>The instance this connection serves now: a kept connection is handed to a later call with that call's target (its name, id and tags may have changed).</summary>
+    public SshTarget Target { get; private set; }
     public SshHostSettings Settings { get; }
+
+    internal void ServeFor(SshTarget target) => Target = target;
     public bool IsConnected => Volatile.Read(ref _disposed) == 0 && _client.IsConnected;
     public string ServerVersion => _client.ConnectionInfo.ServerVersion ?? "";
     public string KeyExchangeAlgorithm => _client.ConnectionInfo.CurrentKeyExchangeAlgorithm ?? "";
