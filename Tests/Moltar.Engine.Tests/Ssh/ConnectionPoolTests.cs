@@ -147,12 +147,7 @@ public sealed class ConnectionPoolTests(SshdFixture sshd)
             pool.SweepNow();
             Assert.False(connection.IsConnected);
             Assert.Empty(pool.List());
-            var clock = Stopwatch.StartNew();
-            while (Sessions(host).Count > 0 && clock.Elapsed < HangGuard.Limit)
-            {
-                Thread.Sleep(50);
-            }
-
+            HangGuard.Until(() => Sessions(host).Count == 0, "the host's session to end after the pool closed it");
             Assert.Empty(Sessions(host));
         }
         finally
@@ -287,11 +282,7 @@ public sealed class ConnectionPoolTests(SshdFixture sshd)
 
             pool.Close(info => info.Target.Address == target.Address);
             Assert.Equal(0, jump.OpenListeners);
-            var clock = Stopwatch.StartNew();
-            while (Sessions(bastion).Count > bastionSessions && clock.Elapsed < HangGuard.Limit)
-            {
-                Thread.Sleep(50);
-            }
+            HangGuard.Until(() => Sessions(bastion).Count <= bastionSessions, "the bastion's session to end after its last kept connection closed");
 
             Assert.True(Sessions(bastion).Count <= bastionSessions, "the bastion connection closed with the last kept connection through it");
         }
