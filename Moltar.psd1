@@ -1,7 +1,8 @@
 @{
-    # The cmdlets assembly itself: no script loader to compile at import (PowerShellVersion and
-    # CompatiblePSEditions refuse older hosts with PowerShell's own message).
-    RootModule           = 'Moltar.Cmdlets.dll'
+    # The script root module holds what is better in script (argument completers); the binary cmdlets load as its
+    # nested module. PowerShellVersion and CompatiblePSEditions refuse older hosts with PowerShell's own message.
+    RootModule           = 'Moltar.psm1'
+    NestedModules        = @('Moltar.Cmdlets.dll')
     ModuleVersion        = '0.1.0'
     CompatiblePSEditions = @('Core')
     PowerShellVersion    = '7.4'
@@ -14,7 +15,9 @@
     CmdletsToExport      = @(
         'Approve-MoltarProject'
         'Copy-MoltarFile'
+        'Disconnect-MoltarInstance'
         'Enter-MoltarInstance'
+        'Get-MoltarConnection'
         'Get-MoltarContext'
         'Get-MoltarInstance'
         'Invoke-MoltarCommand'

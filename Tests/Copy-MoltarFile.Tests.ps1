@@ -11,6 +11,9 @@ Describe 'Copy-MoltarFile' -Skip:([bool] $SkipReason) {
         $script:ModulePath = Get-TestModulePath
         Import-Module $ModulePath -Force
         $script:TestHome = Enter-TestHome -Name copy
+        # These tests check that every connection is closed when a call ends (and count sockets and threads across
+        # calls): the connection pool is off for them. Tests/ConnectionPool.Tests.ps1 covers the pool.
+        $env:MOLTAR_CONNECTION_IDLE_SECONDS = '0'
         $script:Scratch = $TestHome.Scratch
 
         $script:Sandbox = Start-TestSandbox -Hosts 20
@@ -90,6 +93,7 @@ Describe 'Copy-MoltarFile' -Skip:([bool] $SkipReason) {
     }
 
     AfterAll {
+        Remove-Item env:MOLTAR_CONNECTION_IDLE_SECONDS -ErrorAction Ignore
         Pop-Location -ErrorAction Ignore
         Stop-TestSandbox $Sandbox
         Exit-TestHome $TestHome

@@ -208,12 +208,14 @@ Describe 'Enter-MoltarInstance selects exactly one instance' {
 
     It 'fails loudly (DashDashNotSupported) instead of binding the words after -- as the selection when the command text cannot be read' {
         # A PowerShell without the public InvocationInfo.Statement (the one thing the "--" split relies on): the words
-        # after -- must not become -Name 'echo' (another instance, or none) or run elsewhere.
+        # after -- must not become -Name 'echo' (another instance, or none) or run elsewhere. Moltar's own seam (the
+        # member name it reads) stands in for such a PowerShell; PowerShell itself is not touched.
         $split = [Moltar.Cmdlets.EnterMoltarInstanceCommand].Assembly.GetType('Moltar.Infrastructure.DashDashSplit', $true)
-        $field = $split.GetField('StatementProperty', [Reflection.BindingFlags]'NonPublic, Static')
+        $field = $split.GetField('StatementMember', [Reflection.BindingFlags]'NonPublic, Static')
         $saved = $field.GetValue($null)
-        $saved | Should -Not -BeNullOrEmpty -Because 'this PowerShell has InvocationInfo.Statement'
-        $field.SetValue($null, $null)
+        $saved | Should -BeExactly 'Statement'
+        $MyInvocation.PSObject.Properties[$saved] | Should -Not -BeNullOrEmpty -Because 'this PowerShell has InvocationInfo.Statement'
+        $field.SetValue($null, 'NoSuchMemberInThisPowerShell')
         try {
             $err = { Enter-MoltarInstance staging jobs @Ssh -WhatIf -- echo hi } |
                 Should -Throw -ErrorId 'DashDashNotSupported,Moltar.Cmdlets.EnterMoltarInstanceCommand' -PassThru

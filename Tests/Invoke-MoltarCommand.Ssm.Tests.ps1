@@ -1,6 +1,6 @@
 # Invoke-MoltarCommand -Transport Ssm against the sandbox's Systems Manager stand-in (AWS_ENDPOINT_URL_SSM): 3 real
 # sshd hosts whose simulated agents run each command on the host as root, and 60 synthetic instances whose agents run
-# it locally. The stand-in's request logs show what Moltar asked of EC2 and of Systems Manager.
+# it locally (never as root). The stand-in's request logs show what Moltar asked of EC2 and of Systems Manager.
 BeforeDiscovery {
     Import-Module (Join-Path $PSScriptRoot 'TestHelpers.psm1') -Force
     $script:SkipReason = Get-SandboxSkipReason
@@ -39,6 +39,12 @@ Describe 'Invoke-MoltarCommand -Transport Ssm' -Skip:([bool] $SkipReason) {
         function Get-ExpectedName($Instance) {
             if ($Instance.InstanceId -in $script:HostIds) { $Instance.Name } else { $script:MachineName }
         }
+        # The uid a command runs as: root on a host (the agent's user); on a synthetic instance (run on this machine)
+        # never root: nobody when the sandbox runs as root, else the sandbox's own user.
+        $script:MyUid = [int](id -u)
+        function Get-ExpectedUid($Instance) {
+            if ($Instance.InstanceId -in $script:HostIds) { 0 } elseif ($script:MyUid -eq 0) { 65534 } else { $script:MyUid }
+        }
     }
 
     AfterAll {
@@ -64,9 +70,20 @@ Describe 'Invoke-MoltarCommand -Transport Ssm' -Skip:([bool] $SkipReason) {
             $result[0].Name | Should -Be $instance.Name
             $result[0].Succeeded | Should -BeTrue
             $result[0].ExitCode | Should -Be 0
-            $result[0].Output | Should -BeExactly "$(Get-ExpectedName $instance)`n0`n"
+            $result[0].Output | Should -BeExactly "$(Get-ExpectedName $instance)`n$(Get-ExpectedUid $instance)`n"
         }
         @(Get-MoltarSandboxSsmRequest $Sandbox -Action SendCommand).Count | Should -Be 1
+    }
+
+    It 'runs a synthetic instance''s script on this machine never as root (the stand-in''s own safety)' {
+        $synthetic = @($Instances | Where-Object InstanceId -NotIn $HostIds | Select-Object -First 2)
+        $synthetic.Count | Should -Be 2
+        $results = @($synthetic | Invoke-MoltarCommand 'id -u; touch /root/moltar-ssm-probe 2>/dev/null && echo wrote' -Transport Ssm -ErrorAction SilentlyContinue)
+        $results.Count | Should -Be 2
+        foreach ($result in $results) {
+            $result.Output | Should -BeExactly "$(Get-ExpectedUid $result)`n"
+        }
+        if ($MyUid -eq 0) { Test-Path /root/moltar-ssm-probe | Should -BeFalse }
     }
 
     It 'loads AWSSDK.SimpleSystemsManagement from the module''s deps, in its private load context' {
@@ -302,7 +319,7 @@ Describe 'Invoke-MoltarCommand -Transport Ssm' -Skip:([bool] $SkipReason) {
         try {
             $context = Get-MoltarContext
             $context.Transport | Should -Be 'Ssm'
-            ($context.Settings | Where-Object Name -EQ 'Transport').Source | Should -Be 'Environment MOLTAR_TRANSPORT'
+            ($context.Settings | Where-Object Name -EQ 'Transport').SourceText | Should -Be 'Environment MOLTAR_TRANSPORT'
             $result = $HostInstances[0] | Invoke-MoltarCommand 'uname -n'
             $result.Output | Should -BeExactly "$($HostInstances[0].Name)`n"
             @(Get-MoltarSandboxSsmRequest $Sandbox -Action SendCommand).Count | Should -Be 1

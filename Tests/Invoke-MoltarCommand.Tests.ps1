@@ -11,6 +11,9 @@ Describe 'Invoke-MoltarCommand' -Skip:([bool] $SkipReason) {
         $script:ModulePath = Get-TestModulePath
         Import-Module $ModulePath -Force
         $script:TestHome = Enter-TestHome -Name command
+        # These tests check that every connection is closed when a call ends (and count sockets and threads across
+        # calls): the connection pool is off for them. Tests/ConnectionPool.Tests.ps1 covers the pool.
+        $env:MOLTAR_CONNECTION_IDLE_SECONDS = '0'
         $script:Scratch = $TestHome.Scratch
 
         $script:Sandbox = Start-TestSandbox -Hosts 20
@@ -74,6 +77,7 @@ Describe 'Invoke-MoltarCommand' -Skip:([bool] $SkipReason) {
     }
 
     AfterAll {
+        Remove-Item env:MOLTAR_CONNECTION_IDLE_SECONDS -ErrorAction Ignore
         $global:PSDefaultParameterValues.Remove('Invoke-MoltarCommand:TimeoutSeconds')
         Pop-Location -ErrorAction Ignore
         if ($Runspace) { $Runspace.Dispose() }

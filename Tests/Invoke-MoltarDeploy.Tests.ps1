@@ -230,6 +230,18 @@ Describe 'Invoke-MoltarDeploy' -Skip:([bool]$SkipReason) {
         $seen.Type | Should -Be 'Moltar.MoltarDeployResult'
     }
 
+    It 'a second deploy reuses the connections the first one kept: no host sees a new login' {
+        $first = @(Invoke-MoltarDeploy production -Package moltar-test-app -Version 1.1.0 -Quiet -ConnectionIdleSeconds 600)
+        @($first | Where-Object { -not $_.Succeeded }) | Should -BeNullOrEmpty
+        $logins = Get-LoginCount
+        $second = @(Invoke-MoltarDeploy production -Package moltar-test-app -Version 1.1.0 -Quiet -ConnectionIdleSeconds 600)
+        $second.Count | Should -Be 6
+        @($second | Where-Object { -not $_.Succeeded }) | Should -BeNullOrEmpty
+        Get-LoginCount | Should -Be $logins -Because 'every step of the second deploy ran on a connection kept from the first'
+        @(Get-MoltarConnection | Where-Object Address -In ($Hosts | ForEach-Object Address)).Count | Should -Be 6
+        Disconnect-MoltarInstance
+    }
+
     It 'rolls back to 1.0.0 with -Version, keeping a config file changed on the host, and cleans with -Clean' {
         $null = Invoke-OnHost $Names[0] 'echo "# changed on the host" | sudo tee -a /etc/moltar-test-app/app.conf'
         $results = Invoke-MoltarDeploy production -Package moltar-test-app -Version 1.0.0 -Clean -Quiet

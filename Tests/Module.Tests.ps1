@@ -88,10 +88,77 @@ Import-Module '@MODULE@'
         finally { Remove-TestScratch $scratch }
     }
 
-    It 'imports again with -Force and after Remove-Module' {
-        $script = "Import-Module '$ModulePath'; Remove-Module Moltar; Import-Module '$ModulePath'; Import-Module '$ModulePath' -Force; (Get-MoltarContext).ThrottleLimit"
-        Invoke-CleanPwsh $script | Should -Be 32
+    It 'imports again with -Force and after Remove-Module, which takes the cmdlets with it' {
+        $script = "Import-Module '$ModulePath'; Remove-Module Moltar; 'left=' + [bool](Get-Command Get-MoltarInstance -ErrorAction Ignore); " +
+            "Import-Module '$ModulePath'; Import-Module '$ModulePath' -Force; (Get-MoltarContext).ThrottleLimit"
+        Invoke-CleanPwsh $script | Should -Be @('left=False', 32)
         $LASTEXITCODE | Should -Be 0
+    }
+
+    It 'is a script root module (Moltar.psm1) that loads the binary cmdlets as its nested module and exports no function' {
+        $manifest = Import-PowerShellDataFile $ModulePath
+        $manifest.RootModule | Should -Be 'Moltar.psm1'
+        $manifest.NestedModules | Should -Be @('Moltar.Cmdlets.dll')
+        Join-Path $ModuleDir 'Moltar.psm1' | Should -Exist
+        $shape = Invoke-CleanPwsh @"
+`$module = Import-Module '$ModulePath' -PassThru
+'type=' + `$module.ModuleType
+'path=' + `$module.Path
+'nested=' + ((`$module.NestedModules | ForEach-Object { '{0}:{1}' -f `$_.Name, `$_.ModuleType }) -join ',')
+'functions=' + `$module.ExportedFunctions.Count
+'source=' + (Get-Command Get-MoltarInstance).Source
+"@
+        $LASTEXITCODE | Should -Be 0
+        $shape | Should -Contain 'type=Script'
+        $shape | Should -Contain ('path=' + (Join-Path $ModuleDir 'Moltar.psm1'))
+        $shape | Should -Contain 'nested=Moltar.Cmdlets:Binary'
+        $shape | Should -Contain 'functions=0'
+        $shape | Should -Contain 'source=Moltar'
+    }
+}
+
+Describe 'Tab completion from Moltar.psm1' {
+    BeforeAll {
+        Import-Module $ModulePath -Force
+        $script:Scratch = New-TestScratch -Name completion
+        $script:SavedAws = @{ AWS_CONFIG_FILE = $env:AWS_CONFIG_FILE; AWS_SHARED_CREDENTIALS_FILE = $env:AWS_SHARED_CREDENTIALS_FILE; MOLTAR_PROFILE_LOCATION = $env:MOLTAR_PROFILE_LOCATION }
+        $env:AWS_SHARED_CREDENTIALS_FILE = Join-Path $Scratch 'credentials'
+        $env:AWS_CONFIG_FILE = Join-Path $Scratch 'config'
+        Remove-Item env:MOLTAR_PROFILE_LOCATION -ErrorAction Ignore
+        Set-Content $env:AWS_SHARED_CREDENTIALS_FILE "[default]`naws_access_key_id = x`n[acme-prod]`naws_access_key_id = y`n"
+        Set-Content $env:AWS_CONFIG_FILE "[default]`nregion = eu-west-1`n[profile acme-staging]`nregion = eu-west-1`n[profile Acme Shop]`nregion = eu-west-1`n[sso-session acme]`nsso_region = eu-west-1`n[services local]`nec2 =`n"
+        $script:Other = Join-Path $Scratch 'other-credentials'
+        Set-Content $Other "[acme-other]`naws_access_key_id = z`n"
+
+        function Get-Completion([string] $line) {
+            (TabExpansion2 -inputScript $line -cursorColumn $line.Length).CompletionMatches.CompletionText
+        }
+    }
+    AfterAll {
+        foreach ($name in $SavedAws.Keys) {
+            if ($null -ne $SavedAws[$name]) { Set-Item "env:$name" $SavedAws[$name] } else { Remove-Item "env:$name" -ErrorAction Ignore }
+        }
+        Remove-TestScratch $Scratch
+    }
+
+    It 'completes -ProfileName from the shared credentials and config files, quoting names that need it' {
+        Get-Completion 'Get-MoltarInstance -ProfileName ' | Should -Be @("'Acme Shop'", 'acme-prod', 'acme-staging', 'default')
+        Get-Completion 'Get-MoltarInstance -ProfileName acme-s' | Should -Be @('acme-staging')
+    }
+
+    It 'reads only the -ProfileLocation file when one is given' {
+        Get-Completion "Get-MoltarInstance -ProfileLocation '$Other' -ProfileName " | Should -Be @('acme-other')
+    }
+
+    It 'offers the completion on every cmdlet that takes -ProfileName, and completes nothing when the files are missing' {
+        $commands = @(Get-Command -Module Moltar | Where-Object { $_.Parameters.ContainsKey('ProfileName') })
+        $commands.Count | Should -BeGreaterThan 4
+        foreach ($command in $commands) {
+            Get-Completion "$($command.Name) -ProfileName acme-p" | Should -Be @('acme-prod') -Because $command.Name
+        }
+        # (PowerShell falls back to file names when a completer offers nothing: no profile name is what counts.)
+        $line = "Get-MoltarInstance -ProfileLocation '$(Join-Path $Scratch 'absent')' -ProfileName "
+        (TabExpansion2 -inputScript $line -cursorColumn $line.Length).CompletionMatches | Where-Object ResultType -eq 'ParameterValue' | Should -BeNullOrEmpty
     }
 }
 

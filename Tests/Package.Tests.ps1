@@ -35,6 +35,7 @@ Register-PSResourceRepository -Name MoltarTest -Uri '$Repository' -Trusted
 Install-PSResource -Name Moltar -Repository MoltarTest -Scope CurrentUser -TrustRepository -Quiet
 Import-Module Moltar
 'base=' + (Get-Module Moltar).ModuleBase
+'root=' + [IO.Path]::GetFileName((Get-Module Moltar).Path) + ' ' + (Get-Module Moltar).ModuleType
 'instances=' + @(Get-MoltarInstance -Project demo -EndpointUrl '$($Sandbox.Endpoint)').Count
 Get-MoltarInstance -Project demo -EndpointUrl '$($Sandbox.Endpoint)' |
     Invoke-MoltarCommand 'uname -n' -KeyFile '$($Sandbox.ClientKeyPath)' -KnownHostsPath '$($Sandbox.KnownHostsPath)' -StrictHostKeyChecking Yes -Quiet |
@@ -54,6 +55,7 @@ Get-MoltarInstance -Project demo -EndpointUrl '$($Sandbox.Endpoint)' |
         }
         $LASTEXITCODE | Should -Be 0 -Because ($output -join "`n")
         ($output | Where-Object { "$_" -like 'base=*' }) | Should -BeLike "base=$freshHome*"
+        $output | Should -Contain 'root=Moltar.psm1 Script' -Because 'the package ships the root script module'
         $output | Should -Contain 'instances=2'
         @($output | Where-Object { "$_" -like 'ran=*' } | Sort-Object) | Should -Be @($Sandbox.Hosts.Name | Sort-Object | ForEach-Object { "ran=$_" })
     }

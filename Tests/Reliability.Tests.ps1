@@ -19,6 +19,9 @@ Describe 'Reliability and security' -Skip:([bool] $SkipReason) {
         $script:ModulePath = Get-TestModulePath
         Import-Module $ModulePath -Force
         $script:TestHome = Enter-TestHome -Name reliability
+        # These tests check that every connection is closed when a call ends (and count sockets and threads across
+        # calls): the connection pool is off for them. Tests/ConnectionPool.Tests.ps1 covers the pool.
+        $env:MOLTAR_CONNECTION_IDLE_SECONDS = '0'
         $script:Scratch = $TestHome.Scratch
 
         # Where this file's own stand-ins live: the third octet after the sandbox's (127.0.70.x -> 127.0.71.x).
@@ -123,6 +126,7 @@ Describe 'Reliability and security' -Skip:([bool] $SkipReason) {
     }
 
     AfterAll {
+        Remove-Item env:MOLTAR_CONNECTION_IDLE_SECONDS -ErrorAction Ignore
         foreach ($listener in @($Listeners)) { try { $listener.Stop() } catch { } }
         if ($AgentPid) { Stop-Process -Id $AgentPid -ErrorAction Ignore }
         Pop-Location -ErrorAction Ignore

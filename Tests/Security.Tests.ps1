@@ -491,10 +491,16 @@ Describe 'Trust boundaries' -Skip:([bool] $SkipReason) {
             # is one backslash (sh keeps both), so a single-quoted path names another file there.
             $script:LoginShell = (Invoke-OnHost $FishHost 'getent passwd ubuntu | cut -d: -f7').Trim()
             Invoke-OnHost $FishHost 'sudo -n usermod -s /usr/bin/fish ubuntu' | Out-Null
+            # sshd reads the login shell when the user logs in: a kept connection still runs the old one (as with
+            # OpenSSH's ControlMaster), so the next command logs in again.
+            $FishHost | Disconnect-MoltarInstance
             $script:FishRemote = "/tmp/moltar16-fish-$PID"
         }
         AfterAll {
-            if ($LoginShell) { Invoke-OnHost $FishHost "sudo -n usermod -s $LoginShell ubuntu; rm -rf $FishRemote" | Out-Null }
+            if ($LoginShell) {
+                Invoke-OnHost $FishHost "sudo -n usermod -s $LoginShell ubuntu; rm -rf $FishRemote" | Out-Null
+                $FishHost | Disconnect-MoltarInstance
+            }
             Remove-Item env:MOLTAR_ENDPOINT_URL
         }
 

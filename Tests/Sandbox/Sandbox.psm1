@@ -111,8 +111,12 @@ function Start-MoltarSandbox {
         [switch]$SharedRoot,
         [ValidateRange(0, 65535)] [int]$Port = 0,
         [string]$SandboxPath = $script:DefaultSandboxPath,
-        [ValidateRange(1, 3600)] [int]$TimeoutSeconds = 120
+        # A hang guard, not a speed limit: the sandbox itself waits for each host (adapting to load) and exits with
+        # the failed hosts' logs when one never comes up. Default: 10 minutes, 2 s more per host past 300 (180 hosts
+        # took 162 s beside two other suites).
+        [ValidateRange(1, 7200)] [int]$TimeoutSeconds = 0
     )
+    if ($TimeoutSeconds -eq 0) { $TimeoutSeconds = 600 + 2 * [Math]::Max(0, $Hosts - 300) }
 
     if (-not (Test-Path -LiteralPath $SandboxPath -PathType Leaf)) {
         $PSCmdlet.ThrowTerminatingError((New-SandboxError -ErrorId 'SandboxNotBuilt' -Category ObjectNotFound -Target $SandboxPath `
@@ -491,6 +495,58 @@ function Get-MoltarSandboxSsmRequest {
     }
 }
 
+<#
+.SYNOPSIS
+    The sshd side of each sandbox host, read from /proc: its listener (the shallowest sshd under the host's PID), the
+    sshd processes of its open connections (the listener's sshd descendants: one connection is one or two of them, a
+    command's shell is not one), and the CPU seconds the listener spent with the sessions it has reaped (what ended
+    connections cost the host). Linux only; -Name picks hosts.
+#>
+function Get-MoltarSandboxSshd {
+    [CmdletBinding()]
+    param([Parameter(Mandatory, Position = 0)] [psobject]$Sandbox, [Parameter(Position = 1)] [string[]]$Name)
+    $parent = @{}; $comm = @{}; $ticks = @{}
+    foreach ($dir in [IO.Directory]::GetDirectories('/proc')) {
+        $id = 0
+        if (-not [int]::TryParse([IO.Path]::GetFileName($dir), [ref] $id)) { continue }
+        try { $stat = [IO.File]::ReadAllText("$dir/stat") } catch { continue } # the process ended meanwhile
+        $open = $stat.IndexOf('('); $close = $stat.LastIndexOf(')')
+        $comm[$id] = $stat.Substring($open + 1, $close - $open - 1)
+        $fields = $stat.Substring($close + 2).Split(' ')
+        $parent[$id] = [int] $fields[1]
+        $ticks[$id] = [long] $fields[11] + [long] $fields[12] + [long] $fields[13] + [long] $fields[14] # utime stime cutime cstime
+    }
+    $children = @{}
+    foreach ($id in $parent.Keys) {
+        if (-not $children.ContainsKey($parent[$id])) { $children[$parent[$id]] = [Collections.Generic.List[int]]::new() }
+        $children[$parent[$id]].Add($id)
+    }
+    foreach ($h in @($Sandbox.Hosts | Where-Object { -not $Name -or $_.Name -in $Name })) {
+        $listener = $null
+        $queue = [Collections.Generic.Queue[int]]::new()
+        if ($null -ne $h.Pid) { $queue.Enqueue([int] $h.Pid) }
+        while ($queue.Count -and $null -eq $listener) {
+            $id = $queue.Dequeue()
+            if ($comm[$id] -like 'sshd*') { $listener = $id }
+            elseif ($children.ContainsKey($id)) { foreach ($child in $children[$id]) { $queue.Enqueue($child) } }
+        }
+        $sessions = [Collections.Generic.List[int]]::new()
+        $queue.Clear()
+        if ($null -ne $listener -and $children.ContainsKey($listener)) { foreach ($child in $children[$listener]) { $queue.Enqueue($child) } }
+        while ($queue.Count) {
+            $id = $queue.Dequeue()
+            if ($comm[$id] -like 'sshd*') { $sessions.Add($id) }
+            if ($children.ContainsKey($id)) { foreach ($child in $children[$id]) { $queue.Enqueue($child) } }
+        }
+        [pscustomobject]@{
+            Name        = $h.Name
+            ListenerPid = $listener
+            Sessions    = @($sessions | Sort-Object)
+            CpuSeconds  = if ($null -ne $listener) { $ticks[$listener] / 100.0 } else { 0.0 } # USER_HZ
+        }
+    }
+}
+
 <# .SYNOPSIS Empties the SSM request log. #>
 function Clear-MoltarSandboxSsmRequest {
     [CmdletBinding()]
@@ -507,7 +563,7 @@ function Get-MoltarSandboxSsmCommand {
 }
 
 Export-ModuleMember -Function Set-MoltarSandboxSsm, Get-MoltarSandboxSsmRequest, Clear-MoltarSandboxSsmRequest, Get-MoltarSandboxSsmCommand
-Export-ModuleMember -Function Set-MoltarSandboxCredential, Get-MoltarSandboxCredential
+Export-ModuleMember -Function Set-MoltarSandboxCredential, Get-MoltarSandboxCredential, Get-MoltarSandboxSshd
 Export-ModuleMember -Function Start-MoltarSandbox, Stop-MoltarSandbox, Set-MoltarSandboxFault, Clear-MoltarSandboxFault,
     Get-MoltarSandboxRequest, Clear-MoltarSandboxRequest, Get-MoltarSandboxFleet, Set-MoltarSandboxFleet,
     Stop-MoltarSandboxHost, Start-MoltarSandboxHost

@@ -1,18 +1,18 @@
 namespace Moltar.Engine;
 
 /// <summary>
-/// A failure the user can act on. ErrorId is stable (tests and scripts match on it); Category names a
-/// PowerShell ErrorCategory so the cmdlet layer can map it without the engine knowing PowerShell.
+/// A failure the user can act on, thrown where it happens; <see cref="Failure"/> is the value that travels on to the
+/// error record. ErrorId is stable (tests and scripts match on it).
 /// </summary>
 public class MoltarException : Exception
 {
-    public string ErrorId { get; }
-    public string Category { get; }
-
-    public MoltarException(string errorId, string category, string message, Exception? inner = null)
+    public MoltarException(string errorId, FailureCategory category, string message, Exception? inner = null, string? host = null)
         : base(message, inner)
     {
-        ErrorId = errorId;
-        Category = category;
+        Failure = new MoltarFailure(errorId, category, message, host, this);
     }
+
+    public MoltarFailure Failure { get; }
+    public string ErrorId => Failure.ErrorId;
+    public FailureCategory Category => Failure.Category;
 }

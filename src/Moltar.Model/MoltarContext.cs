@@ -5,10 +5,13 @@ public sealed class MoltarSetting
 {
     public string Name { get; init; } = "";
     public object? Value { get; init; }
-    /// <summary>Parameter, Environment (with the variable), ProjectFile (with the path), AwsProfile, Default.</summary>
-    public string Source { get; init; } = "";
+    public SettingSource Source { get; init; }
+    /// <summary>The environment variable (Environment) or the project file's path (ProjectFile); null otherwise.</summary>
+    public string? SourceDetail { get; init; }
+    /// <summary>Source and detail as one reads them: "Parameter", "Environment MOLTAR_REGION", "ProjectFile /repo/.moltar.psd1".</summary>
+    public string SourceText => SourceDetail is null ? Source.ToString() : $"{Source} {SourceDetail}";
 
-    public override string ToString() => $"{Name}={Value} ({Source})";
+    public override string ToString() => $"{Name}={Value} ({SourceText})";
 }
 
 /// <summary>The project, account, region, tag names and SSH defaults a call runs with.</summary>
@@ -23,14 +26,18 @@ public sealed class MoltarContext
     public string[] Packages { get; init; } = Array.Empty<string>();
     public string? User { get; init; }
     public int? Port { get; init; }
-    public string AddressType { get; init; } = "Auto";
+    public AddressType AddressType { get; init; } = AddressType.Auto;
     public string? JumpHost { get; init; }
     public int ThrottleLimit { get; init; } = 32;
     public string? KeyFile { get; init; }
     public string? KnownHostsPath { get; init; }
-    public string StrictHostKeyChecking { get; init; } = "AcceptNew";
+    public StrictHostKeyChecking StrictHostKeyChecking { get; init; } = StrictHostKeyChecking.AcceptNew;
+    /// <summary>How long a call's SSH connections stay open for the next call; 0 closes them when the call ends.</summary>
+    public int ConnectionIdleSeconds { get; init; } = DefaultConnectionIdleSeconds;
+    /// <summary>The default idle time of kept connections (seconds).</summary>
+    public const int DefaultConnectionIdleSeconds = 60;
     /// <summary>How commands reach the instances: Ssh (Moltar's own fan-out) or Ssm (Systems Manager Run Command).</summary>
-    public string Transport { get; init; } = "Ssh";
+    public Transport Transport { get; init; } = Transport.Ssh;
     public IReadOnlyDictionary<string, string> TagNames { get; init; } = new Dictionary<string, string>();
     /// <summary>The project file that was read, if any.</summary>
     public string? ProjectFile { get; init; }

@@ -18,7 +18,7 @@ public sealed class MoltarDeployResult
     public IReadOnlyDictionary<string, string> InstalledVersions { get; init; } = new Dictionary<string, string>();
     public bool Succeeded { get; init; }
     /// <summary>Succeeded, Failed, or NotStarted (skipped after -MaxFailures was exceeded).</summary>
-    public string Status { get; init; } = "";
+    public DeployStatus Status { get; init; }
     /// <summary>Null on success; DeployFailed, VerifyFailed, NotStarted, or the SSH error id (ConnectFailed, ...).</summary>
     public string? ErrorId { get; init; }
     /// <summary>The batch the instance was in, from 1.</summary>
@@ -33,5 +33,5 @@ public sealed class MoltarDeployResult
     public TimeSpan Duration { get; init; }
 
     public override string ToString() =>
-        $"{HostLabel.Of(Name, InstanceId, Address)}: {(Succeeded ? string.Join(", ", InstalledVersions.Select(v => $"{v.Key}={v.Value}")) : ErrorId ?? Status)}";
+        $"{HostLabel.Of(Name, InstanceId, Address)}: {(Succeeded ? string.Join(", ", InstalledVersions.Select(v => $"{v.Key}={v.Value}")) : ErrorId ?? Status.ToString())}";
 }

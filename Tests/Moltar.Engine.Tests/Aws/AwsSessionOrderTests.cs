@@ -27,7 +27,7 @@ public sealed class AwsSessionOrderTests : IDisposable
     private static Func<string, string?> Environment(params (string Name, string Value)[] variables) =>
         name => variables.FirstOrDefault(v => v.Name == name).Value ?? (name == "AWS_EC2_METADATA_DISABLED" ? "true" : null);
 
-    private MoltarContext Context(string? project = null, string? profile = null, string profileSource = "Parameter", string? region = "us-east-1") => new()
+    private MoltarContext Context(string? project = null, string? profile = null, SettingSource profileSource = SettingSource.Parameter, string? region = "us-east-1") => new()
     {
         Project = project,
         ProfileName = profile,
@@ -35,8 +35,8 @@ public sealed class AwsSessionOrderTests : IDisposable
         Region = region,
         Settings = new[]
         {
-            new MoltarSetting { Name = "ProfileName", Value = profile, Source = profileSource },
-            new MoltarSetting { Name = "Region", Value = region, Source = "Parameter" },
+            new MoltarSetting { Name = "ProfileName", Value = profile, Source = profileSource, SourceDetail = profileSource == SettingSource.Environment ? "MOLTAR_PROFILE" : null },
+            new MoltarSetting { Name = "Region", Value = region, Source = SettingSource.Parameter },
         }.Where(s => s.Value is not null).ToList(),
     };
 
@@ -50,7 +50,7 @@ public sealed class AwsSessionOrderTests : IDisposable
         var byParameter = AwsSession.Create(Context(profile: "named"), null, env, stored: stored);
         Assert.Equal("AKIANAMED", byParameter.Credentials.GetCredentials().AccessKey);
 
-        var byStored = AwsSession.Create(Context(profile: "named", profileSource: "Environment MOLTAR_PROFILE"), null, env, stored: stored);
+        var byStored = AwsSession.Create(Context(profile: "named", profileSource: SettingSource.Environment), null, env, stored: stored);
         Assert.Equal("$StoredAWSCredentials (Set-AWSCredential)", byStored.CredentialSource);
         var keys = byStored.Credentials.GetCredentials();
         Assert.Equal(("AKIASTORED", "stored-secret", "stored-token"), (keys.AccessKey, keys.SecretKey, keys.Token));

@@ -40,7 +40,7 @@ public sealed class ContextResolverTests : IDisposable
         Assert.Equal("shop", context.Project);
         Assert.Equal("deploy", context.User);
         Assert.Equal(_root, context.ProjectDirectory);
-        Assert.Contains(context.Settings, s => s.Name == "Project" && s.Source.StartsWith("ProjectFile"));
+        Assert.Contains(context.Settings, s => s.Name == "Project" && s.Source == SettingSource.ProjectFile && s.SourceText == "ProjectFile " + s.SourceDetail);
     }
 
     [Fact]
@@ -56,28 +56,29 @@ public sealed class ContextResolverTests : IDisposable
         Assert.Equal("env-region", context.Region);
         Assert.Equal("file-user", context.User);
         Assert.Equal(4, context.ThrottleLimit);
-        Assert.Equal("AcceptNew", context.StrictHostKeyChecking);
-        Assert.Equal("Parameter", context.Settings.Single(s => s.Name == "Project").Source);
-        Assert.Equal("Environment MOLTAR_REGION", context.Settings.Single(s => s.Name == "Region").Source);
-        Assert.Equal("Default", context.Settings.Single(s => s.Name == "StrictHostKeyChecking").Source);
+        Assert.Equal(StrictHostKeyChecking.AcceptNew, context.StrictHostKeyChecking);
+        Assert.Equal(SettingSource.Parameter, context.Settings.Single(s => s.Name == "Project").Source);
+        var region = context.Settings.Single(s => s.Name == "Region");
+        Assert.Equal((SettingSource.Environment, "MOLTAR_REGION", "Environment MOLTAR_REGION"), (region.Source, region.SourceDetail, region.SourceText));
+        Assert.Equal(SettingSource.Default, context.Settings.Single(s => s.Name == "StrictHostKeyChecking").Source);
     }
 
     [Fact]
     public void TransportResolvesParameterThenEnvironmentThenTrustedProjectFileThenSsh()
     {
-        Assert.Equal("Ssh", Resolve().Transport);
+        Assert.Equal(Transport.Ssh, Resolve().Transport);
         string file = Path.Combine(_root, ".moltar.psd1");
         File.WriteAllText(file, "@{ Project = 'shop'; Transport = 'ssm' }");
         var untrusted = Resolve();
-        Assert.Equal("Ssh", untrusted.Transport);
+        Assert.Equal(Transport.Ssh, untrusted.Transport);
         Assert.Contains("Transport", untrusted.IgnoredProjectSettings);
         Trust();
         var trusted = Resolve();
-        Assert.Equal("Ssm", trusted.Transport);
-        Assert.StartsWith("ProjectFile", trusted.Settings.Single(s => s.Name == "Transport").Source);
+        Assert.Equal(Transport.Ssm, trusted.Transport);
+        Assert.Equal(SettingSource.ProjectFile, trusted.Settings.Single(s => s.Name == "Transport").Source);
         _environment["MOLTAR_TRANSPORT"] = "Ssh";
-        Assert.Equal("Ssh", Resolve().Transport);
-        Assert.Equal("Ssm", Resolve(new ContextRequest { Transport = "Ssm" }).Transport);
+        Assert.Equal(Transport.Ssh, Resolve().Transport);
+        Assert.Equal(Transport.Ssm, Resolve(new ContextRequest { Transport = Transport.Ssm }).Transport);
         _environment["MOLTAR_TRANSPORT"] = "telnet";
         var error = Assert.Throws<FormatException>(() => Resolve());
         Assert.Contains("MOLTAR_TRANSPORT", error.Message);
@@ -144,12 +145,35 @@ public sealed class ContextResolverTests : IDisposable
     [InlineData("@{ AddressType = 'Elastic' }", "not one of Auto, Public, Private")]
     [InlineData("@{ TagNames = @{ Team = 'Owner' } }", "TagNames has 'Team'")]
     [InlineData("@{ ThrottleLimit = 0 }", "not a positive whole number")]
+    [InlineData("@{ ConnectionIdleSeconds = -1 }", "not a number of seconds from 0")]
+    [InlineData("@{ ConnectionIdleSeconds = 86401 }", "not a number of seconds from 0")]
     public void BadProjectFilesSayWhatIsWrong(string text, string expected)
     {
         File.WriteAllText(Path.Combine(_root, ".moltar.psd1"), text);
         var error = Assert.Throws<FormatException>(() => Resolve());
         Assert.Contains(expected, error.Message);
         Assert.Contains(".moltar.psd1", error.Message);
+    }
+
+    [Fact]
+    public void ConnectionIdleSecondsComesFromTheParameterTheEnvironmentAnUntrustedProjectFileOrTheDefault()
+    {
+        Assert.Equal(60, Resolve().ConnectionIdleSeconds);
+        Assert.Equal(SettingSource.Default, Resolve().Settings.Single(s => s.Name == "ConnectionIdleSeconds").Source);
+
+        // Harmless (how long connections stay open, not where they go): honoured from a project file not trusted yet.
+        File.WriteAllText(Path.Combine(_root, ".moltar.psd1"), "@{ Project = 'shop'; ConnectionIdleSeconds = 0 }");
+        Assert.Equal(0, Resolve().ConnectionIdleSeconds);
+        Assert.Equal(SettingSource.ProjectFile, Resolve().Settings.Single(s => s.Name == "ConnectionIdleSeconds").Source);
+
+        _environment["MOLTAR_CONNECTION_IDLE_SECONDS"] = "300";
+        Assert.Equal(300, Resolve().ConnectionIdleSeconds);
+        Assert.Equal(5, Resolve(new ContextRequest { ConnectionIdleSeconds = 5 }).ConnectionIdleSeconds);
+
+        _environment["MOLTAR_CONNECTION_IDLE_SECONDS"] = "soon";
+        var error = Assert.Throws<FormatException>(() => Resolve());
+        Assert.Contains("MOLTAR_CONNECTION_IDLE_SECONDS", error.Message);
+        Assert.Contains("'soon' is not a number of seconds from 0", error.Message);
     }
 
     [Fact]
@@ -175,7 +199,7 @@ public sealed class ContextResolverTests : IDisposable
         Assert.Null(context.ProjectFile);
         Assert.Null(context.Project);
         Assert.Equal(32, context.ThrottleLimit);
-        Assert.Equal("Auto", context.AddressType);
+        Assert.Equal(AddressType.Auto, context.AddressType);
     }
 
     [Fact]
@@ -186,7 +210,7 @@ public sealed class ContextResolverTests : IDisposable
                                 " User = 'root'; KeyFile = '~/.ssh/id_ed25519'; KnownHostsPath = '/dev/null'; JumpHost = 'evil.example'; StrictHostKeyChecking = 'No'; Transport = 'Ssm' }");
         var context = Resolve();
         Assert.Equal("NotTrusted", context.ProjectTrust);
-        Assert.Equal("Ssh", context.Transport);
+        Assert.Equal(Transport.Ssh, context.Transport);
         // Project and Region are not about credentials or host trust: they stay.
         Assert.Equal("shop", context.Project);
         Assert.Equal("eu-west-1", context.Region);
@@ -196,8 +220,8 @@ public sealed class ContextResolverTests : IDisposable
         Assert.Null(context.KeyFile);
         Assert.Null(context.KnownHostsPath);
         Assert.Null(context.JumpHost);
-        Assert.Equal("AcceptNew", context.StrictHostKeyChecking);
-        Assert.Equal("Default", context.Settings.Single(s => s.Name == "StrictHostKeyChecking").Source);
+        Assert.Equal(StrictHostKeyChecking.AcceptNew, context.StrictHostKeyChecking);
+        Assert.Equal(SettingSource.Default, context.Settings.Single(s => s.Name == "StrictHostKeyChecking").Source);
         Assert.Equal(ProjectFile.TrustedOnlyKeys.OrderBy(k => k), context.IgnoredProjectSettings.OrderBy(k => k));
         var warning = Assert.Single(context.Warnings);
         Assert.Contains(file, warning);

@@ -96,7 +96,7 @@ public class DeployRequestTests
     {
         var e = Assert.Throws<MoltarException>(() => DeployRequest.Create(new[] { "app", "x; rm -rf /" }, null, packageSource: "/repo/.moltar-packages"));
         Assert.Equal(DeployErrorIds.InvalidPackageName, e.ErrorId);
-        Assert.Equal("InvalidArgument", e.Category);
+        Assert.Equal(FailureCategory.InvalidArgument, e.Category);
         Assert.Contains("'x; rm -rf /' from /repo/.moltar-packages", e.Message);
         Assert.Contains("contains ';'", e.Message);
         Assert.Contains("Nothing was deployed", e.Message);

@@ -112,11 +112,11 @@ public class DiscoveryFilterTests
     public void PackagesTagIsParsed(string? tag, string[] expected) => Assert.Equal(expected, InstanceDiscovery.ParsePackages(tag));
 
     [Theory]
-    [InlineData("Auto", "1.2.3.4", "10.0.0.1", "1.2.3.4")]
-    [InlineData("Auto", null, "10.0.0.1", "10.0.0.1")]
-    [InlineData("Private", "1.2.3.4", "10.0.0.1", "10.0.0.1")]
-    [InlineData("Public", null, "10.0.0.1", null)]
-    public void AddressFollowsTheAddressType(string type, string? publicIp, string? privateIp, string? expected) =>
+    [InlineData(AddressType.Auto, "1.2.3.4", "10.0.0.1", "1.2.3.4")]
+    [InlineData(AddressType.Auto, null, "10.0.0.1", "10.0.0.1")]
+    [InlineData(AddressType.Private, "1.2.3.4", "10.0.0.1", "10.0.0.1")]
+    [InlineData(AddressType.Public, null, "10.0.0.1", null)]
+    public void AddressFollowsTheAddressType(AddressType type, string? publicIp, string? privateIp, string? expected) =>
         Assert.Equal(expected, InstanceDiscovery.ChooseAddress(type, publicIp, privateIp));
 
     [Fact]

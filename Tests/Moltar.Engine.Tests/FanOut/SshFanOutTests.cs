@@ -101,6 +101,10 @@ public sealed class SshFanOutTests(SshdFixture sshd)
         Assert.Equal(4, completed.Count);
         var down = completed.Single(c => c.Item!.InstanceId == "i-down");
         Assert.Equal(SshErrorIds.ConnectFailed, Assert.IsType<SshFailure>(down.Error).ErrorId);
+        // The value made where the connect failed is the one the error record gets: id, category, host, the exception.
+        var downFailure = SshFanOut.FailureOf(down)!;
+        Assert.Equal((SshErrorIds.ConnectFailed, FailureCategory.ConnectionError, "127.0.9.254"), (downFailure.ErrorId, downFailure.Category, downFailure.Host));
+        Assert.Same(down.Error, downFailure.Exception);
         var downResult = SshFanOut.ToResult(down, "cmd");
         Assert.False(downResult.Succeeded);
         Assert.Equal("ConnectFailed", downResult.ErrorId);
@@ -113,7 +117,9 @@ public sealed class SshFanOutTests(SshdFixture sshd)
             Assert.Equal(SshErrorIds.CommandFailed, result.ErrorId);
             Assert.Equal("out-ok\n", result.Output);
             Assert.Equal("err\n", result.Error);
-            Assert.Equal(SshErrorIds.CommandFailed, ((SshFailure)SshFanOut.FailureOf(c)!).ErrorId);
+            var failure = SshFanOut.FailureOf(c)!;
+            Assert.Equal((SshErrorIds.CommandFailed, FailureCategory.InvalidResult, c.Item!.Address), (failure.ErrorId, failure.Category, failure.Host));
+            Assert.Same(c.Result!.Failure, failure);
             var lines = events.Where(e => e.Kind == FanOutEventKind.Output && e.Item == c.Item).ToList();
             Assert.Equal(new[] { ("out-ok", false), ("err", true) }, lines.Select(l => (l.Text!, l.IsError)).OrderBy(l => l.IsError));
         }

@@ -37,7 +37,7 @@ public sealed class LibraryInternalsTests
 
         var before = Assert.Throws<SshFailure>(() => ChannelEof.EnsureAvailable(members));
         Assert.Equal(SshErrorIds.SshLibraryIncompatible, before.ErrorId);
-        Assert.Equal("NotImplemented", before.Category);
+        Assert.Equal(FailureCategory.NotImplemented, before.Category);
         Assert.Contains("._channel", before.Message);
         Assert.Contains("The command was not run", before.Message);
 

@@ -304,8 +304,10 @@ public sealed class SshdFixture : IDisposable
 
             """);
 
-        // `timeout` bounds the lifetime should a test run die before Dispose; it passes TERM on to sshd.
-        var process = Start("timeout", "900", SshdEnvironment.Sshd, "-D", "-E", log, "-f", config);
+        // `timeout` bounds the lifetime should a test run die before Dispose; it passes TERM on to sshd. Three hours:
+        // the fixture lives as long as the whole engine run, which took 19 minutes beside a second suite (15 minutes
+        // ended the servers under the last tests of that run).
+        var process = Start("timeout", "10800", SshdEnvironment.Sshd, "-D", "-E", log, "-f", config);
         lock (_processes)
         {
             _processes.Add(process);

@@ -83,7 +83,7 @@ public sealed class DownloadLayoutTests : IDisposable
         var folder = Path.Combine(_root, "web-1");
         var failure = Assert.Throws<TransferFailure>(() => DownloadLayout.LocalPathFor(folder, relative));
         Assert.Equal(TransferErrorIds.PathOutsideDestination, failure.ErrorId);
-        Assert.Equal("SecurityError", failure.Category);
+        Assert.Equal(FailureCategory.SecurityError, failure.Category);
     }
 
     [Fact]

@@ -73,7 +73,7 @@ public sealed class AwsSession
         {
             string serial = assumeRole.Options.MfaSerialNumber;
             assumeRole.Options.MfaTokenCodeCallback = mfaCode is null
-                ? () => throw new MoltarException("MfaRequired", "AuthenticationError",
+                ? () => throw new MoltarException("MfaRequired", FailureCategory.AuthenticationError,
                     $"The profile '{profile?.Name}' assumes a role that needs an MFA code ({serial}), and this session cannot ask for one. " +
                     "Run the command interactively once, or use credentials that need no MFA for scheduled tasks.")
                 : () => mfaCode(serial);
@@ -104,7 +104,7 @@ public sealed class AwsSession
                 if (inner is MoltarException own)
                     throw own;
             }
-            throw new MoltarException("CredentialsUnavailable", "AuthenticationError",
+            throw new MoltarException("CredentialsUnavailable", FailureCategory.AuthenticationError,
                 $"AWS credentials from {CredentialSource} could not be obtained: {e.Message}", e);
         }
     }
@@ -144,7 +144,7 @@ public sealed class AwsSession
         }
 
         var profileSetting = context.Settings.FirstOrDefault(s => s.Name == "ProfileName");
-        if (context.ProfileName is not null && profileSetting?.Source == "Parameter")
+        if (context.ProfileName is not null && profileSetting?.Source == SettingSource.Parameter)
             return FromProfile(store, context, new[] { context.ProfileName }, $"profile '{context.ProfileName}' (Parameter)");
 
         // AWS.Tools' session default (Set-AWSCredential) comes after the call's own parameters, as in AWS.Tools cmdlets.
@@ -152,7 +152,7 @@ public sealed class AwsSession
             return (storedCredentials.Credentials, storedCredentials.Source, null);
 
         if (context.ProfileName is not null)
-            return FromProfile(store, context, new[] { context.ProfileName }, $"profile '{context.ProfileName}' ({profileSetting?.Source})");
+            return FromProfile(store, context, new[] { context.ProfileName }, $"profile '{context.ProfileName}' ({profileSetting?.SourceText})");
 
         string? accessKey = NonEmpty(environment("AWS_ACCESS_KEY_ID"));
         string? secretKey = NonEmpty(environment("AWS_SECRET_ACCESS_KEY"));
@@ -195,12 +195,12 @@ public sealed class AwsSession
         if (!string.IsNullOrWhiteSpace(context.Project))
         {
             var names = ProfileCandidates(context.Project!);
-            throw new MoltarException("ProfileNotFound", "ObjectNotFound",
+            throw new MoltarException("ProfileNotFound", FailureCategory.ObjectNotFound,
                 $"No AWS profile named '{string.Join("', '", names)}' for the profile of project '{context.Project}' was found in {ProfileFiles(context)}, " +
                 $"and this machine gives no role credentials. Tried: {triedText}. " +
                 $"Add the profile (aws configure --profile {names[names.Count > 1 ? 1 : 0]}), or name another with -ProfileName or MOLTAR_PROFILE.");
         }
-        throw new MoltarException("CredentialsNotFound", "AuthenticationError",
+        throw new MoltarException("CredentialsNotFound", FailureCategory.AuthenticationError,
             $"No AWS credentials were found. Tried: {triedText}. Run 'aws configure', give -ProfileName, or run where a role gives credentials.");
     }
 
@@ -224,12 +224,12 @@ public sealed class AwsSession
             }
             catch (Exception e) when (e is not MoltarException)
             {
-                throw new MoltarException("ProfileInvalid", "InvalidData",
+                throw new MoltarException("ProfileInvalid", FailureCategory.InvalidData,
                     $"The AWS profile '{profile.Name}' in {ProfileFiles(context)} cannot give credentials: {e.Message}", e);
             }
         }
         string tried = string.Join("', '", names);
-        throw new MoltarException("ProfileNotFound", "ObjectNotFound",
+        throw new MoltarException("ProfileNotFound", FailureCategory.ObjectNotFound,
             $"No AWS profile named '{tried}' for {description} was found in {ProfileFiles(context)}. " +
             $"Add it (aws configure --profile {names[names.Count > 1 ? 1 : 0]}), or name another with -ProfileName or MOLTAR_PROFILE.");
     }
@@ -238,14 +238,14 @@ public sealed class AwsSession
                                                           string? storedRegion)
     {
         var setting = context.Settings.FirstOrDefault(s => s.Name == "Region");
-        bool explicitRegion = setting is not null && (setting.Source == "Parameter" || setting.Source.StartsWith("Environment", StringComparison.Ordinal));
-        if (setting?.Source == "Parameter")
-            return (RegionEndpoint.GetBySystemName(context.Region!), setting.Source);
+        bool explicitRegion = setting?.Source is SettingSource.Parameter or SettingSource.Environment;
+        if (setting?.Source == SettingSource.Parameter)
+            return (RegionEndpoint.GetBySystemName(context.Region!), setting.SourceText);
         // AWS.Tools' session default (Set-DefaultAWSRegion) after the call's own -Region, as in AWS.Tools cmdlets.
         if (NonEmpty(storedRegion) is { } stored)
             return (RegionEndpoint.GetBySystemName(stored), "$StoredAWSRegion (Set-DefaultAWSRegion)");
         if (explicitRegion)
-            return (RegionEndpoint.GetBySystemName(context.Region!), setting!.Source);
+            return (RegionEndpoint.GetBySystemName(context.Region!), setting!.SourceText);
         foreach (var variable in new[] { "AWS_REGION", "AWS_DEFAULT_REGION" })
         {
             string? value = NonEmpty(environment(variable));
@@ -253,13 +253,13 @@ public sealed class AwsSession
                 return (RegionEndpoint.GetBySystemName(value), $"Environment {variable}");
         }
         if (context.Region is not null)
-            return (RegionEndpoint.GetBySystemName(context.Region), setting!.Source);
+            return (RegionEndpoint.GetBySystemName(context.Region), setting!.SourceText);
         if (profile?.Region is not null)
             return (profile.Region, $"profile '{profile.Name}'");
         // Last: the region of the EC2 instance this runs on (the SDK reads its identity document over IMDSv2).
         if (RoleCredentials.InstanceRegion(environment) is { } instanceRegion)
             return (instanceRegion, $"the EC2 instance's region (instance metadata at {RoleCredentials.MetadataEndpoint(environment)})");
-        throw new MoltarException("RegionNotFound", "InvalidArgument",
+        throw new MoltarException("RegionNotFound", FailureCategory.InvalidArgument,
             "No AWS region is set. Give -Region, set AWS_REGION (or MOLTAR_REGION), put Region = 'eu-west-1' in .moltar.psd1, " +
             $"or add region = ... to the profile in {ProfileFiles(context)}" +
             (RoleCredentials.MetadataDisabled(environment) ? "." : "; the EC2 instance metadata gave none."));

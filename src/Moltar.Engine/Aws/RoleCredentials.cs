@@ -33,7 +33,7 @@ internal static class RoleCredentials
             }
             catch (Exception e) when (e is ArgumentException or InvalidOperationException or AmazonClientException)
             {
-                throw new MoltarException("RoleCredentialsInvalid", "InvalidData",
+                throw new MoltarException("RoleCredentialsInvalid", FailureCategory.InvalidData,
                     $"Web identity credentials ({WebIdentityTokenFile} {tokenFile}, {RoleArn} {roleArn}) cannot be used: {e.Message}", e);
             }
         }
@@ -51,7 +51,7 @@ internal static class RoleCredentials
             }
             catch (Exception e) when (e is ArgumentException or InvalidOperationException or AmazonClientException)
             {
-                throw new MoltarException("RoleCredentialsInvalid", "InvalidData",
+                throw new MoltarException("RoleCredentialsInvalid", FailureCategory.InvalidData,
                     $"Container credentials ({(relative is not null ? $"{ContainerRelativeUri} {relative}" : $"{ContainerFullUri} {full}")}) cannot be used: {e.Message}", e);
             }
         }
@@ -73,7 +73,7 @@ internal static class RoleCredentials
             // service without IMDSv2. Its unauthenticated IMDSv1 reads are never used.
             if (e.Message.Contains("rejected", StringComparison.OrdinalIgnoreCase))
             {
-                throw new MoltarException("InstanceMetadataV1Only", "SecurityError",
+                throw new MoltarException("InstanceMetadataV1Only", FailureCategory.SecurityError,
                     $"The EC2 instance metadata service at {endpoint} refused to give an IMDSv2 session token, and Moltar never uses IMDSv1 " +
                     "(unauthenticated reads any process or forwarded request could make). Require IMDSv2 on the instance " +
                     "(aws ec2 modify-instance-metadata-options --http-tokens required --http-endpoint enabled), or give credentials another way " +

@@ -11,14 +11,15 @@ public sealed record ContextRequest
     public string[]? Packages { get; init; }
     public string? User { get; init; }
     public int? Port { get; init; }
-    public string? AddressType { get; init; }
+    public AddressType? AddressType { get; init; }
     public string? JumpHost { get; init; }
     public int? ThrottleLimit { get; init; }
     public string? KeyFile { get; init; }
     public string? KnownHostsPath { get; init; }
-    public string? StrictHostKeyChecking { get; init; }
+    public StrictHostKeyChecking? StrictHostKeyChecking { get; init; }
+    public int? ConnectionIdleSeconds { get; init; }
     /// <summary>Ssh or Ssm: how commands reach the instances.</summary>
-    public string? Transport { get; init; }
+    public Transport? Transport { get; init; }
     /// <summary>Where to start looking for the project file.</summary>
     public string WorkingDirectory { get; init; } = System.Environment.CurrentDirectory;
 }

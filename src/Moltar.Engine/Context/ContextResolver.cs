@@ -8,10 +8,6 @@ namespace Moltar.Engine.Context;
 /// </summary>
 public sealed class ContextResolver
 {
-    public static readonly string[] AddressTypes = { "Auto", "Public", "Private" };
-    public static readonly string[] HostKeyPolicies = { "Yes", "AcceptNew", "No" };
-    public static readonly string[] Transports = { "Ssh", "Ssm" };
-
     private readonly Func<string, string?> _environment;
     private readonly ProjectTrust _trust;
 
@@ -28,30 +24,32 @@ public sealed class ContextResolver
         var trust = project is null ? (ProjectTrustState?)null : _trust.StateOf(project);
         var ignored = new List<string>();
         var settings = new List<MoltarSetting>();
-        string projectSource = project is null ? "" : $"ProjectFile {string.Join(", ", project.Paths)}";
+        string? projectPaths = project is null ? null : string.Join(", ", project.Paths);
+        // How messages name the project file (as MoltarSetting.SourceText does).
+        string projectSource = project is null ? "" : $"{SettingSource.ProjectFile} {projectPaths}";
 
         T? Pick<T>(string name, T? parameter, string variable, Func<string, string, T> parseVariable,
-                   Func<object?, string, T>? fromFile, T? fallback, string fallbackSource = "Default")
+                   Func<object?, string, T>? fromFile, T? fallback)
         {
             if (parameter is not null)
-                return Record(name, parameter, "Parameter");
+                return Record(name, parameter, SettingSource.Parameter);
             string? raw = _environment(variable);
             if (!string.IsNullOrWhiteSpace(raw))
-                return Record(name, parseVariable(raw.Trim(), variable), $"Environment {variable}");
+                return Record(name, parseVariable(raw.Trim(), variable), SettingSource.Environment, variable);
             if (project is not null && fromFile is not null && project.Values.TryGetValue(name, out var value) && value is not null)
             {
                 // Somebody else's text until the user trusts it: it does not choose endpoints, keys, users or host trust.
                 if (trust != ProjectTrustState.Trusted && ProjectFile.TrustedOnlyKeys.Contains(name, StringComparer.OrdinalIgnoreCase))
                     ignored.Add(name);
                 else
-                    return Record(name, fromFile(value, projectSource), projectSource);
+                    return Record(name, fromFile(value, projectSource), SettingSource.ProjectFile, projectPaths);
             }
-            return fallback is null ? default : Record(name, fallback, fallbackSource);
+            return fallback is null ? default : Record(name, fallback, SettingSource.Default);
         }
 
-        T Record<T>(string name, T value, string source)
+        T Record<T>(string name, T value, SettingSource source, string? detail = null)
         {
-            settings.Add(new MoltarSetting { Name = name, Value = value, Source = source });
+            settings.Add(new MoltarSetting { Name = name, Value = value, Source = source, SourceDetail = detail });
             return value;
         }
 
@@ -73,11 +71,11 @@ public sealed class ContextResolver
             (value, source) => AsStrings(value, source), null) ?? Array.Empty<string>();
         string? user = Pick("User", request.User, "MOLTAR_USER", Text, AsString, null);
         if (user is not null && !Ssh.SshNames.IsValidUser(user))
-            throw new FormatException($"{settings.Last(s => s.Name == "User").Source}: User '{user}' is not {Ssh.SshNames.UserRule}.");
+            throw new FormatException($"{settings.Last(s => s.Name == "User").SourceText}: User '{user}' is not {Ssh.SshNames.UserRule}.");
         int? port = Pick<int?>("Port", request.Port, "MOLTAR_PORT", (raw, v) => ParsePort(raw, v),
             (value, source) => ParsePort(AsString(value, source), source), null);
-        string addressType = Pick("AddressType", request.AddressType, "MOLTAR_ADDRESS_TYPE",
-            (raw, v) => OneOf(raw, AddressTypes, v), (value, source) => OneOf(AsString(value, source), AddressTypes, source), "Auto")!;
+        var addressType = Pick<AddressType?>("AddressType", request.AddressType, "MOLTAR_ADDRESS_TYPE",
+            (raw, v) => OneOf<AddressType>(raw, v), (value, source) => OneOf<AddressType>(AsString(value, source), source), AddressType.Auto) ?? AddressType.Auto;
         string? jumpHost = Pick("JumpHost", request.JumpHost, "MOLTAR_JUMP_HOST", Text, AsString, null);
         int throttle = Pick<int?>("ThrottleLimit", request.ThrottleLimit, "MOLTAR_THROTTLE_LIMIT", (raw, v) => ParsePositive(raw, v),
             (value, source) => ParsePositive(AsString(value, source), source), 32) ?? 32;
@@ -85,10 +83,15 @@ public sealed class ContextResolver
             (value, source) => RelativeTo(project, AsString(value, source)), null);
         string? knownHosts = Pick("KnownHostsPath", request.KnownHostsPath, "MOLTAR_KNOWN_HOSTS", Text,
             (value, source) => RelativeTo(project, AsString(value, source)), null);
-        string hostKeyPolicy = Pick("StrictHostKeyChecking", request.StrictHostKeyChecking, "MOLTAR_STRICT_HOST_KEY_CHECKING",
-            (raw, v) => OneOf(raw, HostKeyPolicies, v), (value, source) => OneOf(AsString(value, source), HostKeyPolicies, source), "AcceptNew")!;
-        string transport = Pick("Transport", request.Transport, "MOLTAR_TRANSPORT",
-            (raw, v) => OneOf(raw, Transports, v), (value, source) => OneOf(AsString(value, source), Transports, source), "Ssh")!;
+        var hostKeyPolicy = Pick<StrictHostKeyChecking?>("StrictHostKeyChecking", request.StrictHostKeyChecking, "MOLTAR_STRICT_HOST_KEY_CHECKING",
+            (raw, v) => OneOf<StrictHostKeyChecking>(raw, v), (value, source) => OneOf<StrictHostKeyChecking>(AsString(value, source), source),
+            StrictHostKeyChecking.AcceptNew) ?? StrictHostKeyChecking.AcceptNew;
+        int connectionIdle = Pick<int?>("ConnectionIdleSeconds", request.ConnectionIdleSeconds, "MOLTAR_CONNECTION_IDLE_SECONDS",
+            (raw, v) => ParseIdleSeconds(raw, v), (value, source) => ParseIdleSeconds(AsString(value, source), source),
+            MoltarContext.DefaultConnectionIdleSeconds) ?? MoltarContext.DefaultConnectionIdleSeconds;
+        var transport = Pick<Transport?>("Transport", request.Transport, "MOLTAR_TRANSPORT",
+            (raw, v) => OneOf<Transport>(raw, v), (value, source) => OneOf<Transport>(AsString(value, source), source),
+            Transport.Ssh) ?? Transport.Ssh;
 
         var tagNames = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
         foreach (var role in ProjectFile.TagRoles)
@@ -97,7 +100,8 @@ public sealed class ContextResolver
         {
             foreach (var (role, key) in table)
                 tagNames[role] = AsString(key, projectSource);
-            settings.Add(new MoltarSetting { Name = "TagNames", Value = string.Join(", ", table.Select(t => $"{t.Key}={t.Value}")), Source = projectSource });
+            settings.Add(new MoltarSetting { Name = "TagNames", Value = string.Join(", ", table.Select(t => $"{t.Key}={t.Value}")),
+                                            Source = SettingSource.ProjectFile, SourceDetail = projectPaths });
         }
 
         if (ignored.Count > 0)
@@ -123,9 +127,10 @@ public sealed class ContextResolver
             KeyFile = keyFile,
             KnownHostsPath = knownHosts,
             StrictHostKeyChecking = hostKeyPolicy,
+            ConnectionIdleSeconds = connectionIdle,
             Transport = transport,
             TagNames = tagNames,
-            ProjectFile = project?.Paths.FirstOrDefault(),
+            ProjectFile = project is { Paths.Count: > 0 } ? project.Paths[0] : null,
             ProjectDirectory = project?.Directory,
             ProjectTrust = trust?.ToString(),
             IgnoredProjectSettings = ignored.ToArray(),
@@ -154,9 +159,21 @@ public sealed class ContextResolver
             ? value
             : throw new FormatException($"{source}: '{raw}' is not a positive whole number.");
 
-    private static string OneOf(string raw, string[] allowed, string source) =>
-        allowed.FirstOrDefault(a => string.Equals(a, raw.Replace("-", ""), StringComparison.OrdinalIgnoreCase))
-        ?? throw new FormatException($"{source}: '{raw}' is not one of {string.Join(", ", allowed)}.");
+    /// <summary>The largest idle time: a day (the value is seconds; a larger one is more likely a slip than a wish).</summary>
+    public const int MaxConnectionIdleSeconds = 86400;
+
+    private static int ParseIdleSeconds(string raw, string source) =>
+        int.TryParse(raw, NumberStyles.None, CultureInfo.InvariantCulture, out int value) && value <= MaxConnectionIdleSeconds
+            ? value
+            : throw new FormatException($"{source}: '{raw}' is not a number of seconds from 0 (connections close when a call ends) to {MaxConnectionIdleSeconds}.");
+
+    /// <summary>One of the enum's names, any case, dashes ignored ("accept-new"); numbers are not names.</summary>
+    private static T OneOf<T>(string raw, string source) where T : struct, Enum
+    {
+        string name = Enum.GetNames<T>().FirstOrDefault(a => string.Equals(a, raw.Replace("-", ""), StringComparison.OrdinalIgnoreCase))
+            ?? throw new FormatException($"{source}: '{raw}' is not one of {string.Join(", ", Enum.GetNames<T>())}.");
+        return Enum.Parse<T>(name);
+    }
 
     private static string Describe(object? value) => value switch
     {

@@ -49,6 +49,7 @@ public sealed record FileStatus(FileKind Kind, bool OwnedByCurrentUser, bool Wri
         private const int AtSymlinkNoFollow = 0x100;
         private const uint StatxBasicStats = 0x7ff;
 
+#pragma warning disable CA2101 // the rule guards Windows' ANSI code page; on Linux and macOS .NET passes these paths as UTF-8, as libc wants
         [DllImport("libc.so.6", EntryPoint = "statx", SetLastError = true)]
         private static extern int StatX(int directory, string path, int flags, uint mask, byte[] buffer);
 
@@ -60,6 +61,7 @@ public sealed record FileStatus(FileKind Kind, bool OwnedByCurrentUser, bool Wri
 
         [DllImport("libSystem.dylib", EntryPoint = "lstat$INODE64", SetLastError = true)]
         private static extern int DarwinLStatX64(string path, byte[] buffer);
+#pragma warning restore CA2101
 
         [DllImport("libSystem.dylib", EntryPoint = "geteuid")]
         private static extern uint DarwinEffectiveUser();

@@ -10,7 +10,7 @@ public sealed class ProjectFile
     public static readonly string[] AllowedKeys =
     {
         "Project", "ProfileName", "Region", "EndpointUrl", "Packages", "User", "Port", "AddressType",
-        "JumpHost", "ThrottleLimit", "TagNames", "KeyFile", "KnownHostsPath", "StrictHostKeyChecking", "Transport",
+        "JumpHost", "ThrottleLimit", "TagNames", "KeyFile", "KnownHostsPath", "StrictHostKeyChecking", "ConnectionIdleSeconds", "Transport",
     };
 
     public static readonly string[] TagRoles = { "Project", "Environment", "Cluster", "Name", "Packages" };

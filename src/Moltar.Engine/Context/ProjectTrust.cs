@@ -85,7 +85,7 @@ public sealed class ProjectTrust
             return records;
         // A trust file someone else could have written trusts nothing.
         if (!status.OwnedByCurrentUser || status.WritableByOthers)
-            throw new MoltarException("UntrustedTrustFile", "SecurityError",
+            throw new MoltarException("UntrustedTrustFile", FailureCategory.SecurityError,
                 $"The trust file '{Path}' is not owned by you or is writable by others, so it trusts nothing. Remove it (or chmod 600 it if it is yours) and approve your projects again.");
         foreach (var line in BoundedFile.ReadAllText(Path, "The trust file").Split('\n'))
         {

@@ -31,7 +31,7 @@ public sealed class BatchSize
         {
             return new BatchSize(count, null);
         }
-        throw new MoltarException(DeployErrorIds.InvalidBatchSize, "InvalidArgument",
+        throw new MoltarException(DeployErrorIds.InvalidBatchSize, FailureCategory.InvalidArgument,
             $"-BatchSize '{text}' is neither a number of hosts (1 or more, e.g. 2) nor a percentage of them (e.g. 25%, more than 0 and at most 100).");
     }
 

@@ -22,10 +22,10 @@ public sealed class DeployOutcome
     public bool Truncated { get; init; }
     /// <summary>Why it failed and the failing step's stderr; empty on success.</summary>
     public string Error { get; init; } = "";
-    /// <summary>Null on success; DeployFailed, VerifyFailed, Timeout or ConnectionLost.</summary>
-    public string? ErrorId { get; init; }
-    /// <summary>A sentence naming the host and what failed; null on success.</summary>
-    public string? ErrorMessage { get; init; }
+    /// <summary>Null on success; DeployFailed, VerifyFailed, Timeout or ConnectionLost, with a sentence naming the host and what failed.</summary>
+    public MoltarFailure? Failure { get; init; }
+    public string? ErrorId => Failure?.ErrorId;
+    public string? ErrorMessage => Failure?.Message;
     public DateTimeOffset StartTime { get; init; }
     public TimeSpan Duration { get; init; }
     public bool Succeeded => ErrorId is null;
@@ -53,7 +53,8 @@ public static class DeployFanOut
             ctx =>
             {
                 ctx.Status("connecting");
-                var connection = connector.Connect(ctx.Item, ctx.CancellationToken);
+                using var lease = ConnectionPool.Shared.Acquire(connector, ctx.Item, ctx.CancellationToken);
+                var connection = lease.Connection;
                 try
                 {
                     var steps = DeployPlan.For(request, connection.Settings.User);
@@ -75,11 +76,13 @@ public static class DeployFanOut
                         ctx.Warning($"kept the first {exec.MaxOutputBytes} bytes of a step's output; the rest was counted, not kept " +
                             "(the result's Output says which step).");
                     }
+                    lease.Update(connection);
+                    lease.Return();
                     return outcome;
                 }
                 finally
                 {
-                    connection.Dispose();
+                    lease.Update(connection); // a replaced connection is the one to close
                 }
             },
             options,
@@ -124,7 +127,7 @@ public static class DeployFanOut
             if (cut)
             {
                 truncated = true;
-                transcript.AppendLine($"[Moltar: this stream had {bytes} bytes; the first {maxOutputBytes} are kept above]");
+                transcript.AppendLine(System.Globalization.CultureInfo.CurrentCulture, $"[Moltar: this stream had {bytes} bytes; the first {maxOutputBytes} are kept above]");
             }
         }
 
@@ -137,7 +140,7 @@ public static class DeployFanOut
         if (request.Version is { } pinned)
             foreach (var package in request.Packages) expected[package] = pinned;
 
-        DeployOutcome Finish(string? errorId = null, string? message = null, string? detail = null) => new()
+        DeployOutcome Finish(MoltarFailure? failure = null, string? detail = null) => new()
         {
             User = user,
             PreviousVersions = previous,
@@ -145,12 +148,13 @@ public static class DeployFanOut
             ExpectedVersions = expected,
             Output = transcript.ToString(),
             Truncated = truncated,
-            Error = errorId is null ? "" : message + (string.IsNullOrWhiteSpace(detail) ? "" : Environment.NewLine + detail!.TrimEnd()),
-            ErrorId = errorId,
-            ErrorMessage = message,
+            Error = failure is null ? "" : failure.Message + (string.IsNullOrWhiteSpace(detail) ? "" : Environment.NewLine + detail!.TrimEnd()),
+            Failure = failure,
             StartTime = start,
             Duration = clock.Elapsed,
         };
+
+        MoltarFailure Failed(string errorId, string message) => new(errorId, FailureCategory.InvalidResult, message, target.Address);
 
         foreach (var step in steps)
         {
@@ -162,9 +166,9 @@ public static class DeployFanOut
             Keep(transcript, outcome.Stdout, outcome.StdoutTruncated, outcome.StdoutBytes);
             Keep(transcript, outcome.Stderr, outcome.StderrTruncated, outcome.StderrBytes);
 
-            // The connection itself failed: keep the SSH engine's id (Timeout, ConnectionLost).
-            if (outcome.ErrorId is SshErrorIds.Timeout or SshErrorIds.ConnectionLost || outcome.ErrorId?.StartsWith("Ssm", StringComparison.Ordinal) == true)
-                return Finish(outcome.ErrorId, $"{target.DisplayName}: {Describe(step.Kind)} did not complete: {outcome.ErrorMessage}", outcome.Stderr);
+            // The connection itself failed (SSH's Timeout, ConnectionLost; SSM's delivery failures): keep that id.
+            if (outcome.ErrorId is SshErrorIds.Timeout or SshErrorIds.ConnectionLost || Ssm.SsmErrorIds.IsDeliveryFailure(outcome.ErrorId))
+                return Finish(outcome.Failure! with { Message = $"{target.DisplayName}: {Describe(step.Kind)} did not complete: {outcome.ErrorMessage}" }, outcome.Stderr);
 
             switch (step.Kind)
             {
@@ -172,7 +176,7 @@ public static class DeployFanOut
                 case DeployStepKind.Verify:
                     // Exit 1: some package is unknown to dpkg (not installed); that is an answer, not a failure.
                     if (outcome.ExitCode is not (0 or 1))
-                        return Finish(DeployErrorIds.DeployFailed, $"{target.DisplayName}: dpkg-query failed ({ExitText(outcome)}); is this a Debian or Ubuntu host?", outcome.Stderr);
+                        return Finish(Failed(DeployErrorIds.DeployFailed, $"{target.DisplayName}: dpkg-query failed ({ExitText(outcome)}); is this a Debian or Ubuntu host?"), outcome.Stderr);
                     var states = DeployVerification.ParseDpkgQuery(outcome.Stdout);
                     var versions = DeployVerification.InstalledVersions(request.Packages, states);
                     if (step.Kind == DeployStepKind.Previous)
@@ -183,15 +187,15 @@ public static class DeployFanOut
                     installed = versions;
                     var problems = DeployVerification.Problems(request.Packages, expected, states);
                     if (problems.Count > 0)
-                        return Finish(DeployErrorIds.VerifyFailed, $"{target.DisplayName}: apt-get succeeded but dpkg says {string.Join("; ", problems)}.");
+                        return Finish(Failed(DeployErrorIds.VerifyFailed, $"{target.DisplayName}: apt-get succeeded but dpkg says {string.Join("; ", problems)}."));
                     break;
 
                 case DeployStepKind.Policy:
                     if (outcome.ExitCode != 0)
-                        return Finish(DeployErrorIds.DeployFailed, $"{target.DisplayName}: apt-cache policy failed ({ExitText(outcome)}).", outcome.Stderr);
+                        return Finish(Failed(DeployErrorIds.DeployFailed, $"{target.DisplayName}: apt-cache policy failed ({ExitText(outcome)})."), outcome.Stderr);
                     var missing = DeployVerification.Expected(request, DeployVerification.ParseCandidates(outcome.Stdout), out expected);
                     if (missing.Count > 0)
-                        return Finish(DeployErrorIds.DeployFailed, $"{target.DisplayName}: {string.Join("; ", missing)}. Nothing was installed.");
+                        return Finish(Failed(DeployErrorIds.DeployFailed, $"{target.DisplayName}: {string.Join("; ", missing)}. Nothing was installed."));
                     break;
 
                 default:
@@ -207,8 +211,7 @@ public static class DeployFanOut
                                 installed = DeployVerification.InstalledVersions(request.Packages, DeployVerification.ParseDpkgQuery(after.Stdout));
                         }
                         // Half-installed packages, held packages, a missing version: apt explains on stderr ("E: ...").
-                        return Finish(DeployErrorIds.DeployFailed,
-                            $"{target.DisplayName}: {Describe(step.Kind)} failed ({ExitText(outcome)}){FirstError(outcome.Stderr)}", outcome.Stderr);
+                        return Finish(Failed(DeployErrorIds.DeployFailed, $"{target.DisplayName}: {Describe(step.Kind)} failed ({ExitText(outcome)}){FirstError(outcome.Stderr)}"), outcome.Stderr);
                     }
                     break;
             }

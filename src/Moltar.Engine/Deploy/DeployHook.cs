@@ -13,6 +13,14 @@ public static class DeployHook
     public const string AfterDeployFile = ".moltar-after-deploy";
     public const string FailedDeployFile = ".moltar-failed-deploy";
 
+    /// <summary>The hook file for a deploy's outcome.</summary>
+    public static string FileFor(DeployHookKind hook) => hook switch
+    {
+        DeployHookKind.AfterDeploy => AfterDeployFile,
+        DeployHookKind.FailedDeploy => FailedDeployFile,
+        _ => throw new ArgumentOutOfRangeException(nameof(hook), hook, "No hook file runs for this outcome."),
+    };
+
     /// <summary>The hook file's path when it exists in <paramref name="projectDirectory"/>; null otherwise.</summary>
     public static string? Find(string? projectDirectory, string fileName)
     {
@@ -77,7 +85,7 @@ public static class DeployHook
     {
         if (!OperatingSystem.IsWindows() && (File.GetUnixFileMode(path) & (UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute)) == 0)
         {
-            throw new MoltarException(DeployErrorIds.HookFailed, "PermissionDenied",
+            throw new MoltarException(DeployErrorIds.HookFailed, FailureCategory.PermissionDenied,
                 $"The deploy hook '{path}' is not executable; make it so (chmod +x {Path.GetFileName(path)}) or remove it.");
         }
 
@@ -99,7 +107,7 @@ public static class DeployHook
         }
         catch (Exception e) when (e is Win32Exception or InvalidOperationException)
         {
-            throw new MoltarException(DeployErrorIds.HookFailed, "InvalidOperation",
+            throw new MoltarException(DeployErrorIds.HookFailed, FailureCategory.InvalidOperation,
                 $"The deploy hook '{path}' could not be started: {e.Message}. A hook is an executable file (a script needs a #! line).", e);
         }
 

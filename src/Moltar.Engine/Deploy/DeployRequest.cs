@@ -53,7 +53,7 @@ public sealed class DeployRequest
             string name = raw ?? "";
             if (DebianSyntax.PackageNameProblem(name) is { } problem)
             {
-                throw new MoltarException(DeployErrorIds.InvalidPackageName, "InvalidArgument",
+                throw new MoltarException(DeployErrorIds.InvalidPackageName, FailureCategory.InvalidArgument,
                     $"'{Printable(name)}' from {packageSource} is not a Debian package name: {problem}. " +
                     "Package names are lowercase letters, digits, '+', '.' and '-' (at least two, starting with a letter or digit). Nothing was deployed.");
             }
@@ -62,13 +62,13 @@ public sealed class DeployRequest
         }
         if (list.Count == 0)
         {
-            throw new MoltarException(DeployErrorIds.NoPackage, "InvalidArgument",
+            throw new MoltarException(DeployErrorIds.NoPackage, FailureCategory.InvalidArgument,
                 "No package to deploy: give -Package, set MOLTAR_PACKAGES, or list the packages in the project's .moltar.psd1 " +
                 "(Packages = @('app-web')) or .moltar-packages file.");
         }
         if (version is not null && DebianSyntax.VersionProblem(version) is { } versionProblem)
         {
-            throw new MoltarException(DeployErrorIds.InvalidVersion, "InvalidArgument",
+            throw new MoltarException(DeployErrorIds.InvalidVersion, FailureCategory.InvalidArgument,
                 $"-Version '{Printable(version)}' is not a Debian version: {versionProblem}. " +
                 "A version is [epoch:]upstream[-revision], e.g. 1.4.2, 1.4.2-1 or 2:1.4.2~rc1-0ubuntu1. Nothing was deployed.");
         }

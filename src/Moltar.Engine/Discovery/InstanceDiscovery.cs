@@ -77,7 +77,7 @@ public sealed class InstanceDiscovery
         }
         catch (Exception e) when (e is not MoltarException && e is not OperationCanceledException)
         {
-            throw new MoltarException("ApiUnreachable", "ConnectionError",
+            throw new MoltarException("ApiUnreachable", FailureCategory.ConnectionError,
                 $"EC2 in {_session.Region.SystemName}{(_session.EndpointUrl is null ? "" : $" at {_session.EndpointUrl}")} could not be reached: {e.Message}", e);
         }
         _verbose($"DescribeInstances read {pages} page(s), {found.Count} instance(s)");
@@ -118,10 +118,10 @@ public sealed class InstanceDiscovery
         bool credentials = e.ErrorCode is "AuthFailure" or "UnrecognizedClientException" or "InvalidClientTokenId"
             or "ExpiredToken" or "RequestExpired" or "SignatureDoesNotMatch" or "MissingAuthenticationToken";
         if (credentials)
-            return new MoltarException("AwsCredentialsRejected", "AuthenticationError",
+            return new MoltarException("AwsCredentialsRejected", FailureCategory.AuthenticationError,
                 $"{where} refused the credentials from {_session.CredentialSource}: {e.ErrorCode}: {e.Message}{requestId}. " +
                 "Refresh them (aws sso login, new keys, or a new session token) or pick another profile with -ProfileName.", e);
-        return new MoltarException("ApiFailed", "InvalidOperation",
+        return new MoltarException("ApiFailed", FailureCategory.InvalidOperation,
             $"{where} failed after retries: {e.ErrorCode ?? e.StatusCode.ToString()}: {e.Message}{requestId}.", e);
     }
 
@@ -161,10 +161,10 @@ public sealed class InstanceDiscovery
         };
     }
 
-    public static string? ChooseAddress(string addressType, string? publicIp, string? privateIp) => addressType switch
+    public static string? ChooseAddress(AddressType addressType, string? publicIp, string? privateIp) => addressType switch
     {
-        "Public" => publicIp,
-        "Private" => privateIp,
+        AddressType.Public => publicIp,
+        AddressType.Private => privateIp,
         _ => publicIp ?? privateIp,
     };
 

@@ -132,8 +132,10 @@ public sealed class FanOutRunner<TItem, TResult> : IDisposable
     private bool _stopped;
     private bool _finished;
 
+#pragma warning disable CA1068 // isFailure came later as an optional last argument; callers name it
     public FanOutRunner(Func<FanOutContext<TItem, TResult>, TResult> work, FanOutOptions? options = null,
         CancellationToken cancellationToken = default, Func<TResult, bool>? isFailure = null)
+#pragma warning restore CA1068
     {
         _work = work ?? throw new ArgumentNullException(nameof(work));
         _options = options ?? new FanOutOptions();

@@ -2,7 +2,9 @@ using System.Text;
 
 namespace Moltar.Engine.Ssh;
 
+#pragma warning disable CA1711 // which output stream of a command (stdout, stderr): the name says what it is
 public enum ExecStream
+#pragma warning restore CA1711
 {
     Stdout,
     Stderr,
@@ -70,12 +72,13 @@ public sealed class ExecOutcome
     public long LinesNotShown { get; init; }
     public DateTimeOffset StartTime { get; init; }
     public TimeSpan Duration { get; init; }
-    /// <summary>Null on success; else CommandFailed, Timeout or ConnectionLost (see SshErrorIds).</summary>
-    public string? ErrorId { get; init; }
+    /// <summary>Null on success; else the failure: CommandFailed, Timeout or ConnectionLost (see SshErrorIds), naming the host.</summary>
+    public MoltarFailure? Failure { get; init; }
+    public string? ErrorId => Failure?.ErrorId;
     /// <summary>False when the command never reached the host (the connection was already gone): running it again cannot run it twice.</summary>
     public bool Started { get; init; } = true;
     /// <summary>A sentence saying what went wrong, for ErrorRecords; null on success.</summary>
-    public string? ErrorMessage { get; init; }
+    public string? ErrorMessage => Failure?.Message;
     public bool Succeeded => ErrorId is null;
 
     public override string ToString() => Succeeded ? "ok" : $"{ErrorId}: {ErrorMessage}";

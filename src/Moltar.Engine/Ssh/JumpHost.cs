@@ -38,6 +38,9 @@ internal sealed class JumpHost : IDisposable
 
     public string Key { get; }
 
+    /// <summary>The jump host this one is reached through (a chain's earlier hop), if any.</summary>
+    internal JumpHost? Via => _via;
+
     public string Name => $"{_settings.User}@{_settings.HostName}{(_settings.Port == 22 ? "" : ":" + _settings.Port)}";
 
     /// <summary>Local listeners open right now (one per target connection in use).</summary>
@@ -205,6 +208,9 @@ internal sealed class JumpLease : IDisposable
     }
 
     public int Port { get; }
+
+    /// <summary>The jump host the listener belongs to (null once released).</summary>
+    internal JumpHost? Owner => Volatile.Read(ref _owner);
 
     public void Dispose()
     {

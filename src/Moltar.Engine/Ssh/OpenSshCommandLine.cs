@@ -313,7 +313,7 @@ public sealed class OpenSshCommandLine
     {
         static bool Plain(char c) => char.IsLetterOrDigit(c) || "_-./:=+%\\@".Contains(c);
         var plain = value.Length > 0 && value.All(Plain) && value[0] != '@' && value is not ("--" or "--%")
-            && !(value[0] == '-' && value.IndexOfAny(new[] { '.', ':' }) > 0);
+            && !(value[0] == '-' && value.AsSpan().IndexOfAny('.', ':') > 0);
         if (plain)
         {
             return value;

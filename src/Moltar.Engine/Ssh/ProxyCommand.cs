@@ -91,7 +91,7 @@ internal sealed class ProxyCommandRoute : IDisposable
             return (text.Substring(1, close - 1), text.Substring(close + 1).TrimStart());
         }
 
-        var space = text.IndexOfAny(new[] { ' ', '\t' });
+        var space = text.AsSpan().IndexOfAny(' ', '\t');
         return space < 0 ? (text, "") : (text.Substring(0, space), text.Substring(space + 1).TrimStart());
     }
 

@@ -16,6 +16,7 @@ public sealed record SshAgentIdentity(byte[] PublicKeyBlob, string Comment)
 /// <summary>The ssh-agent protocol messages Moltar uses (draft-miller-ssh-agent): list identities and sign.</summary>
 public static class SshAgentProtocol
 {
+#pragma warning disable CA1707 // the protocol's own names (draft-miller-ssh-agent), as OpenSSH spells them
     public const byte SSH_AGENT_FAILURE = 5;
     public const byte SSH_AGENTC_REQUEST_IDENTITIES = 11;
     public const byte SSH_AGENT_IDENTITIES_ANSWER = 12;
@@ -23,6 +24,7 @@ public static class SshAgentProtocol
     public const byte SSH_AGENT_SIGN_RESPONSE = 14;
     public const uint SSH_AGENT_RSA_SHA2_256 = 2;
     public const uint SSH_AGENT_RSA_SHA2_512 = 4;
+#pragma warning restore CA1707
     /// <summary>Largest reply accepted (OpenSSH's agent limit).</summary>
     public const int MaxMessageLength = 256 * 1024;
 

@@ -466,7 +466,7 @@ public sealed class SshConfig
                 return Array.Empty<string>();
             }
 
-            if (directory.IndexOfAny(new[] { '*', '?' }) >= 0)
+            if (directory.AsSpan().IndexOfAny('*', '?') >= 0)
             {
                 notes.Add($"Include '{pattern}': wildcards in directory names are not supported; ignored.");
                 return Array.Empty<string>();
@@ -477,7 +477,7 @@ public sealed class SshConfig
                 return Array.Empty<string>();
             }
 
-            if (filePattern.IndexOfAny(new[] { '*', '?' }) < 0)
+            if (filePattern.AsSpan().IndexOfAny('*', '?') < 0)
             {
                 return File.Exists(path) ? new[] { path } : Array.Empty<string>();
             }
@@ -584,7 +584,7 @@ public sealed class SshConfig
         return args.ToArray();
     }
 
-    private static string Shorten(string s) => s.Length > 60 ? s.Substring(0, 60) + "..." : s;
+    private static string Shorten(string s) => s.Length > 60 ? string.Concat(s.AsSpan(0, 60), "...") : s;
 }
 
 /// <summary>

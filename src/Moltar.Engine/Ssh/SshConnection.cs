@@ -27,8 +27,11 @@ public sealed class SshConnection : IDisposable
         _lease = lease;
     }
 
-    public SshTarget Target { get; }
+    /// <summary>The instance this connection serves now: a kept connection is handed to a later call with that call's target (its name, id and tags may have changed).</summary>
+    public SshTarget Target { get; private set; }
     public SshHostSettings Settings { get; }
+
+    internal void ServeFor(SshTarget target) => Target = target;
     public bool IsConnected => Volatile.Read(ref _disposed) == 0 && _client.IsConnected;
     public string ServerVersion => _client.ConnectionInfo.ServerVersion ?? "";
     public string KeyExchangeAlgorithm => _client.ConnectionInfo.CurrentKeyExchangeAlgorithm ?? "";
@@ -36,6 +39,11 @@ public sealed class SshConnection : IDisposable
     public string HostKeyAlgorithm => _client.ConnectionInfo.CurrentHostKeyAlgorithm ?? "";
     public bool ViaJumpHost => _lease is JumpLease;
 
+    /// <summary>The SSH.NET client (engine only): SftpChannel opens the SFTP subsystem on its session.</summary>
+    internal SshClient Client => _client;
+
+    /// <summary>The jump host this connection goes through (the last hop), while it is open.</summary>
+    internal JumpHost? Jump => (_lease as JumpLease)?.Owner;
     /// <summary>The local port of the jump host's forward this connection goes through (tests attack it).</summary>
     internal int? JumpPort => (_lease as JumpLease)?.Port;
     /// <summary>True when the connection runs over ssh config's ProxyCommand.</summary>
@@ -88,7 +96,7 @@ public sealed class SshConnection : IDisposable
         try
         {
             cmd = _client.CreateCommand(command, encoding);
-            execution = cmd.ExecuteAsync();
+            execution = cmd.ExecuteAsync(CancellationToken.None); // cancellation: Wait below, then Abort
         }
         catch (Exception e) when (e is SshException or ObjectDisposedException or InvalidOperationException or System.Net.Sockets.SocketException)
         {
@@ -128,7 +136,7 @@ public sealed class SshConnection : IDisposable
                 else
                 {
                     // End-of-file at once, so a command that reads stdin (cat, an apt prompt) does not wait forever.
-                    // SSH.NET only sends EOF after some input was written, hence the direct call.
+                    // SSH.NET's input stream sends EOF on Dispose only after some input was written, hence the direct call.
                     input.Dispose();
                     ChannelEof.Send(cmd);
                 }
@@ -197,8 +205,7 @@ public sealed class SshConnection : IDisposable
                 LinesNotShown = stdout.LinesNotShown + stderr.LinesNotShown,
                 StartTime = start,
                 Duration = clock.Elapsed,
-                ErrorId = errorId,
-                ErrorMessage = message,
+                Failure = SshFailure.ValueOf(errorId, message, Target.Address),
             };
         }
     }
@@ -365,8 +372,7 @@ public sealed class SshConnection : IDisposable
                 LinesNotShown = output.LinesNotShown,
                 StartTime = start,
                 Duration = clock.Elapsed,
-                ErrorId = errorId,
-                ErrorMessage = message,
+                Failure = SshFailure.ValueOf(errorId, message, Target.Address),
             };
         }
     }
@@ -404,11 +410,10 @@ public sealed class SshConnection : IDisposable
             Command = command,
             StartTime = start,
             Duration = clock.Elapsed,
-            ErrorId = lost ? SshErrorIds.ConnectionLost : SshErrorIds.CommandFailed,
             Started = false,
-            ErrorMessage = lost
+            Failure = SshFailure.ValueOf(lost ? SshErrorIds.ConnectionLost : SshErrorIds.CommandFailed, lost
                 ? $"The connection to {Target.DisplayName} was lost before the command started: {e.Message}"
-                : $"The command could not be started on {Target.DisplayName}: {e.Message}",
+                : $"The command could not be started on {Target.DisplayName}: {e.Message}", Target.Address),
         };
     }
 
@@ -533,10 +538,12 @@ public sealed class SftpConnection : IDisposable
 }
 
 /// <summary>
-/// Sends SSH_MSG_CHANNEL_EOF on a command's channel. SSH.NET 2026.0.0 sends EOF only when closing an input
-/// stream that had data written, and exposes no other way: the channel is reached by reflection. When a later
-/// SSH.NET lacks those members this fails loudly (SshLibraryIncompatible) rather than leave stdin open, where a
-/// command that reads it (cat, an apt prompt) would wait forever.
+/// Sends SSH_MSG_CHANNEL_EOF on a command's channel. SSH.NET (2026.0.1, the newest) sends EOF only when the stream of
+/// SshCommand.CreateInputStream() is disposed after data was written to it, and has no other public way: the
+/// channel is reached by reflection, the one place Moltar reaches into a library. When a later SSH.NET lacks those
+/// members this fails loudly (SshLibraryIncompatible) rather than leave stdin open, where a command that reads it
+/// (cat, an apt prompt) would wait forever; LibraryInternalsTests and ExecTests.Stdin_is_sent_then_end_of_file fail
+/// first when an upgrade changes them.
 /// </summary>
 internal static class ChannelEof
 {
@@ -588,6 +595,6 @@ internal static class ChannelEof
 
     internal static SshFailure Incompatible(string missing) => new(SshErrorIds.SshLibraryIncompatible,
         $"This SSH.NET ({typeof(SshCommand).Assembly.GetName().Version}) has no {missing}, which Moltar uses to end a command's standard " +
-        "input (SSH.NET has no public way to). The command was not run: it could wait forever for input. Moltar is built for SSH.NET 2026.0.0; " +
+        "input (SSH.NET has no public way to). The command was not run: it could wait forever for input. Moltar is built for SSH.NET 2026.0.1; " +
         "reinstall Moltar so it loads the SSH.NET it ships with.");
 }

@@ -638,9 +638,14 @@ public sealed class SshConnector : IDisposable
             case SocketException se:
                 return new SshFailure(SshErrorIds.ConnectFailed,
                     $"Could not connect to the {role} {where}: {se.Message} ({se.SocketErrorCode}).", settings.HostName, e);
-            default:
+            case SshException or IOException or ObjectDisposedException or TimeoutException:
                 return new SshFailure(SshErrorIds.ConnectFailed,
                     $"Could not connect to the {role} {where}: {e.Message}", settings.HostName, e);
+            default:
+                // Not the network's or the host's doing: a bug (Moltar's or SSH.NET's). It goes on as itself and is
+                // reported as Unexpected with its exception (MoltarFailure.Of), never as ConnectFailed.
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e);
+                return null!; // not reached
         }
     }
 
@@ -742,7 +747,11 @@ public sealed class SshConnector : IDisposable
         _disposed.Cancel();
         foreach (var jump in _jumps.Values)
         {
-            jump.Dispose();
+            // A jump host that carries kept connections (ConnectionPool) stays open until the last of them closes.
+            if (!ConnectionPool.Adopts(jump))
+            {
+                jump.Dispose();
+            }
         }
     }
 }

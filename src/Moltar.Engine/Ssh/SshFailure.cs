@@ -37,29 +37,32 @@ public static class SshErrorIds
 /// <summary>A failure of one host (or of the whole call, for KeyFileInvalid/InvalidConfiguration).</summary>
 public sealed class SshFailure : MoltarException
 {
-    /// <summary>The host name or address the failure is about (a jump host's when the jump failed).</summary>
-    public string? Host { get; }
-
     public SshFailure(string errorId, string message, string? host = null, Exception? inner = null)
-        : base(errorId, CategoryOf(errorId), message, inner)
+        : base(errorId, CategoryOf(errorId), message, inner, host)
     {
-        Host = host;
     }
 
-    /// <summary>The PowerShell ErrorCategory name that fits an error id.</summary>
-    public static string CategoryOf(string errorId) => errorId switch
+    /// <summary>The host name or address the failure is about (a jump host's when the jump failed).</summary>
+    public string? Host => Failure.Host;
+
+    /// <summary>The failure value for an SSH error id where no exception is thrown (a command's outcome); null for no id.</summary>
+    public static MoltarFailure? ValueOf(string? errorId, string? message, string? host) =>
+        errorId is null ? null : new MoltarFailure(errorId, CategoryOf(errorId), message ?? errorId, host);
+
+    /// <summary>The category that fits an SSH error id.</summary>
+    public static FailureCategory CategoryOf(string errorId) => errorId switch
     {
-        SshErrorIds.CommandFailed => "InvalidResult",
-        SshErrorIds.ConnectFailed => "ConnectionError",
-        SshErrorIds.ConnectionLost => "ConnectionError",
-        SshErrorIds.AuthenticationFailed => "AuthenticationError",
-        SshErrorIds.HostKeyMismatch => "SecurityError",
-        SshErrorIds.HostKeyUnknown => "SecurityError",
-        SshErrorIds.HostKeyRevoked => "SecurityError",
-        SshErrorIds.Timeout => "OperationTimeout",
-        SshErrorIds.KeyFileInvalid => "InvalidArgument",
-        SshErrorIds.InvalidConfiguration => "InvalidArgument",
-        SshErrorIds.SshLibraryIncompatible => "NotImplemented",
-        _ => "NotSpecified",
+        SshErrorIds.CommandFailed => FailureCategory.InvalidResult,
+        SshErrorIds.ConnectFailed => FailureCategory.ConnectionError,
+        SshErrorIds.ConnectionLost => FailureCategory.ConnectionError,
+        SshErrorIds.AuthenticationFailed => FailureCategory.AuthenticationError,
+        SshErrorIds.HostKeyMismatch => FailureCategory.SecurityError,
+        SshErrorIds.HostKeyUnknown => FailureCategory.SecurityError,
+        SshErrorIds.HostKeyRevoked => FailureCategory.SecurityError,
+        SshErrorIds.Timeout => FailureCategory.OperationTimeout,
+        SshErrorIds.KeyFileInvalid => FailureCategory.InvalidArgument,
+        SshErrorIds.InvalidConfiguration => FailureCategory.InvalidArgument,
+        SshErrorIds.SshLibraryIncompatible => FailureCategory.NotImplemented,
+        _ => FailureCategory.NotSpecified,
     };
 }

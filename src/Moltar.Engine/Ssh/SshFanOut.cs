@@ -6,14 +6,17 @@ namespace Moltar.Engine.Ssh;
 public static class SshFanOut
 {
     /// <summary>
-    /// A runner that, per target, connects, runs the command (lines stream as Output events) and closes.
+    /// A runner that, per target, connects (or reuses a pooled connection), runs the command (lines stream as
+    /// Output events) and returns the connection to the pool.
     /// Completed events carry the ExecOutcome (which may be a CommandFailed/Timeout/ConnectionLost) or, when the
     /// host could not be reached, an SshFailure as Error (OperationCanceledException when cancelled).
     /// Add targets, Complete(), then drain with TryTake/ReadAll on the pipeline thread.
     /// </summary>
     /// <remarks>liveOutput false: no Output events (nobody shows them); the outcome still keeps and counts the output.</remarks>
+#pragma warning disable CA1068 // liveOutput came later as an optional last argument; callers name it
     public static FanOutRunner<SshTarget, ExecOutcome> RunCommand(SshConnector connector, string command, ExecOptions? exec = null,
         FanOutOptions? options = null, CancellationToken cancellationToken = default, bool liveOutput = true)
+#pragma warning restore CA1068
     {
         exec ??= new ExecOptions();
         return new FanOutRunner<SshTarget, ExecOutcome>(ctx => RunOne(connector, ctx, command, exec, liveOutput), options, cancellationToken, IsFailure);
@@ -21,20 +24,26 @@ public static class SshFanOut
 
     /// <summary>
     /// The per-target work of RunCommand, for callers that build the runner themselves (e.g. to create the
-    /// connector after the runner, so the connector's log can be posted to it): connect, run, close.
+    /// connector after the runner, so the connector's log can be posted to it): connect (or take a pooled
+    /// connection), run, and hand the connection back to the pool (closed when pooling is off or it failed).
     /// </summary>
     public static ExecOutcome RunOne(SshConnector connector, FanOutContext<SshTarget, ExecOutcome> ctx, string command, ExecOptions exec,
         bool liveOutput = true)
     {
         ctx.Status("connecting");
-        var connection = connector.Connect(ctx.Item, ctx.CancellationToken);
+        // A warm connection from an earlier call when the pool has one (connector.Options.ConnectionIdle > 0).
+        using var lease = ConnectionPool.Shared.Acquire(connector, ctx.Item, ctx.CancellationToken);
+        var connection = lease.Connection;
         try
         {
-            return Run(connector, ref connection, ctx, command, exec, liveOutput);
+            var outcome = Run(connector, ref connection, ctx, command, exec, liveOutput);
+            lease.Update(connection);
+            lease.Return();
+            return outcome;
         }
         finally
         {
-            connection.Dispose();
+            lease.Update(connection); // a replaced connection is the one to close
         }
     }
 
@@ -132,7 +141,7 @@ public static class SshFanOut
             };
         }
 
-        var failure = completed.Error;
+        var failure = FailureOf(completed);
         return new MoltarCommandResult
         {
             InstanceId = target.InstanceId,
@@ -141,39 +150,25 @@ public static class SshFanOut
             Command = command,
             Succeeded = false,
             Error = failure?.Message ?? "",
-            ErrorId = ErrorIdOf(failure),
+            ErrorId = failure?.ErrorId ?? "",
             StartTime = DateTimeOffset.Now - completed.Duration,
             Duration = completed.Duration,
         };
     }
 
     /// <summary>
-    /// The exception for a failed item's ErrorRecord: the SshFailure that stopped it, or one made from the
-    /// outcome's ErrorId and message. Null when the item succeeded.
+    /// A finished item's failure, for its result and its ErrorRecord: what stopped the host (MoltarFailure.Of: an
+    /// unexpected exception is Unexpected, never a network error), else the outcome's own. Null when it succeeded.
     /// </summary>
-    public static Exception? FailureOf(FanOutEvent<SshTarget, ExecOutcome> completed)
+    public static MoltarFailure? FailureOf<TResult>(FanOutEvent<SshTarget, TResult> completed, Func<TResult, MoltarFailure?> outcomeFailure)
     {
         if (completed.Error is not null)
         {
-            return completed.Error;
+            return MoltarFailure.Of(completed.Error, completed.Item?.Address);
         }
-
-        var outcome = completed.Result;
-        if (outcome is null || outcome.Succeeded)
-        {
-            return null;
-        }
-
-        return new SshFailure(outcome.ErrorId!, outcome.ErrorMessage ?? outcome.ErrorId!, completed.Item?.Address);
+        return completed.Result is { } outcome ? outcomeFailure(outcome) : null;
     }
 
-    /// <summary>Stable id for an exception: its ErrorId, "Cancelled", "Skipped", else "ConnectFailed".</summary>
-    public static string ErrorIdOf(Exception? error) => error switch
-    {
-        null => "",
-        MoltarException m => m.ErrorId,
-        OperationCanceledException => "Cancelled",
-        FanOutSkippedException => "Skipped",
-        _ => SshErrorIds.ConnectFailed,
-    };
+    /// <summary>A finished command's failure (see the generic FailureOf); null when it succeeded.</summary>
+    public static MoltarFailure? FailureOf(FanOutEvent<SshTarget, ExecOutcome> completed) => FailureOf(completed, outcome => outcome.Failure);
 }

@@ -1,16 +1,5 @@
 namespace Moltar.Engine.Ssh;
 
-/// <summary>OpenSSH's StrictHostKeyChecking policies (ask is treated as Yes: nobody is there to answer).</summary>
-public enum StrictHostKeyChecking
-{
-    /// <summary>Unknown hosts are refused (HostKeyUnknown); changed keys are refused (HostKeyMismatch).</summary>
-    Yes,
-    /// <summary>Unknown hosts are added to the user's known_hosts; changed keys are refused.</summary>
-    AcceptNew,
-    /// <summary>Host keys are not checked at all (a warning says so).</summary>
-    No,
-}
-
 public enum SshLogLevel
 {
     Verbose,
@@ -56,6 +45,11 @@ public sealed record SshOptions
     public string? SystemConfigPath { get; init; }
     public TimeSpan? ConnectTimeout { get; init; }
     public TimeSpan? ServerAliveInterval { get; init; }
+    /// <summary>
+    /// How long a finished call's connections stay open for the next call (ConnectionPool); zero (the engine's
+    /// default) closes them when the call ends. The cmdlets pass the context's ConnectionIdleSeconds.
+    /// </summary>
+    public TimeSpan ConnectionIdle { get; init; } = TimeSpan.Zero;
     /// <summary>Use ssh-agent identities (SSH_AUTH_SOCK, the Windows agent pipe, or AgentPath).</summary>
     public bool UseAgent { get; init; } = true;
     /// <summary>The agent's socket (or \\.\pipe\name); null = IdentityAgent from ssh config, else SSH_AUTH_SOCK.</summary>
@@ -76,11 +70,11 @@ public sealed record SshOptions
     // The record's generated ToString would print the passphrase: list the members by hand, passphrase masked.
     private bool PrintMembers(System.Text.StringBuilder builder)
     {
-        builder.Append($"User = {User}, Port = {Port}, KeyFiles = [{string.Join(", ", KeyFiles)}], ");
-        builder.Append($"Passphrase = {(Passphrase is null ? "" : "***")}, JumpHost = {JumpHost}, ");
-        builder.Append($"StrictHostKeyChecking = {StrictHostKeyChecking}, DefaultStrictHostKeyChecking = {DefaultStrictHostKeyChecking}, StricterHostKeyChecking = {StricterHostKeyChecking}, KnownHostsPaths = [{string.Join(", ", KnownHostsPaths ?? Array.Empty<string>())}], ");
-        builder.Append($"ConfigPath = {ConfigPath}, ConnectTimeout = {ConnectTimeout}, ServerAliveInterval = {ServerAliveInterval}, ");
-        builder.Append($"UseAgent = {UseAgent}, AgentPath = {AgentPath}, KexAlgorithms = {KexAlgorithms}, Ciphers = {Ciphers}");
+        builder.Append(System.Globalization.CultureInfo.InvariantCulture, $"User = {User}, Port = {Port}, KeyFiles = [{string.Join(", ", KeyFiles)}], ");
+        builder.Append(System.Globalization.CultureInfo.InvariantCulture, $"Passphrase = {(Passphrase is null ? "" : "***")}, JumpHost = {JumpHost}, ");
+        builder.Append(System.Globalization.CultureInfo.InvariantCulture, $"StrictHostKeyChecking = {StrictHostKeyChecking}, DefaultStrictHostKeyChecking = {DefaultStrictHostKeyChecking}, StricterHostKeyChecking = {StricterHostKeyChecking}, KnownHostsPaths = [{string.Join(", ", KnownHostsPaths ?? Array.Empty<string>())}], ");
+        builder.Append(System.Globalization.CultureInfo.InvariantCulture, $"ConfigPath = {ConfigPath}, ConnectTimeout = {ConnectTimeout}, ServerAliveInterval = {ServerAliveInterval}, ConnectionIdle = {ConnectionIdle}, ");
+        builder.Append(System.Globalization.CultureInfo.InvariantCulture, $"UseAgent = {UseAgent}, AgentPath = {AgentPath}, KexAlgorithms = {KexAlgorithms}, Ciphers = {Ciphers}");
         return true;
     }
 }

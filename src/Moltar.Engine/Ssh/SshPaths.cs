@@ -96,7 +96,9 @@ public static class SshPaths
     public static string ConnectionHash(TokenValues t)
     {
         var text = LocalHostName() + t.RemoteHost + Port(t) + (t.RemoteUser ?? "");
+#pragma warning disable CA5350 // ssh_config's %C is SHA-1 of these values: the same hash gives the same path as ssh
         return Convert.ToHexString(System.Security.Cryptography.SHA1.HashData(Encoding.UTF8.GetBytes(text))).ToLowerInvariant();
+#pragma warning restore CA5350
     }
 
     private static string LocalUser() => Environment.UserName;

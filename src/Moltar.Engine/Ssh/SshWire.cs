@@ -5,7 +5,9 @@ using System.Text;
 namespace Moltar.Engine.Ssh;
 
 /// <summary>SSH wire encoding (RFC 4251 §5): uint32, string, and the key helpers built on them.</summary>
+#pragma warning disable CA1001 // its MemoryStream holds nothing to release: disposing it is a no-op
 internal sealed class SshWriter
+#pragma warning restore CA1001
 {
     private readonly MemoryStream _stream = new();
 

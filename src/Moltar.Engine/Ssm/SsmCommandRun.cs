@@ -37,11 +37,12 @@ public sealed record SsmOutcome
     public bool Truncated { get; init; }
     public DateTimeOffset StartTime { get; init; }
     public TimeSpan Duration { get; init; }
-    /// <summary>Null when the command succeeded.</summary>
-    public string? ErrorId { get; init; }
+    /// <summary>Null when the command succeeded; else the failure (an SsmErrorIds id), naming the instance.</summary>
+    public MoltarFailure? Failure { get; init; }
+    public string? ErrorId => Failure?.ErrorId;
     /// <summary>Why it failed, in words (for the error record).</summary>
-    public string? ErrorMessage { get; init; }
-    public bool Succeeded => ErrorId is null;
+    public string? ErrorMessage => Failure?.Message;
+    public bool Succeeded => Failure is null;
 }
 
 public enum SsmEventKind { Completed, Verbose, Warning }
@@ -155,17 +156,23 @@ public sealed class SsmCommandRun : IDisposable
             }
             catch (AmazonServiceException e)
             {
-                Failure = new MoltarException(SsmErrorIds.RequestFailed, "ConnectionError", $"Systems Manager: {e.ErrorCode}: {e.Message}", e);
+                Failure = new MoltarException(SsmErrorIds.RequestFailed, FailureCategory.ConnectionError, $"Systems Manager: {e.ErrorCode}: {e.Message}", e);
             }
             catch (AmazonClientException e)
             {
-                Failure = new MoltarException(SsmErrorIds.RequestFailed, "ConnectionError", $"Systems Manager could not be reached: {e.Message}", e);
+                Failure = new MoltarException(SsmErrorIds.RequestFailed, FailureCategory.ConnectionError, $"Systems Manager could not be reached: {e.Message}", e);
+            }
+#pragma warning disable CA1031 // A bug here must end the call as Unexpected, not vanish with the task (the pipeline would wait for nothing).
+            catch (Exception e)
+#pragma warning restore CA1031
+            {
+                Failure = new MoltarException(MoltarErrorIds.Unexpected, FailureCategory.NotSpecified, MoltarFailure.Of(e).Message, e);
             }
             finally
             {
                 linked.Dispose();
             }
-        });
+        }, CancellationToken.None);
     }
 
     public bool TryTake(out SsmEvent? e, int millisecondsTimeout) => _events.TryTake(out e, millisecondsTimeout);
@@ -210,8 +217,7 @@ public sealed class SsmCommandRun : IDisposable
                     StatusDetails = "NotManaged",
                     StartTime = DateTimeOffset.Now,
                     Error = message,
-                    ErrorId = SsmErrorIds.NotManaged,
-                    ErrorMessage = message,
+                    Failure = SsmErrorIds.FailureOf(SsmErrorIds.NotManaged, message, id),
                 });
             }
             var ids = _request.InstanceIds.Where(managed.Contains).ToList();
@@ -228,7 +234,7 @@ public sealed class SsmCommandRun : IDisposable
             int count = sent.TargetCount ?? 0;
             Interlocked.Exchange(ref _total, count);
             if (count == 0)
-                throw new MoltarException("InstanceNotFound", "ObjectNotFound",
+                throw new MoltarException("InstanceNotFound", FailureCategory.ObjectNotFound,
                     $"No managed instance matches {string.Join(" ", send.Targets.Select(t => $"{t.Key}={string.Join(",", t.Values)}"))}; nothing was run. " +
                     "Instances without a registered SSM agent are not targeted: check them with Get-MoltarInstance and pipe them in to see each one's state.");
             commands.Add((sent.CommandId, count));
@@ -405,8 +411,7 @@ public sealed class SsmCommandRun : IDisposable
             Truncated = truncated,
             StartTime = start,
             Duration = end >= start ? end - start : TimeSpan.Zero,
-            ErrorId = errorId,
-            ErrorMessage = message,
+            Failure = SsmErrorIds.FailureOf(errorId, message, id),
         };
     }
 

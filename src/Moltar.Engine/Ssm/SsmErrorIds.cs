@@ -29,4 +29,25 @@ public static class SsmErrorIds
     public const string SelectionNotSupported = "SsmSelectionNotSupported";
     /// <summary>A Systems Manager call failed (after the SDK's retries), so the command could not be sent or followed.</summary>
     public const string RequestFailed = "SsmRequestFailed";
+
+    /// <summary>True for the ids that mean the command never ran to an exit code because Systems Manager did not get it there.</summary>
+    public static bool IsDeliveryFailure(string? errorId) =>
+        errorId is NotManaged or Undeliverable or DeliveryTimedOut or Terminated or AccessDenied or Failed or RequestFailed;
+
+    /// <summary>The category that fits an SSM error id.</summary>
+    public static FailureCategory CategoryOf(string errorId) => errorId switch
+    {
+        CommandFailed => FailureCategory.InvalidResult,
+        Timeout or DeliveryTimedOut => FailureCategory.OperationTimeout,
+        Cancelled or Terminated => FailureCategory.OperationStopped,
+        NotManaged => FailureCategory.ObjectNotFound,
+        Undeliverable or RequestFailed => FailureCategory.ConnectionError,
+        AccessDenied => FailureCategory.PermissionDenied,
+        ParameterNotSupported or SelectionNotSupported => FailureCategory.InvalidArgument,
+        _ => FailureCategory.NotSpecified,
+    };
+
+    /// <summary>The failure value for an SSM error id about one instance; null for no id.</summary>
+    public static MoltarFailure? FailureOf(string? errorId, string? message, string? instanceId) =>
+        errorId is null ? null : new MoltarFailure(errorId, CategoryOf(errorId), message ?? errorId, instanceId);
 }

@@ -36,7 +36,7 @@ public sealed class SsmStepRunner : IDisposable
         int timeout = _timeoutSeconds ?? 3600;
         ExecOutcome NotRun(string errorId, string message) => new()
         {
-            Command = command, ErrorId = errorId, ErrorMessage = message, Started = false, StartTime = start, Duration = clock.Elapsed,
+            Command = command, Failure = SsmErrorIds.FailureOf(errorId, message, instanceId), Started = false, StartTime = start, Duration = clock.Elapsed,
         };
         string commandId;
         try
@@ -94,8 +94,9 @@ public sealed class SsmStepRunner : IDisposable
                         StdoutTruncated = outcome.Truncated,
                         StartTime = start,
                         Duration = clock.Elapsed,
-                        ErrorId = exited ? (outcome.ExitCode == 0 ? null : SsmErrorIds.CommandFailed) : outcome.ErrorId,
-                        ErrorMessage = exited ? null : outcome.ErrorMessage,
+                        Failure = !exited ? outcome.Failure
+                            : outcome.ExitCode == 0 ? null
+                            : SsmErrorIds.FailureOf(SsmErrorIds.CommandFailed, $"{instanceId}: the command exited with code {outcome.ExitCode}.", instanceId),
                         Started = true,
                     };
                 }

@@ -15,6 +15,8 @@ public sealed record SsmTarget(string Key, IReadOnlyList<string> Values)
 /// </summary>
 public static class SsmTargets
 {
+    private static readonly System.Buffers.SearchValues<char> Wildcards = System.Buffers.SearchValues.Create("*?");
+
     /// <summary>SendCommand's InstanceIds and a target's Values take at most this many.</summary>
     public const int MaxIdsPerRequest = 50;
 
@@ -30,7 +32,7 @@ public static class SsmTargets
         var targets = new List<SsmTarget>();
         void Add(string key, IReadOnlyList<string> values)
         {
-            if (values.FirstOrDefault(v => v.IndexOfAny(new[] { '*', '?' }) >= 0) is { } wildcard)
+            if (values.FirstOrDefault(v => v.AsSpan().IndexOfAny(Wildcards) >= 0) is { } wildcard)
                 throw Unsupported($"the value '{wildcard}' of tag {key} has a wildcard; Systems Manager tag targets match exact values. " +
                                   "Give exact values, or pipe Get-MoltarInstance into the command.");
             if (values.Count > MaxIdsPerRequest)
@@ -58,5 +60,5 @@ public static class SsmTargets
     }
 
     private static MoltarException Unsupported(string message) =>
-        new(SsmErrorIds.SelectionNotSupported, "InvalidArgument", "-Transport Ssm: " + message);
+        new(SsmErrorIds.SelectionNotSupported, FailureCategory.InvalidArgument, "-Transport Ssm: " + message);
 }

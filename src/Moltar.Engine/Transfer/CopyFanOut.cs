@@ -80,19 +80,22 @@ public static class CopyFanOut
             isFailure: outcome => outcome.Failures.Count > 0);
     }
 
-    /// <summary>The failures of a finished host, in order: the host's own error (unreachable), else each file's.</summary>
-    public static IReadOnlyList<Exception> FailuresOf(FanOutEvent<SshTarget, HostCopyOutcome> completed)
+    /// <summary>
+    /// The failures of a finished host, in order: what stopped the host (unreachable; an unexpected exception is
+    /// Unexpected, see MoltarFailure.Of), else each file's.
+    /// </summary>
+    public static IReadOnlyList<MoltarFailure> FailuresOf(FanOutEvent<SshTarget, HostCopyOutcome> completed)
     {
         if (completed.Error is not null)
         {
-            return new[] { completed.Error };
+            return new[] { MoltarFailure.Of(completed.Error, completed.Item?.Address) };
         }
 
         if (completed.Result is { } outcome)
         {
-            return outcome.Failures;
+            return outcome.Failures.Select(f => f.Failure).ToList();
         }
 
-        return Array.Empty<Exception>();
+        return Array.Empty<MoltarFailure>();
     }
 }

@@ -17,10 +17,11 @@ public sealed class HostCopyOutcome
 }
 
 /// <summary>
-/// One host's copy: an SFTP session for the bytes, and (opened when first needed) an SSH connection of the
-/// same connector for the shell commands around them: mkdir -p and sha256sum. SSH.NET cannot run an exec
-/// channel and the SFTP subsystem on one session, so these are two connections to the host, made the same way
-/// (same user, keys, host key check, jump host). Files go one after another, streamed in both directions
+/// One host's copy: an SFTP channel for the bytes, and (opened when first needed) a second connection for the
+/// shell commands around them: mkdir -p and sha256sum. Both come from the connection pool (a warm connection of
+/// an earlier call when there is one; SftpChannel opens the SFTP subsystem on it) and go back to it at the end.
+/// Each pooled connection carries one channel at a time, hence two, made the same way (same user, keys, host key
+/// check, jump host). Files go one after another, streamed in both directions
 /// (never a whole file in memory), written under a temporary name and renamed into place once verified.
 /// </summary>
 internal sealed class HostCopySession : IDisposable
@@ -30,15 +31,17 @@ internal sealed class HostCopySession : IDisposable
     private const int LocalBufferSize = 1024 * 1024;
 
     private readonly SshConnector _connector;
-    private readonly SftpConnection _sftp;
+    private readonly PooledConnection _sftpConnection;
+    private readonly SftpClient _client;
     private readonly CancellationToken _cancellationToken;
     private readonly CancellationTokenRegistration _registration;
-    private SshConnection? _shell;
+    private PooledConnection? _shell;
 
-    private HostCopySession(SshConnector connector, SftpConnection sftp, CancellationToken cancellationToken)
+    private HostCopySession(SshConnector connector, PooledConnection sftpConnection, SftpClient client, CancellationToken cancellationToken)
     {
         _connector = connector;
-        _sftp = sftp;
+        _sftpConnection = sftpConnection;
+        _client = client;
         _cancellationToken = cancellationToken;
         // Cancelling closes the connections, which ends any SFTP call blocked in SSH.NET.
         _registration = cancellationToken.UnsafeRegister(static s => ((HostCopySession)s!).Close(), this);
@@ -46,13 +49,31 @@ internal sealed class HostCopySession : IDisposable
 
     public static HostCopySession Open(SshConnector connector, SshTarget target, CancellationToken cancellationToken)
     {
-        var sftp = connector.ConnectSftp(target, cancellationToken);
-        sftp.Client.BufferSize = SftpBufferSize;
-        return new HostCopySession(connector, sftp, cancellationToken);
+        while (true)
+        {
+            var connection = ConnectionPool.Shared.Acquire(connector, target, cancellationToken);
+            try
+            {
+                var client = SftpChannel.Open(connection.Connection, connection.Reused);
+                client.BufferSize = SftpBufferSize;
+                return new HostCopySession(connector, connection, client, cancellationToken);
+            }
+            catch (SshFailure f) when (f.ErrorId == SshErrorIds.ConnectionLost && connection.Reused)
+            {
+                // The server dropped it while it was pooled; nothing was done on it. Take another (or a new one).
+                connection.Dispose();
+                connector.Log(SshLogLevel.Verbose, "the pooled connection was gone before the copy started; connecting again", target);
+            }
+            catch
+            {
+                connection.Dispose();
+                throw;
+            }
+        }
     }
 
-    private SshTarget Target => _sftp.Target;
-    private SftpClient Client => _sftp.Client;
+    private SshTarget Target => _sftpConnection.Connection.Target;
+    private SftpClient Client => _client;
     private string Host => Target.DisplayName;
 
     public HostCopyOutcome Upload(UploadRequest request, TransferProgress progress)
@@ -452,7 +473,7 @@ internal sealed class HostCopySession : IDisposable
         }
     }
 
-    private SshConnection Shell() => _shell ??= _connector.Connect(Target, _cancellationToken);
+    private SshConnection Shell() => (_shell ??= ConnectionPool.Shared.Acquire(_connector, Target, _cancellationToken)).Connection;
 
     /// <summary>
     /// Runs one of the copy's own commands (mkdir -p, sha256sum: both safe to run twice). When the shell connection
@@ -464,7 +485,7 @@ internal sealed class HostCopySession : IDisposable
         var outcome = Shell().Run(command, options, _cancellationToken);
         if (outcome.ErrorId == SshErrorIds.ConnectionLost && !_cancellationToken.IsCancellationRequested)
         {
-            SshConnector.SafeDispose(_shell!);
+            _shell!.Dispose();
             _shell = null;
             try
             {
@@ -563,18 +584,19 @@ internal sealed class HostCopySession : IDisposable
         }
     }
 
+    /// <summary>Closes both connections (cancelled, or lost): this ends any SFTP call blocked in SSH.NET.</summary>
     private void Close()
     {
-        SshConnector.SafeDispose(_sftp);
-        if (_shell is { } shell)
-        {
-            SshConnector.SafeDispose(shell);
-        }
+        _sftpConnection.Dispose();
+        _shell?.Dispose();
     }
 
+    /// <summary>Closes the SFTP channel and gives the connections back to the pool (closed if Close ran, or pooling is off).</summary>
     public void Dispose()
     {
         _registration.Dispose();
-        Close();
+        SftpChannel.Close(_client);
+        _sftpConnection.Return();
+        _shell?.Return();
     }
 }

@@ -15,12 +15,12 @@ public static class TransferErrorIds
     /// <summary>A remote name would land outside the destination folder (.., absolute, a symlink leading out): refused.</summary>
     public const string PathOutsideDestination = "PathOutsideDestination";
 
-    public static string CategoryOf(string errorId) => errorId switch
+    public static FailureCategory CategoryOf(string errorId) => errorId switch
     {
-        CopyFailed => "WriteError",
-        RemoteFileExists or LocalFileExists => "ResourceExists",
-        PathOutsideDestination => "SecurityError",
-        _ => "NotSpecified",
+        CopyFailed => FailureCategory.WriteError,
+        RemoteFileExists or LocalFileExists => FailureCategory.ResourceExists,
+        PathOutsideDestination => FailureCategory.SecurityError,
+        _ => FailureCategory.NotSpecified,
     };
 }
 

@@ -103,7 +103,7 @@ public static class UploadPlanner
         {
             if (taken.TryGetValue(relative, out var other))
             {
-                throw new MoltarException(PlanErrorIds.DuplicateDestination, "InvalidArgument",
+                throw new MoltarException(PlanErrorIds.DuplicateDestination, FailureCategory.InvalidArgument,
                     $"'{other}' and '{local}' would both be written to '{relative}' under the destination. Copy them in separate calls, or to different destinations.");
             }
 
@@ -115,7 +115,7 @@ public static class UploadPlanner
             var matches = Expand(path);
             if (matches.Count == 0)
             {
-                throw new MoltarException(PlanErrorIds.PathNotFound, "ObjectNotFound",
+                throw new MoltarException(PlanErrorIds.PathNotFound, FailureCategory.ObjectNotFound,
                     RemotePath.HasWildcard(path)
                         ? $"-Path '{path}' matches no file."
                         : $"-Path '{path}' does not exist.");
@@ -134,7 +134,7 @@ public static class UploadPlanner
                             continue;
                         }
 
-                        throw new MoltarException(PlanErrorIds.PathIsDirectory, "InvalidArgument",
+                        throw new MoltarException(PlanErrorIds.PathIsDirectory, FailureCategory.InvalidArgument,
                             $"-Path '{match}' is a directory. Add -Recurse to copy it and everything under it, or name the files (e.g. '{Path.Combine(match, "*")}').");
                     }
 
@@ -142,7 +142,7 @@ public static class UploadPlanner
                     var name = Path.GetFileName(TrimSeparators(match));
                     if (name.Length == 0)
                     {
-                        throw new MoltarException(PlanErrorIds.PathIsDirectory, "InvalidArgument",
+                        throw new MoltarException(PlanErrorIds.PathIsDirectory, FailureCategory.InvalidArgument,
                             $"-Path '{match}' is a root directory; name the files under it instead (e.g. '{Path.Combine(match, "*")}').");
                     }
 
@@ -293,7 +293,7 @@ public static class UploadPlanner
         string realRoot = RealPath(root).TrimEnd(Separators) + Path.DirectorySeparatorChar;
         if (!target.StartsWith(realRoot, OperatingSystem.IsWindows() ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal))
         {
-            throw new MoltarException(PlanErrorIds.SymlinkOutsideTree, "SecurityError",
+            throw new MoltarException(PlanErrorIds.SymlinkOutsideTree, FailureCategory.SecurityError,
                 $"'{path}' is a symbolic link to '{target}', outside '{root}'; nothing was copied. Remove the link, or add -FollowSymlink to send what it points to.");
         }
     }

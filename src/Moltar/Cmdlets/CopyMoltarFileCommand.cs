@@ -102,7 +102,7 @@ public sealed class CopyMoltarFileCommand : MoltarSshCmdlet
             }
             var failures = CopyFanOut.FailuresOf(completed);
             if (failures.Count > 0) hostsFailed++;
-            return failures.Select(failure => InvokeMoltarCommandCommand.HostError(failure, completed.Item!, approved[completed.Index].Origin)).ToList();
+            return failures.Select(failure => HostError(failure, completed.Item!, approved[completed.Index].Origin)).ToList();
         },
         (done, total, _) =>
         {
@@ -151,10 +151,10 @@ public sealed class CopyMoltarFileCommand : MoltarSshCmdlet
             string remote = plan.Kind == DestinationKind.FileOrDirectory
                 ? $"{destination} (or {RemotePath.Join(destination, file.RelativePath)} if that is a directory)"
                 : RemotePath.Join(destination, file.RelativePath);
-            text.Append(System.Environment.NewLine).Append($"  {file.LocalPath} -> {remote}");
+            text.Append(System.Environment.NewLine).Append(System.Globalization.CultureInfo.CurrentCulture, $"  {file.LocalPath} -> {remote}");
         }
         if (plan.Files.Count > WhatIfFilesPerHost)
-            text.Append(System.Environment.NewLine).Append($"  ... and {plan.Files.Count - WhatIfFilesPerHost} more");
+            text.Append(System.Environment.NewLine).Append(System.Globalization.CultureInfo.CurrentCulture, $"  ... and {plan.Files.Count - WhatIfFilesPerHost} more");
         return text.ToString();
     }
 

@@ -48,7 +48,7 @@ public sealed class EnterMoltarInstanceCommand : MoltarSshCmdlet
     private readonly List<PSObject> _piped = new();
 
     protected override ContextRequest AddToRequest(ContextRequest request) =>
-        base.AddToRequest(request) with { Transport = Transport is null ? null : Transport.Equals("Ssm", StringComparison.OrdinalIgnoreCase) ? "Ssm" : "Ssh" };
+        base.AddToRequest(request) with { Transport = Transport is null ? null : Enum.Parse<Moltar.Transport>(Transport, ignoreCase: true) };
 
     protected override string[]? SelectionPackages => Package;
 
@@ -62,7 +62,7 @@ public sealed class EnterMoltarInstanceCommand : MoltarSshCmdlet
     {
         ApplyDashDash();
         var context = ResolveContext();
-        if (context.Transport == "Ssm")
+        if (context.Transport == Moltar.Transport.Ssm)
         {
             EnterOverSsm(context);
             return;
@@ -238,7 +238,7 @@ public sealed class EnterMoltarInstanceCommand : MoltarSshCmdlet
         if (instance.Address is null)
         {
             ThrowTerminatingError(new ErrorRecord(new InvalidOperationException(
-                $"{instance.DisplayName} has no {(context.AddressType == "Auto" ? "" : context.AddressType.ToLowerInvariant() + " ")}IP address to connect to. Try -AddressType Private or Public."),
+                $"{instance.DisplayName} has no {AddressWord(context)}IP address to connect to. Try -AddressType Private or Public."),
                 "NoAddress", ErrorCategory.ResourceUnavailable, instance));
         }
         if (!SshNames.IsValidHost(instance.Address))

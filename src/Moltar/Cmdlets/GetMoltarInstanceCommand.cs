@@ -24,7 +24,7 @@ public sealed class GetMoltarInstanceCommand : MoltarAwsCmdlet
     [Parameter] [ValidateNotNullOrEmpty] [ValidatePattern(InstanceInput.InstanceIdPattern)] public string[]? InstanceId { get; set; }
 
     protected override Engine.Context.ContextRequest AddToRequest(Engine.Context.ContextRequest request) =>
-        request with { AddressType = AddressType };
+        request with { AddressType = AddressType is null ? null : Enum.Parse<Moltar.AddressType>(AddressType, ignoreCase: true) };
 
     protected override void EndProcessing()
     {

@@ -29,14 +29,14 @@ public sealed class InvokeMoltarCommandCommand : MoltarSshCmdlet
     [Parameter] [ValidateSet("Ssh", "Ssm", IgnoreCase = true)] public string? Transport { get; set; }
 
     protected override ContextRequest AddToRequest(ContextRequest request) =>
-        base.AddToRequest(request) with { Transport = Transport is null ? null : Transport.Equals("Ssm", StringComparison.OrdinalIgnoreCase) ? "Ssm" : "Ssh" };
+        base.AddToRequest(request) with { Transport = Transport is null ? null : Enum.Parse<Moltar.Transport>(Transport, ignoreCase: true) };
 
     protected override void EndProcessing()
     {
         if (Stdin is not null && StdinPath is not null)
             ThrowInvalidArgument("StdinConflict", "-Stdin and -StdinPath both give standard input; use one of them.");
         var context = ResolveContext();
-        if (context.Transport == "Ssm")
+        if (context.Transport == Moltar.Transport.Ssm)
         {
             RunOverSsm(context);
             return;
@@ -130,7 +130,7 @@ public sealed class InvokeMoltarCommandCommand : MoltarSshCmdlet
                 StartTime = outcome.StartTime,
                 Duration = outcome.Duration,
             });
-            IReadOnlyList<ErrorRecord> errors = outcome.Succeeded ? Array.Empty<ErrorRecord>() : new[] { SsmHostError(outcome, origin) };
+            IReadOnlyList<ErrorRecord> errors = outcome.Succeeded ? Array.Empty<ErrorRecord>() : new[] { SsmHostError(outcome.Failure!, origin) };
             return (errors, origin);
         });
     }
@@ -176,15 +176,5 @@ public sealed class InvokeMoltarCommandCommand : MoltarSshCmdlet
         if (!File.Exists(path))
             ThrowInvalidArgument("StdinPathNotFound", $"-StdinPath '{path}' does not exist.", path);
         return File.ReadAllBytes(path);
-    }
-
-    internal static ErrorRecord HostError(Exception failure, SshTarget target, object origin)
-    {
-        string id = SshFanOut.ErrorIdOf(failure);
-        var category = failure is MoltarException m ? ParseCategory(m.Category) : ErrorCategory.NotSpecified;
-        string message = failure.Message.Contains(target.DisplayName, StringComparison.Ordinal)
-            ? failure.Message
-            : $"{target}: {failure.Message}";
-        return new ErrorRecord(new MoltarHostException(message, failure), id, category, origin);
     }
 }

@@ -51,8 +51,6 @@ public sealed class InvokeMoltarDeployCommand : MoltarSshCmdlet
 
     private DeployRequest? _request;
     private IReadOnlyList<HostWork> _targets = Array.Empty<HostWork>();
-    /// <summary>Each result's position in the order of the targets (results come in completion order).</summary>
-    private readonly Dictionary<MoltarDeployResult, int> _order = new(ReferenceEqualityComparer.Instance);
 
     protected override string[]? SelectionPackages => _request?.Packages.ToArray();
 
@@ -61,14 +59,11 @@ public sealed class InvokeMoltarDeployCommand : MoltarSshCmdlet
         {
             Packages = Package,
             ThrottleLimit = ThrottleLimit,
-            Transport = Transport is null ? null : Transport.Equals("Ssm", StringComparison.OrdinalIgnoreCase) ? "Ssm" : "Ssh",
+            Transport = Transport is null ? null : Enum.Parse<Moltar.Transport>(Transport, ignoreCase: true),
         };
 
     /// <summary>Ssh (Moltar's own connections) or Ssm (each step through Systems Manager Run Command, as root).</summary>
     [Parameter] [ValidateSet("Ssh", "Ssm", IgnoreCase = true)] public string? Transport { get; set; }
-
-    /// <summary>Over SSM: the per-host step runner (null over SSH).</summary>
-    private Engine.Ssm.SsmStepRunner? _ssm;
 
     protected override void EndProcessing()
     {
@@ -85,71 +80,52 @@ public sealed class InvokeMoltarDeployCommand : MoltarSshCmdlet
         if (targets.Count == 0)
             return;
 
-        if (context.Transport == "Ssm")
-        {
+        // Over SSM each step is one Run Command (as root: the agent's user); over SSH, Moltar's own connections.
+        bool overSsm = context.Transport == Moltar.Transport.Ssm;
+        if (overSsm)
             RefuseSshOnlyParameters();
-            _ssm = new Engine.Ssm.SsmStepRunner(CreateAwsSession(context), TimeoutSeconds);
-        }
-        using var ssm = _ssm;
-        using var connector = _ssm is null ? CreateConnector(BuildSshOptions(context)) : null;
-        var batches = DeployBatches.Split(targets, batchSize.For(targets.Count));
+        using var ssm = overSsm ? new Engine.Ssm.SsmStepRunner(CreateAwsSession(context), TimeoutSeconds) : null;
+        using var connector = overSsm ? null : CreateConnector(BuildSshOptions(context));
         var exec = new ExecOptions
         {
             Timeout = TimeoutSeconds is { } seconds ? TimeSpan.FromSeconds(seconds) : null,
             MaxOutputBytes = DeployFanOut.MaxStepOutputBytes,
         };
         var fanOut = new FanOutOptions { ThrottleLimit = ThrottleLimit ?? context.ThrottleLimit, ThreadName = "Moltar deploy" };
+        var deploy = new RollingDeploy(request, targets.Select(t => t.Target).ToList(), batchSize.For(targets.Count), MaxFailures);
 
-        var results = new List<MoltarDeployResult>();
-        var errors = new List<ErrorRecord>();
         // Under -ErrorAction Stop the first error would end the call at once: the errors then wait until the
         // results, the summary and the hooks are out. Otherwise each batch's errors come when the batch is done.
         bool deferErrors = ErrorActionIsStop();
-        int failures = 0, declined = 0, finishedBatches = 0, ranBatches = 0;
-        for (int index = 0; index < batches.Count; index++)
+        var errors = new List<ErrorRecord>();
+        deploy.Run(new RollingDeploySteps
         {
-            var batch = batches[index];
-            if (ranBatches > 0)
+            Approve = batch => Approve(batch, request, connector, context),
+            BetweenBatches = Pause,
+            Stopping = WriteWarning,
+            RunBatch = (batch, completed) =>
             {
-                if (!DeployBatches.MayStartNext(failures, MaxFailures))
-                {
-                    WriteWarning($"{failures} host(s) failed, more than -MaxFailures {MaxFailures}: batches {index + 1} to {batches.Count} " +
-                                 $"({batches.Skip(index).Sum(b => b.Count)} hosts) are not started.");
-                    break;
-                }
-                Pause(index);
-            }
-            finishedBatches = index + 1;
-            if (!Approve(batch, index, batches.Count, request, connector, context))
-            {
-                declined += batch.Count;
-                continue;
-            }
-            ranBatches++;
+                using var runner = ssm is not null
+                    ? DeployFanOut.RunOverSsm(ssm, request, fanOut, StopToken)
+                    : DeployFanOut.Run(connector!, request, exec, fanOut, StopToken);
+                foreach (var target in batch.Targets)
+                    runner.Add(target);
+                runner.Complete();
+                Drain(runner, $"Invoke-MoltarDeploy {request.Describe()}: batch {batch.Number} of {batch.BatchCount}", Quiet, completed);
+            },
+            HostFinished = host => WriteObject(host.Result),
             // The batch runs to its end (every host finishes) before any of its errors is written.
-            var batchErrors = RunBatch(connector, request, exec, fanOut, batch, index, batches.Count, batches.Take(index).Sum(b => b.Count), results);
-            failures += batchErrors.Count;
-            if (deferErrors)
-                errors.AddRange(batchErrors);
-            else
-                batchErrors.ForEach(WriteError);
-        }
-        if (ranBatches == 0)
-            return; // -WhatIf, or every batch declined: nothing ran, nothing to report
-
-        int position = batches.Take(finishedBatches).Sum(b => b.Count);
-        foreach (var (work, batch) in batches.Skip(finishedBatches).SelectMany((b, i) => b.Select(w => (w, finishedBatches + i + 1))))
-        {
-            var notStarted = NotStartedResult(work, batch, request);
-            results.Add(notStarted);
-            _order[notStarted] = position++;
-            WriteObject(notStarted);
-        }
-        // Hooks list hosts in the order they were selected, whatever order they finished in.
-        results.Sort((a, b) => _order[a].CompareTo(_order[b]));
-
-        WriteSummary(request, results, declined, batches.Count, clock.Elapsed);
-        errors.AddRange(RunHooks(context, request, results, declined));
+            BatchFinished = (_, failed) =>
+            {
+                var batchErrors = failed.Select(host => HostError(host.Failure!, host.Target, targets[host.Position].Origin));
+                if (deferErrors)
+                    errors.AddRange(batchErrors);
+                else
+                    foreach (var error in batchErrors) WriteError(error);
+            },
+            Finished = report => WriteSummary(report.Summary(request.Describe(), Environment is null ? null : Environment + (Cluster is null ? "" : "/" + Cluster), clock.Elapsed)),
+            RunHook = (hook, report) => errors.AddRange(RunHooks(context, request, hook, report)),
+        });
         errors.ForEach(WriteError);
     }
 
@@ -166,14 +142,10 @@ public sealed class InvokeMoltarDeployCommand : MoltarSshCmdlet
         }
     }
 
-    private static string PackageSource(MoltarContext context)
-    {
-        string source = context.Settings.FirstOrDefault(s => s.Name == "Packages")?.Source ?? "";
-        if (source == "Parameter") return "-Package";
-        if (source.StartsWith("Environment ", StringComparison.Ordinal)) return source["Environment ".Length..];
-        if (source.StartsWith("ProjectFile ", StringComparison.Ordinal)) return source["ProjectFile ".Length..];
-        return source.Length == 0 ? "-Package" : source;
-    }
+    /// <summary>How a bad package name's message names where it came from: -Package, the variable, or the project's file(s).</summary>
+    private static string PackageSource(MoltarContext context) =>
+        context.Settings.FirstOrDefault(s => s.Name == "Packages") is { Source: SettingSource.Environment or SettingSource.ProjectFile, SourceDetail: { } detail }
+            ? detail : "-Package";
 
     /// <summary>Piped instances must carry every package in their Packages tag, unless -Force (then a warning each).</summary>
     private void CheckPackageTags(IReadOnlyList<HostWork> targets, DeployRequest request, MoltarContext context)
@@ -260,31 +232,31 @@ public sealed class InvokeMoltarDeployCommand : MoltarSshCmdlet
             : $"The hook {string.Join(" and ", hooks)} will not run: {refusal}.";
     }
 
-    private bool Approve(IReadOnlyList<HostWork> batch, int index, int count, DeployRequest request, SshConnector? connector, MoltarContext context)
+    private bool Approve(DeployBatch batch, DeployRequest request, SshConnector? connector, MoltarContext context)
     {
         var description = new StringBuilder();
-        description.Append($"Deploying {request.Describe()}, batch {index + 1} of {count}, to {batch.Count} instance(s):");
-        foreach (var work in batch)
+        description.Append(System.Globalization.CultureInfo.CurrentCulture, $"Deploying {request.Describe()}, batch {batch.Number} of {batch.BatchCount}, to {batch.Targets.Count} instance(s):");
+        foreach (var target in batch.Targets)
         {
-            string user = connector is null ? "root" : connector.Resolve(work.Target).User;
-            description.AppendLine().Append($"  {work.Target} as {user}:");
+            string user = connector is null ? "root" : connector.Resolve(target).User;
+            description.AppendLine().Append(System.Globalization.CultureInfo.CurrentCulture, $"  {target} as {user}:");
             foreach (var step in DeployPlan.For(request, user))
                 description.AppendLine().Append("    ").Append(step.Command);
         }
-        string hosts = string.Join(", ", batch.Select(w => w.Target.ToString()));
+        string hosts = string.Join(", ", batch.Targets.Select(t => t.ToString()));
         string hooks = HookNote(context);
         if (hooks.Length > 0)
             description.AppendLine().Append(hooks);
         return ShouldProcessOrRefuse(description.ToString(),
-            $"Deploy {request.Describe()} to batch {index + 1} of {count}: {hosts}?" + (hooks.Length > 0 ? " " + hooks : ""),
+            $"Deploy {request.Describe()} to batch {batch.Number} of {batch.BatchCount}: {hosts}?" + (hooks.Length > 0 ? " " + hooks : ""),
             "Invoke-MoltarDeploy");
     }
 
-    private void Pause(int nextIndex)
+    private void Pause(DeployBatch next)
     {
         if (PauseSeconds <= 0)
             return;
-        WriteVerbose($"Pausing {PauseSeconds} s before batch {nextIndex + 1}.");
+        WriteVerbose($"Pausing {PauseSeconds} s before batch {next.Number}.");
         var until = DateTime.UtcNow.AddSeconds(PauseSeconds);
         while (DateTime.UtcNow < until)
         {
@@ -294,126 +266,25 @@ public sealed class InvokeMoltarDeployCommand : MoltarSshCmdlet
         }
     }
 
-    /// <summary>Runs one batch to the end (every host finishes); writes each result as it completes; returns the batch's errors.</summary>
-    private List<ErrorRecord> RunBatch(SshConnector? connector, DeployRequest request, ExecOptions exec, FanOutOptions fanOut,
-                                       IReadOnlyList<HostWork> batch, int index, int count, int firstPosition, List<MoltarDeployResult> results)
-    {
-        var errors = new List<ErrorRecord>();
-        using var runner = _ssm is not null
-            ? DeployFanOut.RunOverSsm(_ssm, request, fanOut, StopToken)
-            : DeployFanOut.Run(connector!, request, exec, fanOut, StopToken);
-        foreach (var work in batch)
-            runner.Add(work.Target);
-        runner.Complete();
-        Drain(runner, $"Invoke-MoltarDeploy {request.Describe()}: batch {index + 1} of {count}", Quiet, completed =>
-        {
-            var work = batch[completed.Index];
-            var (result, failure) = ToResult(completed, work, index + 1, request);
-            results.Add(result);
-            _order[result] = firstPosition + completed.Index;
-            WriteObject(result);
-            if (failure is not null)
-                errors.Add(InvokeMoltarCommandCommand.HostError(failure, work.Target, work.Origin));
-        });
-        return errors;
-    }
-
-    private static (MoltarDeployResult Result, Exception? Failure) ToResult(FanOutEvent<SshTarget, DeployOutcome> completed, HostWork work,
-                                                                            int batch, DeployRequest request)
-    {
-        var target = work.Target;
-        if (completed.Error is null && completed.Result is { } outcome)
-        {
-            Exception? failure = outcome.Succeeded ? null
-                : outcome.ErrorId is SshErrorIds.Timeout or SshErrorIds.ConnectionLost
-                    ? new SshFailure(outcome.ErrorId, outcome.ErrorMessage!, target.Address)
-                    : new MoltarException(outcome.ErrorId!, "InvalidResult", outcome.ErrorMessage!);
-            return (new MoltarDeployResult
-            {
-                InstanceId = target.InstanceId,
-                Name = target.Name,
-                Address = target.Address,
-                Packages = request.Packages.ToArray(),
-                Version = request.Version,
-                PreviousVersions = outcome.PreviousVersions,
-                InstalledVersions = outcome.InstalledVersions,
-                Succeeded = outcome.Succeeded,
-                Status = outcome.Succeeded ? "Succeeded" : "Failed",
-                ErrorId = outcome.ErrorId,
-                Batch = batch,
-                Output = outcome.Output,
-                Truncated = outcome.Truncated,
-                Error = outcome.Error,
-                StartTime = outcome.StartTime,
-                Duration = outcome.Duration,
-            }, failure);
-        }
-
-        var error = completed.Error;
-        return (new MoltarDeployResult
-        {
-            InstanceId = target.InstanceId,
-            Name = target.Name,
-            Address = target.Address,
-            Packages = request.Packages.ToArray(),
-            Version = request.Version,
-            Succeeded = false,
-            Status = "Failed",
-            ErrorId = SshFanOut.ErrorIdOf(error),
-            Batch = batch,
-            Error = error?.Message ?? "",
-            StartTime = DateTimeOffset.Now - completed.Duration,
-            Duration = completed.Duration,
-        }, error);
-    }
-
-    private static MoltarDeployResult NotStartedResult(HostWork work, int batch, DeployRequest request) => new()
-    {
-        InstanceId = work.Target.InstanceId,
-        Name = work.Target.Name,
-        Address = work.Target.Address,
-        Packages = request.Packages.ToArray(),
-        Version = request.Version,
-        Succeeded = false,
-        Status = "NotStarted",
-        ErrorId = DeployErrorIds.NotStarted,
-        Batch = batch,
-        Error = "Not started: an earlier batch had more failures than -MaxFailures allows.",
-        StartTime = DateTimeOffset.Now,
-    };
-
-    private void WriteSummary(DeployRequest request, List<MoltarDeployResult> results, int declined, int batchCount, TimeSpan elapsed)
-    {
-        int succeeded = results.Count(r => r.Status == "Succeeded");
-        int failed = results.Count(r => r.Status == "Failed");
-        int notStarted = results.Count(r => r.Status == "NotStarted");
-        string where = Environment is null ? "" : $" to {Environment}{(Cluster is null ? "" : "/" + Cluster)}";
-        string text = $"Invoke-MoltarDeploy {request.Describe()}{where}: {succeeded} succeeded, {failed} failed, {notStarted} not started" +
-                      (declined > 0 ? $", {declined} declined" : "") +
-                      $" ({batchCount} batch{(batchCount == 1 ? "" : "es")}, {elapsed.TotalSeconds:0.0} s).";
-        WriteSummary(text);
-    }
-
     /// <summary>
-    /// The project's hook file and the script block for the outcome: failure hooks when any host failed, after-deploy
-    /// hooks when every host succeeded. Returns the HookFailed errors (written by the caller).
+    /// The project's hook file and the script block for the hook the deploy chose: failure hooks when any host
+    /// failed, after-deploy hooks when every host succeeded. Returns the HookFailed errors (written by the caller).
     /// </summary>
-    private List<ErrorRecord> RunHooks(MoltarContext context, DeployRequest request, List<MoltarDeployResult> results, int declined)
+    private List<ErrorRecord> RunHooks(MoltarContext context, DeployRequest request, DeployHookKind hook, RollingDeployReport report)
     {
         var errors = new List<ErrorRecord>();
-        bool failed = results.Any(r => r.Status == "Failed");
-        bool allSucceeded = !failed && declined == 0 && results.Count > 0 && results.All(r => r.Succeeded);
-        if (!failed && !allSucceeded)
+        if (hook == DeployHookKind.None)
         {
             WriteVerbose("No deploy hook runs: nothing failed, but not every host was deployed (declined or not started).");
             return errors;
         }
 
-        string file = failed ? DeployHook.FailedDeployFile : DeployHook.AfterDeployFile;
+        bool failed = hook == DeployHookKind.FailedDeploy;
+        string file = DeployHook.FileFor(hook);
         var block = failed ? OnFailure : AfterDeploy;
         string blockName = failed ? "-OnFailure" : "-AfterDeploy";
-        var variables = DeployHook.Variables(HookEnvironment(), request.Packages, request.Version,
-            results.Where(r => r.Status == "Failed").Select(HostLabel), results.Where(r => r.Status == "NotStarted").Select(HostLabel));
+        var results = report.Results.ToArray();
+        var variables = DeployHook.Variables(HookEnvironment(), request.Packages, request.Version, report.FailedHosts, report.NotStartedHosts);
 
         string? refusal = null;
         if (DeployHook.Find(context.ProjectDirectory, file) is { } untrustedPath
@@ -445,7 +316,7 @@ public sealed class InvokeMoltarDeployCommand : MoltarSshCmdlet
         {
             try
             {
-                var output = block.InvokeWithContext(null, new List<PSVariable> { new("_", results.ToArray()) }, new object[] { results.ToArray() });
+                var output = block.InvokeWithContext(null, new List<PSVariable> { new("_", results) }, new object[] { results });
                 foreach (var item in output.Where(o => o is not null))
                     WriteHookLine(blockName, item.ToString(), isError: false);
             }
@@ -467,8 +338,4 @@ public sealed class InvokeMoltarDeployCommand : MoltarSshCmdlet
     private string HookEnvironment() =>
         Environment ?? string.Join(" ", _targets.Select(t => t.Origin).OfType<MoltarInstance>().Select(i => DeployHook.SafeToken(i.Environment))
             .OfType<string>().Distinct(StringComparer.Ordinal));
-
-    /// <summary>What FAILED_HOSTS lists: the Name when it is a safe token, else the address, else the instance id.</summary>
-    private static string HostLabel(MoltarDeployResult result) =>
-        DeployHook.HostToken(result.Name, result.Address, result.InstanceId) ?? "?";
 }

@@ -1,16 +1,18 @@
 using System.Collections;
 using System.Management.Automation;
 using System.Management.Automation.Language;
-using System.Reflection;
 
 namespace Moltar.Infrastructure;
 
 /// <summary>
 /// How a command line used "--", read from the command's own syntax tree. PowerShell drops "--" before binding:
 /// after it every word is positional, so in `Enter-MoltarInstance staging jobs -- uptime` 'uptime' lands in the
-/// next free positional parameter (Name) instead of the remote command. With this, a cmdlet can tell which
-/// positional parameters were filled from words after "--" and hand those words back to the remote command,
-/// and it can tell a mistyped parameter (which ValueFromRemainingArguments would otherwise swallow) from a word.
+/// next free positional parameter (Name) instead of the remote command, and nothing that binding hands a cmdlet
+/// (bound parameters, ValueFromRemainingArguments) differs from `Enter-MoltarInstance staging jobs uptime`. So the
+/// split cannot be had from binding: it is read from the command's text (InvocationInfo.Statement, public since
+/// PowerShell 7.4). With this, a cmdlet can tell which positional parameters were filled from words after "--" and
+/// hand those words back to the remote command, and it can tell a mistyped parameter (which
+/// ValueFromRemainingArguments would otherwise swallow) from a word.
 /// </summary>
 internal sealed class DashDashSplit
 {
@@ -24,10 +26,12 @@ internal sealed class DashDashSplit
     public IReadOnlyList<string> Unknown { get; private init; } = Array.Empty<string>();
 
     /// <summary>
-    /// InvocationInfo.Statement: the text of this command as typed (public since PowerShell 7; the reference
-    /// assemblies Moltar compiles against are 5.1's, so it is found by name). Null when this PowerShell lacks it.
+    /// The member InvocationInfo.Statement: the text of this command as typed, public since PowerShell 7.4 (the least
+    /// the manifest accepts). The reference assemblies Moltar compiles against are PowerShell 5.1's, which predate it,
+    /// so it is read as a script reads $MyInvocation.Statement: through PowerShell's own member lookup, which sees
+    /// public members only. (A field, not a constant, so a test can stand in for a PowerShell without it.)
     /// </summary>
-    internal static PropertyInfo? StatementProperty = typeof(InvocationInfo).GetProperty("Statement", BindingFlags.Instance | BindingFlags.Public);
+    internal static string StatementMember = "Statement";
 
     /// <summary>
     /// The split of the current invocation; null when the command was not typed (called through the API, where
@@ -128,12 +132,13 @@ internal sealed class DashDashSplit
     private static CommandAst? CommandAstOf(InvocationInfo invocation, out string? problem)
     {
         problem = null;
-        if (StatementProperty is null)
+        var member = PSObject.AsPSObject(invocation).Properties[StatementMember];
+        if (member is null)
         {
             problem = "this PowerShell has no InvocationInfo.Statement (PowerShell 7.4 or later has it)";
             return null;
         }
-        if (StatementProperty.GetValue(invocation) is not string { Length: > 0 } statement)
+        if (member.Value is not string { Length: > 0 } statement)
             return null; // not typed: called through the API
         var ast = Parser.ParseInput(statement, out _, out var errors);
         var command = errors.Length > 0 ? null : ast.Find(a => a is CommandAst, searchNestedScriptBlocks: false) as CommandAst;

@@ -27,7 +27,7 @@ internal static class InstanceInput
             : new[] { PSObject.AsPSObject(instances) };
     }
 
-    public static SshTarget ToTarget(PSObject input, string addressType)
+    public static SshTarget ToTarget(PSObject input, AddressType addressType)
     {
         if (input.BaseObject is MoltarInstance instance)
             return SshTarget.FromInstance(instance);

@@ -37,7 +37,7 @@ public abstract class MoltarAwsCmdlet : MoltarCmdlet
             var context = new ContextResolver().Resolve(request);
             foreach (var warning in context.Warnings)
                 WriteWarning(warning);
-            WriteVerbose("Context: " + string.Join("; ", context.Settings.Select(s => $"{s.Name}={Display(s)} from {s.Source}")));
+            WriteVerbose("Context: " + string.Join("; ", context.Settings.Select(s => $"{s.Name}={Display(s)} from {s.SourceText}")));
             return context;
         }
         catch (FormatException e)

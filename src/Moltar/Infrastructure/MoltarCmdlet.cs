@@ -112,10 +112,28 @@ public abstract class MoltarCmdlet : PSCmdlet, IDisposable
         ThrowTerminatingError(ToErrorRecord(failure, target));
 
     protected static ErrorRecord ToErrorRecord(MoltarException failure, object? target) =>
-        new(failure, failure.ErrorId, ParseCategory(failure.Category), target);
+        new(failure, failure.ErrorId, CategoryOf(failure.Category), target);
 
-    protected static ErrorCategory ParseCategory(string category) =>
-        Enum.TryParse<ErrorCategory>(category, out var parsed) ? parsed : ErrorCategory.NotSpecified;
+    /// <summary>The ErrorCategory of an engine failure's category (the same name).</summary>
+    protected static ErrorCategory CategoryOf(FailureCategory category) => category switch
+    {
+        FailureCategory.AuthenticationError => ErrorCategory.AuthenticationError,
+        FailureCategory.ConnectionError => ErrorCategory.ConnectionError,
+        FailureCategory.InvalidArgument => ErrorCategory.InvalidArgument,
+        FailureCategory.InvalidData => ErrorCategory.InvalidData,
+        FailureCategory.InvalidOperation => ErrorCategory.InvalidOperation,
+        FailureCategory.InvalidResult => ErrorCategory.InvalidResult,
+        FailureCategory.NotImplemented => ErrorCategory.NotImplemented,
+        FailureCategory.ObjectNotFound => ErrorCategory.ObjectNotFound,
+        FailureCategory.OperationStopped => ErrorCategory.OperationStopped,
+        FailureCategory.OperationTimeout => ErrorCategory.OperationTimeout,
+        FailureCategory.PermissionDenied => ErrorCategory.PermissionDenied,
+        FailureCategory.ResourceExists => ErrorCategory.ResourceExists,
+        FailureCategory.ResourceUnavailable => ErrorCategory.ResourceUnavailable,
+        FailureCategory.SecurityError => ErrorCategory.SecurityError,
+        FailureCategory.WriteError => ErrorCategory.WriteError,
+        _ => ErrorCategory.NotSpecified,
+    };
 
     /// <summary>A terminating error for bad input: which parameter, what was wrong, what to do.</summary>
     protected void ThrowInvalidArgument(string errorId, string message, object? target = null) =>

@@ -1,4 +1,12 @@
+using Moltar.Engine;
+
 namespace Moltar.Infrastructure;
 
-/// <summary>One host's failure, with the host named in the message.</summary>
-public sealed class MoltarHostException(string message, Exception inner) : Exception(message, inner);
+/// <summary>
+/// One host's failure in an error record: the message names the host; Failure is the engine's value as it was made
+/// where the failure happened, and the inner exception is the one behind it (the bug's own, for Unexpected).
+/// </summary>
+public sealed class MoltarHostException(string message, MoltarFailure failure) : Exception(message, failure.Exception)
+{
+    public MoltarFailure Failure { get; } = failure;
+}

@@ -126,7 +126,7 @@ public abstract partial class MoltarSshCmdlet
                     var outcome = e.Outcome!;
                     var (errors, origin) = completed(outcome);
                     if (!outcome.Succeeded) failed++;
-                    tally.Add(outcome.InstanceId, errors.FirstOrDefault()?.FullyQualifiedErrorId, origin,
+                    tally.Add(outcome.InstanceId, (errors.Count > 0 ? errors[0].FullyQualifiedErrorId : null), origin,
                               notStarted: outcome.ErrorId == SsmErrorIds.Terminated);
                     if (!stopOnError)
                     {
@@ -156,8 +156,6 @@ public abstract partial class MoltarSshCmdlet
     }
 
     /// <summary>An instance's error record: its error id, the instance (as the user gave it) as target.</summary>
-    protected static ErrorRecord SsmHostError(SsmOutcome outcome, object origin) =>
-        new(new MoltarHostException(outcome.ErrorMessage ?? outcome.ErrorId!,
-                                    new MoltarException(outcome.ErrorId!, "NotSpecified", outcome.ErrorMessage ?? outcome.ErrorId!)),
-            outcome.ErrorId, ErrorCategory.NotSpecified, origin);
+    protected static ErrorRecord SsmHostError(MoltarFailure failure, object origin) =>
+        new(new MoltarHostException(failure.Message, failure), failure.ErrorId, CategoryOf(failure.Category), origin);
 }

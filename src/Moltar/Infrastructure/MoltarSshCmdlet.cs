@@ -43,6 +43,8 @@ public abstract partial class MoltarSshCmdlet : MoltarAwsCmdlet
     /// <summary>The ssh config file to read instead of ~/.ssh/config and /etc/ssh/ssh_config (as ssh -F); 'none' reads none.</summary>
     [Parameter] [ValidateNotNullOrEmpty] public string? SshConfigPath { get; set; }
     [Parameter] [ValidateRange(1, 3600)] public int? ConnectTimeoutSeconds { get; set; }
+    /// <summary>How long this call's connections stay open for the next call (0: closed when the call ends).</summary>
+    [Parameter] [ValidateRange(0, ContextResolver.MaxConnectionIdleSeconds)] public int? ConnectionIdleSeconds { get; set; }
 
     private readonly List<PSObject> _input = new();
 
@@ -56,8 +58,9 @@ public abstract partial class MoltarSshCmdlet : MoltarAwsCmdlet
         KeyFile = KeyFile?.FirstOrDefault() is { } first ? GetUnresolvedProviderPathFromPSPath(first) : null,
         KnownHostsPath = KnownHostsPath is null ? null : GetUnresolvedProviderPathFromPSPath(KnownHostsPath),
         JumpHost = JumpHost,
-        AddressType = AddressType,
-        StrictHostKeyChecking = StrictHostKeyChecking,
+        AddressType = AddressType is null ? null : Enum.Parse<Moltar.AddressType>(AddressType, ignoreCase: true),
+        StrictHostKeyChecking = StrictHostKeyChecking is null ? null : Enum.Parse<Moltar.StrictHostKeyChecking>(StrictHostKeyChecking, ignoreCase: true),
+        ConnectionIdleSeconds = ConnectionIdleSeconds,
     };
 
     /// <summary>As in Posh-SSH: -Credential's user name is the SSH user when -User is not given (its password is the key passphrase).</summary>
@@ -157,7 +160,7 @@ public abstract partial class MoltarSshCmdlet : MoltarAwsCmdlet
         var missingAddress = instances.Where(i => i.Address is null).ToList();
         foreach (var instance in missingAddress)
             WriteError(new ErrorRecord(new InvalidOperationException(
-                $"{instance.DisplayName} has no {(context.AddressType == "Auto" ? "" : context.AddressType.ToLowerInvariant() + " ")}IP address; it is left out. Try -AddressType Private or Public."),
+                $"{instance.DisplayName} has no {AddressWord(context)}IP address; it is left out. Try -AddressType Private or Public."),
                 "NoAddress", ErrorCategory.ResourceUnavailable, instance));
         // An address is handed to SSH and to ssh's command line: one that is not a host name or IP is never used.
         var badAddress = instances.Where(i => i.Address is not null && !SshNames.IsValidHost(i.Address)).ToList();
@@ -229,31 +232,32 @@ public abstract partial class MoltarSshCmdlet : MoltarAwsCmdlet
             StrictHostKeyChecking = ParsePolicy(context),
             StricterHostKeyChecking = ProjectPolicy(context),
             // Not chosen by the user, not in ssh config: AcceptNew, as the help says (a project file's value is only a floor).
-            DefaultStrictHostKeyChecking = Engine.Ssh.StrictHostKeyChecking.AcceptNew,
+            DefaultStrictHostKeyChecking = Moltar.StrictHostKeyChecking.AcceptNew,
             KnownHostsPaths = context.KnownHostsPath is null ? null : new[] { ExpandHome(context.KnownHostsPath) },
             ConfigPath = SshConfigPath is null ? null : SshConfigPath == "none" ? "none" : GetUnresolvedProviderPathFromPSPath(SshConfigPath),
             // As ssh -F: a config file given on the command line replaces /etc/ssh/ssh_config too.
             SystemConfigPath = SshConfigPath is null ? null : "none",
             ConnectTimeout = ConnectTimeoutSeconds is { } seconds ? TimeSpan.FromSeconds(seconds) : null,
+            ConnectionIdle = TimeSpan.FromSeconds(context.ConnectionIdleSeconds),
         };
     }
+
+    /// <summary>"public " or "private " before "IP address" in messages; nothing for Auto.</summary>
+    protected static string AddressWord(MoltarContext context) =>
+        context.AddressType == Moltar.AddressType.Auto ? "" : context.AddressType.ToString().ToLowerInvariant() + " ";
 
     /// <summary>
     /// Only the user's explicit choice (parameter, environment) overrides ssh config's StrictHostKeyChecking; the
     /// context's default does not, and a (trusted) project file's only makes it stricter (ProjectPolicy).
     /// </summary>
-    private static Engine.Ssh.StrictHostKeyChecking? ParsePolicy(MoltarContext context) =>
-        PolicySource(context) is { } source && source != "Default" && !IsProjectFile(source)
-            ? Enum.Parse<Engine.Ssh.StrictHostKeyChecking>(context.StrictHostKeyChecking, ignoreCase: true) : null;
+    private static Moltar.StrictHostKeyChecking? ParsePolicy(MoltarContext context) =>
+        PolicySource(context) is SettingSource.Parameter or SettingSource.Environment ? context.StrictHostKeyChecking : null;
 
-    private static Engine.Ssh.StrictHostKeyChecking? ProjectPolicy(MoltarContext context) =>
-        PolicySource(context) is { } source && IsProjectFile(source)
-            ? Enum.Parse<Engine.Ssh.StrictHostKeyChecking>(context.StrictHostKeyChecking, ignoreCase: true) : null;
+    private static Moltar.StrictHostKeyChecking? ProjectPolicy(MoltarContext context) =>
+        PolicySource(context) is SettingSource.ProjectFile ? context.StrictHostKeyChecking : null;
 
-    private static string? PolicySource(MoltarContext context) =>
+    private static SettingSource? PolicySource(MoltarContext context) =>
         context.Settings.FirstOrDefault(s => s.Name == "StrictHostKeyChecking")?.Source;
-
-    private static bool IsProjectFile(string source) => source.StartsWith("ProjectFile", StringComparison.Ordinal);
 
     private static string ExpandHome(string path) =>
         path.StartsWith("~/", StringComparison.Ordinal) || path == "~"
@@ -265,6 +269,18 @@ public abstract partial class MoltarSshCmdlet : MoltarAwsCmdlet
     {
         string text = entry.Target is null ? entry.Message : $"{entry.Target.DisplayName}: {entry.Message}";
         if (entry.Level == SshLogLevel.Warning) PostWarning(text); else PostVerbose(text);
+    }
+
+    /// <summary>
+    /// A host's non-terminating error from the engine's failure value: its id and category as they were made, the
+    /// message naming the host, the object the user gave as target.
+    /// </summary>
+    protected static ErrorRecord HostError(MoltarFailure failure, SshTarget target, object origin)
+    {
+        string message = failure.Message.Contains(target.DisplayName, StringComparison.Ordinal)
+            ? failure.Message
+            : $"{target}: {failure.Message}";
+        return new ErrorRecord(new MoltarHostException(message, failure), failure.ErrorId, CategoryOf(failure.Category), origin);
     }
 
     /// <summary>Whether -ErrorAction (or the caller's $ErrorActionPreference) is Stop: the first WriteError would end the call.</summary>
@@ -295,7 +311,7 @@ public abstract partial class MoltarSshCmdlet : MoltarAwsCmdlet
         Drain(runner, activity, quiet, e =>
         {
             var errors = completed(e);
-            tally.Add(e, errors.FirstOrDefault()?.FullyQualifiedErrorId, work[e.Index].Origin);
+            tally.Add(e, errors.Count > 0 ? errors[0].FullyQualifiedErrorId : null, work[e.Index].Origin);
             // Under Stop the failed hosts are named by the one terminating error at the end.
             if (!stopOnError)
             {

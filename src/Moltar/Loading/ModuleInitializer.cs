@@ -31,7 +31,18 @@ public sealed class ModuleInitializer : IModuleAssemblyInitializer, IModuleAssem
 
     public void OnRemove(PSModuleInfo psModuleInfo)
     {
+        // Remove-Module closes the connections kept between calls (when the engine was ever loaded: no need to load it for that).
+        if (s_context?.Assemblies.Any(a => a.GetName().Name == EngineAssemblyName) == true)
+            CloseConnections();
         AssemblyLoadContext.Default.Resolving -= ResolveEngine;
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static void CloseConnections()
+    {
+        // The pool is the process's: idle connections close now, one a call in another runspace uses when it is done.
+        if (Moltar.Engine.Ssh.ConnectionPool.SharedCreated)
+            Moltar.Engine.Ssh.ConnectionPool.Shared.Close();
     }
 
     // Only when deps/ holds the engine: otherwise the private context would defer to the default one, which

@@ -15,7 +15,7 @@ public sealed record SsmAgentResult(int ExitCode, string StandardOutput, string 
 /// client with the fleet's client key: the script is written to the invocation's folder on the host
 /// (/tmp/moltar-ssm/COMMAND/INSTANCE) and run by /bin/sh in its own session there, so a cancel or an execution
 /// timeout kills its whole process group on the host. On a synthetic instance (no host behind it, e.g. the
-/// benchmark's thousand) it runs locally with /bin/sh -c.
+/// benchmark's thousand) it runs locally with /bin/sh -c, as nobody when the sandbox runs as root.
 /// </summary>
 public static class SsmAgent
 {
@@ -79,7 +79,10 @@ public static class SsmAgent
 
     private static async Task<SsmAgentResult> RunLocalAsync(string script, string? workingDirectory, CancellationToken stop)
     {
-        var info = new ProcessStartInfo("/bin/sh")
+        // No host stands behind a synthetic instance, so its script would run on this machine: never as root (a
+        // command meant for a fleet must not be able to harm the machine running the sandbox).
+        bool dropRoot = Environment.IsPrivilegedProcess;
+        var info = new ProcessStartInfo(dropRoot ? "setpriv" : "/bin/sh")
         {
             RedirectStandardInput = true,
             RedirectStandardOutput = true,
@@ -87,6 +90,14 @@ public static class SsmAgent
             UseShellExecute = false,
             WorkingDirectory = string.IsNullOrEmpty(workingDirectory) ? "/" : workingDirectory,
         };
+        if (dropRoot)
+        {
+            foreach (var argument in SyntheticUserArguments)
+            {
+                info.ArgumentList.Add(argument);
+            }
+            info.ArgumentList.Add("/bin/sh");
+        }
         info.ArgumentList.Add("-c");
         info.ArgumentList.Add(script);
         using var process = Process.Start(info)!;
@@ -104,6 +115,9 @@ public static class SsmAgent
         }
         return new SsmAgentResult(process.ExitCode, await stdout, await stderr);
     }
+
+    /// <summary>setpriv's arguments for the unprivileged user (nobody) a synthetic instance's script runs as when the sandbox runs as root.</summary>
+    private static readonly string[] SyntheticUserArguments = ["--reuid=65534", "--regid=65534", "--clear-groups", "--no-new-privs", "--"];
 
     private static IEnumerable<string> SshArguments(SsmHostTarget host, string remote) =>
     [
