@@ -451,15 +451,17 @@ Describe 'Invoke-MoltarDeploy' -Skip:([bool]$SkipReason) {
     }
 
     It '-TimeoutSeconds ends a remote command that takes too long: error id Timeout' {
-        # An apt hook on the host makes apt-get install take 10 s longer than dpkg needs.
+        # An apt hook on the host makes apt-get install wait 60 s before it calls dpkg: the timeout ends it there,
+        # never inside dpkg (an interrupted dpkg would break the later tests' installs on this host, and under load
+        # dpkg alone can take longer than the timeout).
         $conf = '/etc/apt/apt.conf.d/99moltar-test-slow'
-        $null = Invoke-OnHost $Names[0] "echo 'DPkg::Post-Invoke { ""sleep 10""; };' | sudo tee $conf"
+        $null = Invoke-OnHost $Names[0] "echo 'DPkg::Pre-Invoke { ""sleep 60""; };' | sudo tee $conf"
         try {
-            $result = $Hosts[0] | Invoke-MoltarDeploy -Package moltar-test-app -Version 1.1.0 -TimeoutSeconds 2 -Quiet -ErrorVariable errors -ErrorAction SilentlyContinue
+            $result = $Hosts[0] | Invoke-MoltarDeploy -Package moltar-test-app -Version 1.1.0 -TimeoutSeconds 5 -Quiet -ErrorVariable errors -ErrorAction SilentlyContinue
         }
         finally { $null = Invoke-OnHost $Names[0] "sudo rm -f $conf" }
         $result.ErrorId | Should -Be 'Timeout'
-        $result.Error | Should -BeLike "*$($Names[0]): apt-get install did not complete*2 s*"
+        $result.Error | Should -BeLike "*$($Names[0]): apt-get install did not complete*5 s*"
         $errors.Count | Should -Be 1
         $errors[0].FullyQualifiedErrorId | Should -Be "Timeout$Id"
         $errors[0].CategoryInfo.Category | Should -Be 'OperationTimeout'
