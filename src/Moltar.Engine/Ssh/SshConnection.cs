@@ -98,7 +98,8 @@ public sealed class SshConnection : IDisposable
             cmd = _client.CreateCommand(command, encoding);
             execution = cmd.ExecuteAsync(CancellationToken.None); // cancellation: Wait below, then Abort
         }
-        catch (Exception e) when (e is SshException or ObjectDisposedException or InvalidOperationException or System.Net.Sockets.SocketException)
+        catch (Exception e) when (e is SshException or ObjectDisposedException or InvalidOperationException or System.Net.Sockets.SocketException
+                                  || IsLibraryFaultOnLostSession(e))
         {
             return NotStarted(command, start, clock, e);
         }
@@ -397,9 +398,19 @@ public sealed class SshConnection : IDisposable
         return (SshErrorIds.CommandFailed, $"The command on {Target.DisplayName} ended without an exit status.");
     }
 
+    /// <summary>
+    /// SSH.NET's SshCommand can fail with a NullReferenceException from its own session-error handler when the
+    /// session dies while the command's channel is opening (a kept connection the server dropped, found under load):
+    /// the exec request was never sent, so it is a connection lost before the command started, not a bug of ours.
+    /// </summary>
+    private static bool IsLibraryFaultOnLostSession(Exception e) =>
+        e is NullReferenceException && e.TargetSite?.DeclaringType?.Assembly == typeof(SshClient).Assembly;
+
     private ExecOutcome NotStarted(string command, DateTimeOffset start, Stopwatch clock, Exception e)
     {
-        var lost = !_client.IsConnected || e is ObjectDisposedException;
+        // The exception says the connection is gone before IsConnected may (the session notices on its own thread).
+        var lost = !_client.IsConnected || e is ObjectDisposedException or SshConnectionException or System.Net.Sockets.SocketException
+                   || IsLibraryFaultOnLostSession(e);
         if (lost)
         {
             Close();
