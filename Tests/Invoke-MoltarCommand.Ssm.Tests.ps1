@@ -1,6 +1,7 @@
 # Invoke-MoltarCommand -Transport Ssm against the sandbox's Systems Manager stand-in (AWS_ENDPOINT_URL_SSM): 3 real
 # sshd hosts whose simulated agents run each command on the host as root, and 60 synthetic instances whose agents run
-# it locally (never as root). The stand-in's request logs show what Moltar asked of EC2 and of Systems Manager.
+# it locally (never as root). The stand-in's request logs show what Moltar asked of EC2, of Systems Manager and of the
+# S3 output bucket its agents write full output to (AWS_ENDPOINT_URL_S3).
 BeforeDiscovery {
     Import-Module (Join-Path $PSScriptRoot 'TestHelpers.psm1') -Force
     $script:SkipReason = Get-SandboxSkipReason
@@ -19,6 +20,7 @@ Describe 'Invoke-MoltarCommand -Transport Ssm' -Skip:([bool] $SkipReason) {
         $script:Sandbox = Start-TestSandbox -Hosts 3 -Synthetic 60 -Options @{ AptRepository = $aptRepository }
         $env:MOLTAR_ENDPOINT_URL = $Sandbox.Endpoint
         $env:AWS_ENDPOINT_URL_SSM = $Sandbox.SsmEndpoint
+        $env:AWS_ENDPOINT_URL_S3 = $Sandbox.S3Endpoint
         $script:Hosts = @($Sandbox.Hosts | Sort-Object Name)
         $script:HostIds = @($Hosts | ForEach-Object InstanceId)
         $script:CmdletId = 'Moltar.Cmdlets.InvokeMoltarCommandCommand'
@@ -57,6 +59,7 @@ Describe 'Invoke-MoltarCommand -Transport Ssm' -Skip:([bool] $SkipReason) {
         Set-MoltarSandboxSsm $Sandbox
         Clear-MoltarSandboxSsmRequest $Sandbox
         Clear-MoltarSandboxRequest $Sandbox
+        $null = Get-MoltarSandboxS3Request $Sandbox -Clear
     }
 
     It 'runs the canonical pipeline through Systems Manager: one correct result per instance' {
@@ -179,6 +182,53 @@ Describe 'Invoke-MoltarCommand -Transport Ssm' -Skip:([bool] $SkipReason) {
         $result.Output.Length | Should -Be 24000
         $result.Truncated | Should -BeTrue
         $warnings | Should -Match '24000 characters'
+    }
+
+    It 'reads the whole output from the S3 output bucket when Systems Manager truncated it, at the agent''s key' {
+        $target = $HostInstances[0]
+        $result = $target | Invoke-MoltarCommand 'head -c 30000 /dev/zero | tr "\0" x; head -c 25000 /dev/zero | tr "\0" y >&2' -Transport Ssm `
+            -OutputS3BucketName moltar-output -OutputS3KeyPrefix runs/nightly -WarningVariable warnings -WarningAction SilentlyContinue
+        $result.Succeeded | Should -BeTrue
+        $result.Output | Should -BeExactly ('x' * 30000)
+        $result.Error | Should -BeExactly ('y' * 25000)
+        $result.Truncated | Should -BeFalse
+        $warnings.Count | Should -Be 0
+        $send = Get-MoltarSandboxSsmRequest $Sandbox -Action SendCommand
+        $send.Body.OutputS3BucketName | Should -BeExactly 'moltar-output'
+        $send.Body.OutputS3KeyPrefix | Should -BeExactly 'runs/nightly'
+        $commandId = @(Get-MoltarSandboxSsmCommand $Sandbox)[-1].commandId
+        $folder = "runs/nightly/$commandId/$($target.InstanceId)/awsrunShellScript/0.awsrunShellScript"
+        @(Get-MoltarSandboxS3Request $Sandbox -Clear | ForEach-Object { "$($_.Method) $($_.Bucket)/$($_.Key) $($_.Status)" }) |
+            Should -Be @("GET moltar-output/$folder/stdout 200", "GET moltar-output/$folder/stderr 200")
+
+        # Streams the service returned whole are not read again.
+        $short = $target | Invoke-MoltarCommand 'echo short' -Transport Ssm -OutputS3BucketName moltar-output
+        $short.Output | Should -BeExactly "short`n"
+        @(Get-MoltarSandboxS3Request $Sandbox).Count | Should -Be 0
+    }
+
+    It 'keeps the truncated output with its own warning (SsmOutputUnreadable) when the bucket has no object for it' {
+        $target = $HostInstances[1]
+        Set-MoltarSandboxSsm $Sandbox -OutputUploadDenied $target.InstanceId
+        $result = $target | Invoke-MoltarCommand 'head -c 30000 /dev/zero | tr "\0" x' -Transport Ssm -OutputS3BucketName moltar-output `
+            -WarningVariable warnings -WarningAction SilentlyContinue
+        $result.Succeeded | Should -BeTrue
+        $result.Output | Should -BeExactly ('x' * 24000)
+        $result.Truncated | Should -BeTrue
+        $warnings.Count | Should -Be 1
+        $warnings[0].Message | Should -Match "^SsmOutputUnreadable: $($target.InstanceId): stdout could not be read from s3://moltar-output/.+/stdout \(NoSuchKey: "
+        $warnings[0].Message | Should -Match 'the first 24000 characters Systems Manager returned'
+        (Get-MoltarSandboxS3Request $Sandbox).ErrorCode | Should -Be 'NoSuchKey'
+    }
+
+    It 'refuses the output bucket parameters where they cannot apply (<Id>)' -TestCases @(
+        @{ Id = 'SsmOnlyParameter'; Arguments = @{ OutputS3BucketName = 'moltar-output'; Transport = 'Ssh' }; Pattern = 'applies to -Transport Ssm only' }
+        @{ Id = 'OutputS3BucketNameMissing'; Arguments = @{ OutputS3KeyPrefix = 'runs'; Transport = 'Ssm' }; Pattern = 'give -OutputS3BucketName too' }
+    ) {
+        $err = Get-ThrownError { $HostInstances | Invoke-MoltarCommand 'true' @Arguments }
+        $err.FullyQualifiedErrorId | Should -BeExactly "$Id,$CmdletId"
+        $err.Exception.Message | Should -Match $Pattern
+        @(Get-MoltarSandboxSsmRequest $Sandbox).Count | Should -Be 0
     }
 
     It 'rides out throttling of its polling (ThrottlingException) and still reports every instance' {
