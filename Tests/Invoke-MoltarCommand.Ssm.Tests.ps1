@@ -378,4 +378,128 @@ Describe 'Invoke-MoltarCommand -Transport Ssm' -Skip:([bool] $SkipReason) {
         finally { Remove-Item env:MOLTAR_TRANSPORT }
         (Get-MoltarContext).Transport | Should -Be 'Ssh'
     }
+
+    Context 'Invoke-MoltarDeploy -Transport Ssm: batches, -MaxFailures, hooks and -WhatIf, with the results SSH gives' {
+        BeforeAll {
+            # A trusted project with both hook files, which record what they were told; the deploys run from it.
+            $script:HookProject = Join-Path $Scratch 'ssm-hooks'
+            $script:HookOut = Join-Path $Scratch 'ssm-hook-out'
+            New-Item -ItemType Directory -Force -Path $HookProject, $HookOut | Out-Null
+            Set-Content (Join-Path $HookProject '.moltar.psd1') "@{ Project = 'demo' }"
+            $record = 'printf "PACKAGES=%s\nVERSION=%s\nFAILED_HOSTS=%s\nNOT_STARTED_HOSTS=%s\n" "$PACKAGES" "$VERSION" "$FAILED_HOSTS" "$NOT_STARTED_HOSTS"'
+            foreach ($hook in @(@('.moltar-after-deploy', 'after'), @('.moltar-failed-deploy', 'failed'))) {
+                $path = Join-Path $HookProject $hook[0]
+                [IO.File]::WriteAllText($path, "#!/bin/sh`n$record > '$HookOut/$($hook[1]).env'`n")
+                [IO.File]::SetUnixFileMode($path, [IO.UnixFileMode]0x1ED)   # 0755
+            }
+            $script:SavedConfigHome = $env:XDG_CONFIG_HOME
+            $env:XDG_CONFIG_HOME = Join-Path $Scratch 'config'
+            Approve-MoltarProject -Path $HookProject | Out-Null
+            function Read-HookEnv([string] $Which) {
+                $file = Join-Path $HookOut "$Which.env"
+                if (-not (Test-Path $file)) { return $null }
+                $values = @{}
+                foreach ($line in Get-Content $file) { $key, $value = $line -split '=', 2; $values[$key] = $value }
+                $values
+            }
+            function Clear-HookEnv { Remove-Item (Join-Path $HookOut '*.env') -ErrorAction Ignore }
+            $script:OverSsh = @{ User = $Sandbox.User; KeyFile = $Sandbox.ClientKeyPath; KnownHostsPath = $Sandbox.KnownHostsPath; SshConfigPath = 'none' }
+            Push-Location $HookProject
+        }
+        AfterAll {
+            Pop-Location
+            if ($null -eq $SavedConfigHome) { Remove-Item env:XDG_CONFIG_HOME -ErrorAction Ignore } else { $env:XDG_CONFIG_HOME = $SavedConfigHome }
+        }
+
+        It 'stops after -MaxFailures: later batches are NotStarted, and the failed-deploy hook and -OnFailure get every result' {
+            Clear-HookEnv
+            $seen = @{}
+            # No version 9.9.9 exists: apt-get install fails on the first batch's instance and changes nothing.
+            $results = @($HostInstances | Invoke-MoltarDeploy -Package demo-app -Version 9.9.9 -Transport Ssm -BatchSize 1 -MaxFailures 0 -Quiet -Confirm:$false `
+                    -OnFailure { param($all) $seen.Results = @($all) } -AfterDeploy { $seen.After = $true } `
+                    -ErrorVariable errors -ErrorAction SilentlyContinue -WarningVariable stopWarning -WarningAction SilentlyContinue)
+            $results.Count | Should -Be 3
+            $results[0].InstanceId | Should -Be $HostInstances[0].InstanceId
+            $results[0].Status | Should -Be 'Failed'
+            $results[0].ErrorId | Should -Be 'DeployFailed'
+            $results[0].Error | Should -Match "apt-get install failed \(exit 100\)"
+            $results[0].Error | Should -Match '9\.9\.9'
+            $results[0].Batch | Should -Be 1
+            foreach ($i in 1, 2) {
+                $results[$i].InstanceId | Should -Be $HostInstances[$i].InstanceId
+                $results[$i].Status | Should -Be 'NotStarted'
+                $results[$i].ErrorId | Should -Be 'NotStarted'
+                $results[$i].Batch | Should -Be ($i + 1)
+                $results[$i].Output | Should -BeNullOrEmpty
+            }
+            $errors.Count | Should -Be 1
+            $errors[0].FullyQualifiedErrorId | Should -BeExactly 'DeployFailed,Moltar.Cmdlets.InvokeMoltarDeployCommand'
+            "$stopWarning" | Should -BeLike '*more than -MaxFailures 0: batches 2 to 3 (2 hosts) are not started*'
+            @(Get-MoltarSandboxSsmRequest $Sandbox -Action SendCommand | ForEach-Object { $_.Body.InstanceIds } | Sort-Object -Unique) |
+                Should -Be @($HostInstances[0].InstanceId) -Because 'the later batches never started'
+            $seen.Results.Count | Should -Be 3
+            $seen.ContainsKey('After') | Should -BeFalse
+            $hook = Read-HookEnv 'failed'
+            $hook.FAILED_HOSTS | Should -Be $HostInstances[0].Name
+            $hook.NOT_STARTED_HOSTS | Should -Be "$($HostInstances[1].Name) $($HostInstances[2].Name)"
+            $hook.PACKAGES | Should -Be 'demo-app'
+            $hook.VERSION | Should -Be '9.9.9'
+            Read-HookEnv 'after' | Should -BeNullOrEmpty
+        }
+
+        It 'gives a result identical in shape to the same deploy over SSH, property by property, and runs the after-deploy hook' {
+            $overSsh = $HostInstances[1] | Invoke-MoltarDeploy -Package demo-app -Version 1.1.0 @OverSsh -Quiet -Confirm:$false
+            Clear-HookEnv
+            $seen = @{}
+            $overSsm = $HostInstances[2] | Invoke-MoltarDeploy -Package demo-app -Version 1.1.0 -Transport Ssm -Quiet -Confirm:$false `
+                -AfterDeploy { param($all) $seen.Results = @($all) }
+            $overSsh.Succeeded | Should -BeTrue -Because $overSsh.Error
+            $overSsm.Succeeded | Should -BeTrue -Because $overSsm.Error
+
+            function Show($value) {
+                if ($value -is [Collections.IDictionary]) { (@($value.GetEnumerator() | Sort-Object Key | ForEach-Object { "$($_.Key)=$($_.Value)" })) -join ',' } else { "$value" }
+            }
+            $same = 'Packages', 'Version', 'Succeeded', 'Status', 'ErrorId', 'Batch', 'Truncated', 'Error', 'PreviousVersions', 'InstalledVersions'
+            $own = 'InstanceId', 'Name', 'Address', 'DisplayName', 'Output', 'StartTime', 'Duration'
+            $properties = @($overSsh.PSObject.Properties.Name)
+            @($overSsm.PSObject.Properties.Name) | Should -Be $properties
+            @($properties | Where-Object { $_ -notin $same + $own }) | Should -BeNullOrEmpty -Because 'every property is compared below'
+            foreach ($name in $properties) {
+                $ssh = $overSsh.$name; $ssm = $overSsm.$name
+                ($null -eq $ssm) | Should -Be ($null -eq $ssh) -Because "$name is set over both transports or over neither"
+                ((Show $ssm) -eq '') | Should -Be ((Show $ssh) -eq '') -Because "$name is empty over both transports or over neither"
+                if ($name -in $same) { Show $ssm | Should -BeExactly (Show $ssh) -Because "$name is the same over both transports" }
+            }
+            $overSsm.InstanceId | Should -Be $HostInstances[2].InstanceId
+            $overSsm.Name | Should -Be $HostInstances[2].Name
+            $overSsm.InstalledVersions['demo-app'] | Should -Be '1.1.0'
+            $overSsm.Duration | Should -BeGreaterThan ([TimeSpan]::Zero)
+            # The same steps in the same order: as root over SSM (env), through sudo over SSH.
+            function Get-Step($result) { @($result.Output -split "`n" | Where-Object { $_.StartsWith('$ ') } | ForEach-Object { $_ -replace '^\$ (sudo -n |env )', '$ ' }) }
+            (Get-Step $overSsm).Count | Should -BeGreaterThan 3
+            Get-Step $overSsm | Should -Be (Get-Step $overSsh)
+
+            $seen.Results.Count | Should -Be 1
+            $hook = Read-HookEnv 'after'
+            $hook.PACKAGES | Should -Be 'demo-app'
+            $hook.VERSION | Should -Be '1.1.0'
+            $hook.FAILED_HOSTS | Should -Be ''
+            Read-HookEnv 'failed' | Should -BeNullOrEmpty
+        }
+
+        It '-WhatIf prints each batch''s instances with the commands the agent would run as root, and sends nothing' {
+            $ids = ($HostInstances.InstanceId | ForEach-Object { "'$_'" }) -join ','
+            $output = Invoke-CleanPwsh ("Import-Module '$ModulePath'; Set-Location '$Repo'; Get-MoltarInstance | Where-Object InstanceId -In @($ids) | Sort-Object Name | " +
+                                        "Invoke-MoltarDeploy -Package demo-app -Version 1.1.0 -Transport Ssm -BatchSize 2 -WhatIf")
+            $LASTEXITCODE | Should -Be 0
+            $text = $output -join "`n"
+            $text | Should -Match 'What if: Deploying demo-app=1\.1\.0, batch 1 of 2, to 2 instance\(s\):'
+            $text | Should -Match 'What if: Deploying demo-app=1\.1\.0, batch 2 of 2, to 1 instance\(s\):'
+            foreach ($h in $HostInstances) { $text | Should -Match ([regex]::Escape("  $($h.Name) ($($h.Address)) as root:")) }
+            $install = "env DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o Dpkg::Options::=--force-confold -o DPkg::Lock::Timeout=60 --allow-downgrades 'demo-app=1.1.0'"
+            @($output | Where-Object { $_.Trim() -eq $install }).Count | Should -Be 3
+            $text | Should -Not -Match 'sudo'
+            @(Get-MoltarSandboxSsmRequest $Sandbox).Count | Should -Be 0
+        }
+    }
 }
