@@ -201,6 +201,10 @@ Describe 'Invoke-MoltarCommand -Transport Ssm' -Skip:([bool] $SkipReason) {
         @(Get-MoltarSandboxS3Request $Sandbox -Clear | ForEach-Object { "$($_.Method) $($_.Bucket)/$($_.Key) $($_.Status)" }) |
             Should -Be @("GET moltar-output/$folder/stdout 200", "GET moltar-output/$folder/stderr 200")
 
+        $s3 = @([AppDomain]::CurrentDomain.GetAssemblies() | Where-Object { $_.GetName().Name -eq 'AWSSDK.S3' })
+        $s3.Count | Should -Be 1
+        [Runtime.Loader.AssemblyLoadContext]::GetLoadContext($s3[0]) | Should -Not -Be ([Runtime.Loader.AssemblyLoadContext]::Default)
+
         # Streams the service returned whole are not read again.
         $short = $target | Invoke-MoltarCommand 'echo short' -Transport Ssm -OutputS3BucketName moltar-output
         $short.Output | Should -BeExactly "short`n"

@@ -77,11 +77,12 @@ public sealed class SsmOutputBucket : IDisposable
             catch (AmazonS3Exception e)
             {
                 truncated = true;
-                problems.Add($"{stream} could not be read from s3://{BucketName}/{key} ({e.ErrorCode ?? e.StatusCode.ToString()}: {e.Message}); " +
+                problems.Add($"{stream} could not be read from s3://{BucketName}/{key} ({e.ErrorCode ?? $"HTTP {(int)e.StatusCode}"}: {e.Message}); " +
                              $"the result holds the first {SsmCommandRun.ServiceOutputLimit} characters Systems Manager returned");
                 return returned;
             }
-            catch (Exception e) when (e is AmazonClientException or HttpRequestException or IOException)
+            // The credentials (an expired SSO session, a role that cannot be assumed) or the network: this stream only.
+            catch (Exception e) when (e is AmazonServiceException or AmazonClientException or HttpRequestException or IOException)
             {
                 truncated = true;
                 problems.Add($"{stream} could not be read from s3://{BucketName}/{key} ({e.Message}); " +
