@@ -152,6 +152,15 @@ function Stop-TestSandbox {
 $HangGuardSeconds = 180
 $NeverWaitedSeconds = 600
 
+function Read-TestHookRecord {
+    <# The NAME=value lines a test's deploy hook wrote to a file, as a hashtable; $null when the hook did not run. #>
+    param([Parameter(Mandatory)] [string] $Path)
+    if (-not (Test-Path $Path)) { return $null }
+    $values = @{}
+    foreach ($line in Get-Content $Path) { $key, $value = $line -split '=', 2; $values[$key] = $value }
+    $values
+}
+
 function Invoke-HangGuarded {
     <# Runs $Script (given $ArgumentList) in a runspace of its own, with the built module imported and the current
        location; returns its Output and its Errors (ErrorRecords, as -ErrorVariable would hold them). Fails the test
