@@ -205,6 +205,14 @@ Describe 'Invoke-MoltarCommand -Transport Ssm' -Skip:([bool] $SkipReason) {
         $s3.Count | Should -Be 1
         [Runtime.Loader.AssemblyLoadContext]::GetLoadContext($s3[0]) | Should -Not -Be ([Runtime.Loader.AssemblyLoadContext]::Default)
 
+        # -MaxOutputBytes bounds what is read back, as it bounds what is kept over SSH.
+        $capped = $target | Invoke-MoltarCommand 'head -c 30000 /dev/zero | tr "\0" x' -Transport Ssm -OutputS3BucketName moltar-output -MaxOutputBytes 1000 `
+            -WarningVariable cappedWarnings -WarningAction SilentlyContinue
+        $capped.Output | Should -BeExactly ('x' * 1000)
+        $capped.Truncated | Should -BeTrue
+        "$cappedWarnings" | Should -BeLike "$($target.InstanceId): kept the first 1000 bytes of 30000 bytes of stdout read from s3://moltar-output/*/stdout (-MaxOutputBytes)."
+        $null = Get-MoltarSandboxS3Request $Sandbox -Clear
+
         # Streams the service returned whole are not read again.
         $short = $target | Invoke-MoltarCommand 'echo short' -Transport Ssm -OutputS3BucketName moltar-output
         $short.Output | Should -BeExactly "short`n"

@@ -41,7 +41,7 @@ public sealed record SsmOutcome
     public string Error { get; init; } = "";
     /// <summary>A stream is not whole: the service kept its first 24,000 characters (and the bucket could not fill it in), or -MaxOutputBytes cut it.</summary>
     public bool Truncated { get; init; }
-    /// <summary>Why a truncated stream could not be read whole from the output bucket (starts with SsmOutputUnreadable), else null.</summary>
+    /// <summary>Why a stream is not whole though an output bucket was given: unreadable (starts with SsmOutputUnreadable) or past -MaxOutputBytes; else null.</summary>
     public string? OutputProblem { get; init; }
     public DateTimeOffset StartTime { get; init; }
     public TimeSpan Duration { get; init; }

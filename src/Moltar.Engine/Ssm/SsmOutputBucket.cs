@@ -50,7 +50,8 @@ public sealed class SsmOutputBucket : IDisposable
     /// <summary>
     /// The invocation's streams, each one the service truncated replaced by the whole stream from the bucket. When a
     /// stream cannot be read, the service's 24,000 characters stay, Truncated stays set and Problem says why
-    /// (prefixed with the stable id <see cref="SsmErrorIds.OutputUnreadable"/>).
+    /// (prefixed with the stable id <see cref="SsmErrorIds.OutputUnreadable"/>); a stream longer than MaxBytes is
+    /// kept to MaxBytes, Truncated and said in Problem too.
     /// </summary>
     public async Task<SsmStreams> ReadAsync(GetCommandInvocationResponse detail, CancellationToken ct)
     {
@@ -58,6 +59,7 @@ public sealed class SsmOutputBucket : IDisposable
         if (!service.Truncated)
             return service;
         var problems = new List<string>();
+        var capped = new List<string>();
         bool truncated = false;
         async Task<string> Whole(string returned, string stream)
         {
@@ -70,7 +72,7 @@ public sealed class SsmOutputBucket : IDisposable
                 if (cut)
                 {
                     truncated = true;
-                    problems.Add($"kept the first {MaxBytes} bytes of {total} bytes of {stream} read from s3://{BucketName}/{key} (-MaxOutputBytes)");
+                    capped.Add($"kept the first {MaxBytes} bytes of {total} bytes of {stream} read from s3://{BucketName}/{key} (-MaxOutputBytes)");
                 }
                 return text;
             }
@@ -92,8 +94,11 @@ public sealed class SsmOutputBucket : IDisposable
         }
         string stdout = await Whole(service.Stdout, "stdout").ConfigureAwait(false);
         string stderr = await Whole(service.Stderr, "stderr").ConfigureAwait(false);
-        return new SsmStreams(stdout, stderr, truncated,
-            problems.Count == 0 ? null : $"{SsmErrorIds.OutputUnreadable}: {detail.InstanceId}: {string.Join("; ", problems)}.");
+        // A stream that could not be read is the warning with the stable id; one cut by -MaxOutputBytes is the user's choice, said as over SSH.
+        string? problem = problems.Count > 0 ? $"{SsmErrorIds.OutputUnreadable}: {detail.InstanceId}: {string.Join("; ", problems.Concat(capped))}."
+            : capped.Count > 0 ? $"{detail.InstanceId}: {string.Join("; ", capped)}."
+            : null;
+        return new SsmStreams(stdout, stderr, truncated, problem);
     }
 
     /// <summary>At most MaxBytes of the object (stops reading there), whether it was longer, and its length.</summary>
