@@ -19,6 +19,8 @@ param(
     # Bench: fleet sizes (one fleet of the largest; smaller N use its first hosts) and timed runs per tool.
     [ValidateRange(1, 250)] [int[]] $Hosts = @(10, 50, 100),
     [ValidateRange(1, 100)] [int] $Runs = 5,
+    # Bench: only the SSM Run Command row (1,000 instances through the stand-in, no sshd fleet); the README is left as it is.
+    [switch] $OnlySsm,
     # Package: the local PSResourceGet file repository to publish to; -SkipBuild packages the existing build.
     [string] $RepositoryPath,
     [switch] $SkipBuild

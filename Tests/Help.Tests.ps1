@@ -76,6 +76,7 @@ Describe 'Examples run against the sandbox' {
         $script:Sandbox = Start-TestSandbox -Hosts 6 -Options @{ Project = 'demo'; Environments = 'production', 'staging'; Clusters = 'web', 'jobs', 'search'; AptRepository = $repository }
         Add-TestAwsProfile -Name 'demo' -Region $Sandbox.Region
         $env:AWS_ENDPOINT_URL_SSM = $Sandbox.SsmEndpoint   # -Transport Ssm examples reach the sandbox's Systems Manager
+        $env:AWS_ENDPOINT_URL_S3 = $Sandbox.S3Endpoint     # ... and its output bucket
         $script:Project = Join-Path $Scratch 'demo-app'
         New-Item -ItemType Directory -Force -Path $Project | Out-Null
         Set-Content (Join-Path $Project '.moltar.psd1') @"
@@ -97,7 +98,7 @@ Describe 'Examples run against the sandbox' {
     AfterAll {
         Pop-Location -ErrorAction Ignore
         if ($SavedConfigHome) { $env:XDG_CONFIG_HOME = $SavedConfigHome } else { Remove-Item env:XDG_CONFIG_HOME -ErrorAction Ignore }
-        Remove-Item env:AWS_ENDPOINT_URL_SSM -ErrorAction Ignore
+        Remove-Item env:AWS_ENDPOINT_URL_SSM, env:AWS_ENDPOINT_URL_S3 -ErrorAction Ignore
         Stop-TestSandbox $Sandbox
         Remove-TestScratch $Scratch
     }

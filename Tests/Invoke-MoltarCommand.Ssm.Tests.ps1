@@ -1,6 +1,7 @@
 # Invoke-MoltarCommand -Transport Ssm against the sandbox's Systems Manager stand-in (AWS_ENDPOINT_URL_SSM): 3 real
 # sshd hosts whose simulated agents run each command on the host as root, and 60 synthetic instances whose agents run
-# it locally (never as root). The stand-in's request logs show what Moltar asked of EC2 and of Systems Manager.
+# it locally (never as root). The stand-in's request logs show what Moltar asked of EC2, of Systems Manager and of the
+# S3 output bucket its agents write full output to (AWS_ENDPOINT_URL_S3).
 BeforeDiscovery {
     Import-Module (Join-Path $PSScriptRoot 'TestHelpers.psm1') -Force
     $script:SkipReason = Get-SandboxSkipReason
@@ -19,6 +20,7 @@ Describe 'Invoke-MoltarCommand -Transport Ssm' -Skip:([bool] $SkipReason) {
         $script:Sandbox = Start-TestSandbox -Hosts 3 -Synthetic 60 -Options @{ AptRepository = $aptRepository }
         $env:MOLTAR_ENDPOINT_URL = $Sandbox.Endpoint
         $env:AWS_ENDPOINT_URL_SSM = $Sandbox.SsmEndpoint
+        $env:AWS_ENDPOINT_URL_S3 = $Sandbox.S3Endpoint
         $script:Hosts = @($Sandbox.Hosts | Sort-Object Name)
         $script:HostIds = @($Hosts | ForEach-Object InstanceId)
         $script:CmdletId = 'Moltar.Cmdlets.InvokeMoltarCommandCommand'
@@ -57,6 +59,7 @@ Describe 'Invoke-MoltarCommand -Transport Ssm' -Skip:([bool] $SkipReason) {
         Set-MoltarSandboxSsm $Sandbox
         Clear-MoltarSandboxSsmRequest $Sandbox
         Clear-MoltarSandboxRequest $Sandbox
+        $null = Get-MoltarSandboxS3Request $Sandbox -Clear
     }
 
     It 'runs the canonical pipeline through Systems Manager: one correct result per instance' {
@@ -179,6 +182,65 @@ Describe 'Invoke-MoltarCommand -Transport Ssm' -Skip:([bool] $SkipReason) {
         $result.Output.Length | Should -Be 24000
         $result.Truncated | Should -BeTrue
         $warnings | Should -Match '24000 characters'
+    }
+
+    It 'reads the whole output from the S3 output bucket when Systems Manager truncated it, at the agent''s key' {
+        $target = $HostInstances[0]
+        $result = $target | Invoke-MoltarCommand 'head -c 30000 /dev/zero | tr "\0" x; head -c 25000 /dev/zero | tr "\0" y >&2' -Transport Ssm `
+            -OutputS3BucketName moltar-output -OutputS3KeyPrefix runs/nightly -WarningVariable warnings -WarningAction SilentlyContinue
+        $result.Succeeded | Should -BeTrue
+        $result.Output | Should -BeExactly ('x' * 30000)
+        $result.Error | Should -BeExactly ('y' * 25000)
+        $result.Truncated | Should -BeFalse
+        $warnings.Count | Should -Be 0
+        $send = Get-MoltarSandboxSsmRequest $Sandbox -Action SendCommand
+        $send.Body.OutputS3BucketName | Should -BeExactly 'moltar-output'
+        $send.Body.OutputS3KeyPrefix | Should -BeExactly 'runs/nightly'
+        $commandId = @(Get-MoltarSandboxSsmCommand $Sandbox)[-1].commandId
+        $folder = "runs/nightly/$commandId/$($target.InstanceId)/awsrunShellScript/0.awsrunShellScript"
+        @(Get-MoltarSandboxS3Request $Sandbox -Clear | ForEach-Object { "$($_.Method) $($_.Bucket)/$($_.Key) $($_.Status)" }) |
+            Should -Be @("GET moltar-output/$folder/stdout 200", "GET moltar-output/$folder/stderr 200")
+
+        $s3 = @([AppDomain]::CurrentDomain.GetAssemblies() | Where-Object { $_.GetName().Name -eq 'AWSSDK.S3' })
+        $s3.Count | Should -Be 1
+        [Runtime.Loader.AssemblyLoadContext]::GetLoadContext($s3[0]) | Should -Not -Be ([Runtime.Loader.AssemblyLoadContext]::Default)
+
+        # -MaxOutputBytes bounds what is read back, as it bounds what is kept over SSH.
+        $capped = $target | Invoke-MoltarCommand 'head -c 30000 /dev/zero | tr "\0" x' -Transport Ssm -OutputS3BucketName moltar-output -MaxOutputBytes 1000 `
+            -WarningVariable cappedWarnings -WarningAction SilentlyContinue
+        $capped.Output | Should -BeExactly ('x' * 1000)
+        $capped.Truncated | Should -BeTrue
+        "$cappedWarnings" | Should -BeLike "$($target.InstanceId): kept the first 1000 bytes of 30000 bytes of stdout read from s3://moltar-output/*/stdout (-MaxOutputBytes)."
+        $null = Get-MoltarSandboxS3Request $Sandbox -Clear
+
+        # Streams the service returned whole are not read again.
+        $short = $target | Invoke-MoltarCommand 'echo short' -Transport Ssm -OutputS3BucketName moltar-output
+        $short.Output | Should -BeExactly "short`n"
+        @(Get-MoltarSandboxS3Request $Sandbox).Count | Should -Be 0
+    }
+
+    It 'keeps the truncated output with its own warning (SsmOutputUnreadable) when the bucket has no object for it' {
+        $target = $HostInstances[1]
+        Set-MoltarSandboxSsm $Sandbox -OutputUploadDenied $target.InstanceId
+        $result = $target | Invoke-MoltarCommand 'head -c 30000 /dev/zero | tr "\0" x' -Transport Ssm -OutputS3BucketName moltar-output `
+            -WarningVariable warnings -WarningAction SilentlyContinue
+        $result.Succeeded | Should -BeTrue
+        $result.Output | Should -BeExactly ('x' * 24000)
+        $result.Truncated | Should -BeTrue
+        $warnings.Count | Should -Be 1
+        $warnings[0].Message | Should -Match "^SsmOutputUnreadable: $($target.InstanceId): stdout could not be read from s3://moltar-output/.+/stdout \(NoSuchKey: "
+        $warnings[0].Message | Should -Match 'the first 24000 characters Systems Manager returned'
+        (Get-MoltarSandboxS3Request $Sandbox).ErrorCode | Should -Be 'NoSuchKey'
+    }
+
+    It 'refuses the output bucket parameters where they cannot apply (<Id>)' -TestCases @(
+        @{ Id = 'SsmOnlyParameter'; Arguments = @{ OutputS3BucketName = 'moltar-output'; Transport = 'Ssh' }; Pattern = 'applies to -Transport Ssm only' }
+        @{ Id = 'OutputS3BucketNameMissing'; Arguments = @{ OutputS3KeyPrefix = 'runs'; Transport = 'Ssm' }; Pattern = 'give -OutputS3BucketName too' }
+    ) {
+        $err = Get-ThrownError { $HostInstances | Invoke-MoltarCommand 'true' @Arguments }
+        $err.FullyQualifiedErrorId | Should -BeExactly "$Id,$CmdletId"
+        $err.Exception.Message | Should -Match $Pattern
+        @(Get-MoltarSandboxSsmRequest $Sandbox).Count | Should -Be 0
     }
 
     It 'rides out throttling of its polling (ThrottlingException) and still reports every instance' {
@@ -327,5 +389,123 @@ Describe 'Invoke-MoltarCommand -Transport Ssm' -Skip:([bool] $SkipReason) {
         }
         finally { Remove-Item env:MOLTAR_TRANSPORT }
         (Get-MoltarContext).Transport | Should -Be 'Ssh'
+    }
+
+    Context 'Invoke-MoltarDeploy -Transport Ssm: batches, -MaxFailures, hooks and -WhatIf, with the results SSH gives' {
+        BeforeAll {
+            # A trusted project with both hook files, which record what they were told; the deploys run from it.
+            $script:HookProject = Join-Path $Scratch 'ssm-hooks'
+            $script:HookOut = Join-Path $Scratch 'ssm-hook-out'
+            New-Item -ItemType Directory -Force -Path $HookProject, $HookOut | Out-Null
+            Set-Content (Join-Path $HookProject '.moltar.psd1') "@{ Project = 'demo' }"
+            $record = 'printf "PACKAGES=%s\nVERSION=%s\nFAILED_HOSTS=%s\nNOT_STARTED_HOSTS=%s\n" "$PACKAGES" "$VERSION" "$FAILED_HOSTS" "$NOT_STARTED_HOSTS"'
+            foreach ($hook in @(@('.moltar-after-deploy', 'after'), @('.moltar-failed-deploy', 'failed'))) {
+                $path = Join-Path $HookProject $hook[0]
+                [IO.File]::WriteAllText($path, "#!/bin/sh`n$record > '$HookOut/$($hook[1]).env'`n")
+                [IO.File]::SetUnixFileMode($path, [IO.UnixFileMode]0x1ED)   # 0755
+            }
+            $script:SavedConfigHome = $env:XDG_CONFIG_HOME
+            $env:XDG_CONFIG_HOME = Join-Path $Scratch 'config'
+            Approve-MoltarProject -Path $HookProject | Out-Null
+            function Read-HookEnv([string] $Which) { Read-TestHookRecord (Join-Path $HookOut "$Which.env") }
+            function Clear-HookEnv { Remove-Item (Join-Path $HookOut '*.env') -ErrorAction Ignore }
+            $script:OverSsh = @{ User = $Sandbox.User; KeyFile = $Sandbox.ClientKeyPath; KnownHostsPath = $Sandbox.KnownHostsPath; SshConfigPath = 'none' }
+            Push-Location $HookProject
+        }
+        AfterAll {
+            Pop-Location
+            if ($null -eq $SavedConfigHome) { Remove-Item env:XDG_CONFIG_HOME -ErrorAction Ignore } else { $env:XDG_CONFIG_HOME = $SavedConfigHome }
+        }
+
+        It 'stops after -MaxFailures: later batches are NotStarted, and the failed-deploy hook and -OnFailure get every result' {
+            Clear-HookEnv
+            $seen = @{}
+            # No version 9.9.9 exists: apt-get install fails on the first batch's instance and changes nothing.
+            $results = @($HostInstances | Invoke-MoltarDeploy -Package demo-app -Version 9.9.9 -Transport Ssm -BatchSize 1 -MaxFailures 0 -Quiet -Confirm:$false `
+                    -OnFailure { param($all) $seen.Results = @($all) } -AfterDeploy { $seen.After = $true } `
+                    -ErrorVariable errors -ErrorAction SilentlyContinue -WarningVariable stopWarning -WarningAction SilentlyContinue)
+            $results.Count | Should -Be 3
+            $results[0].InstanceId | Should -Be $HostInstances[0].InstanceId
+            $results[0].Status | Should -Be 'Failed'
+            $results[0].ErrorId | Should -Be 'DeployFailed'
+            $results[0].Error | Should -Match "apt-get install failed \(exit 100\)"
+            $results[0].Error | Should -Match '9\.9\.9'
+            $results[0].Batch | Should -Be 1
+            foreach ($i in 1, 2) {
+                $results[$i].InstanceId | Should -Be $HostInstances[$i].InstanceId
+                $results[$i].Status | Should -Be 'NotStarted'
+                $results[$i].ErrorId | Should -Be 'NotStarted'
+                $results[$i].Batch | Should -Be ($i + 1)
+                $results[$i].Output | Should -BeNullOrEmpty
+            }
+            $errors.Count | Should -Be 1
+            $errors[0].FullyQualifiedErrorId | Should -BeExactly 'DeployFailed,Moltar.Cmdlets.InvokeMoltarDeployCommand'
+            "$stopWarning" | Should -BeLike '*more than -MaxFailures 0: batches 2 to 3 (2 hosts) are not started*'
+            @(Get-MoltarSandboxSsmRequest $Sandbox -Action SendCommand | ForEach-Object { $_.Body.InstanceIds } | Sort-Object -Unique) |
+                Should -Be @($HostInstances[0].InstanceId) -Because 'the later batches never started'
+            $seen.Results.Count | Should -Be 3
+            $seen.ContainsKey('After') | Should -BeFalse
+            $hook = Read-HookEnv 'failed'
+            $hook.FAILED_HOSTS | Should -Be $HostInstances[0].Name
+            $hook.NOT_STARTED_HOSTS | Should -Be "$($HostInstances[1].Name) $($HostInstances[2].Name)"
+            $hook.PACKAGES | Should -Be 'demo-app'
+            $hook.VERSION | Should -Be '9.9.9'
+            Read-HookEnv 'after' | Should -BeNullOrEmpty
+        }
+
+        It 'gives a result identical in shape to the same deploy over SSH, property by property, and runs the after-deploy hook' {
+            $overSsh = $HostInstances[1] | Invoke-MoltarDeploy -Package demo-app -Version 1.1.0 @OverSsh -Quiet -Confirm:$false
+            Clear-HookEnv
+            $seen = @{}
+            $overSsm = $HostInstances[2] | Invoke-MoltarDeploy -Package demo-app -Version 1.1.0 -Transport Ssm -Quiet -Confirm:$false `
+                -AfterDeploy { param($all) $seen.Results = @($all) }
+            $overSsh.Succeeded | Should -BeTrue -Because $overSsh.Error
+            $overSsm.Succeeded | Should -BeTrue -Because $overSsm.Error
+
+            function Show($value) {
+                if ($value -is [Collections.IDictionary]) { (@($value.GetEnumerator() | Sort-Object Key | ForEach-Object { "$($_.Key)=$($_.Value)" })) -join ',' } else { "$value" }
+            }
+            $same = 'Packages', 'Version', 'Succeeded', 'Status', 'ErrorId', 'Batch', 'Truncated', 'Error', 'PreviousVersions', 'InstalledVersions'
+            $own = 'InstanceId', 'Name', 'Address', 'DisplayName', 'Output', 'StartTime', 'Duration'
+            $properties = @($overSsh.PSObject.Properties.Name)
+            @($overSsm.PSObject.Properties.Name) | Should -Be $properties
+            @($properties | Where-Object { $_ -notin $same + $own }) | Should -BeNullOrEmpty -Because 'every property is compared below'
+            foreach ($name in $properties) {
+                $ssh = $overSsh.$name; $ssm = $overSsm.$name
+                ($null -eq $ssm) | Should -Be ($null -eq $ssh) -Because "$name is set over both transports or over neither"
+                ((Show $ssm) -eq '') | Should -Be ((Show $ssh) -eq '') -Because "$name is empty over both transports or over neither"
+                if ($name -in $same) { Show $ssm | Should -BeExactly (Show $ssh) -Because "$name is the same over both transports" }
+            }
+            $overSsm.InstanceId | Should -Be $HostInstances[2].InstanceId
+            $overSsm.Name | Should -Be $HostInstances[2].Name
+            $overSsm.InstalledVersions['demo-app'] | Should -Be '1.1.0'
+            $overSsm.Duration | Should -BeGreaterThan ([TimeSpan]::Zero)
+            # The same steps in the same order: as root over SSM (env), through sudo over SSH.
+            function Get-Step($result) { @($result.Output -split "`n" | Where-Object { $_.StartsWith('$ ') } | ForEach-Object { $_ -replace '^\$ (sudo -n |env )', '$ ' }) }
+            (Get-Step $overSsm).Count | Should -BeGreaterThan 3
+            Get-Step $overSsm | Should -Be (Get-Step $overSsh)
+
+            $seen.Results.Count | Should -Be 1
+            $hook = Read-HookEnv 'after'
+            $hook.PACKAGES | Should -Be 'demo-app'
+            $hook.VERSION | Should -Be '1.1.0'
+            $hook.FAILED_HOSTS | Should -Be ''
+            Read-HookEnv 'failed' | Should -BeNullOrEmpty
+        }
+
+        It '-WhatIf prints each batch''s instances with the commands the agent would run as root, and sends nothing' {
+            $ids = ($HostInstances.InstanceId | ForEach-Object { "'$_'" }) -join ','
+            $output = Invoke-CleanPwsh ("Import-Module '$ModulePath'; Set-Location '$Repo'; Get-MoltarInstance | Where-Object InstanceId -In @($ids) | Sort-Object Name | " +
+                                        "Invoke-MoltarDeploy -Package demo-app -Version 1.1.0 -Transport Ssm -BatchSize 2 -WhatIf")
+            $LASTEXITCODE | Should -Be 0
+            $text = $output -join "`n"
+            $text | Should -Match 'What if: Deploying demo-app=1\.1\.0, batch 1 of 2, to 2 instance\(s\):'
+            $text | Should -Match 'What if: Deploying demo-app=1\.1\.0, batch 2 of 2, to 1 instance\(s\):'
+            foreach ($h in $HostInstances) { $text | Should -Match ([regex]::Escape("  $($h.Name) ($($h.Address)) as root:")) }
+            $install = "env DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o Dpkg::Options::=--force-confold -o DPkg::Lock::Timeout=60 --allow-downgrades 'demo-app=1.1.0'"
+            @($output | Where-Object { $_.Trim() -eq $install }).Count | Should -Be 3
+            $text | Should -Not -Match 'sudo'
+            @(Get-MoltarSandboxSsmRequest $Sandbox).Count | Should -Be 0
+        }
     }
 }

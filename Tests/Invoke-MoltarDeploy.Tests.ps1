@@ -53,13 +53,7 @@ BeforeAll {
     $script:SavedConfigHome = $env:XDG_CONFIG_HOME
     $env:XDG_CONFIG_HOME = Join-Path $Scratch 'config'
     Approve-MoltarProject -Path $Project | Out-Null
-    function Read-HookEnv([string] $Which) {
-        $file = Join-Path $HookOut "$Which.env"
-        if (-not (Test-Path $file)) { return $null }
-        $values = @{}
-        foreach ($line in Get-Content $file) { $key, $value = $line -split '=', 2; $values[$key] = $value }
-        $values
-    }
+    function Read-HookEnv([string] $Which) { Read-TestHookRecord (Join-Path $HookOut "$Which.env") }
     function Clear-HookEnv { Remove-Item (Join-Path $HookOut '*.env') -ErrorAction Ignore }
     Push-Location $Project
 

@@ -16,6 +16,7 @@ Describe 'The built module folder' {
         Join-Path $ModuleDir 'deps/Moltar.Engine.dll' | Should -Exist
         Join-Path $ModuleDir 'deps/AWSSDK.EC2.dll' | Should -Exist
         Join-Path $ModuleDir 'deps/AWSSDK.SimpleSystemsManagement.dll' | Should -Exist
+        Join-Path $ModuleDir 'deps/AWSSDK.S3.dll' | Should -Exist
         Join-Path $ModuleDir 'deps/Renci.SshNet.dll' | Should -Exist
         Join-Path $ModuleDir 'Moltar.Cmdlets.dll' | Should -Exist
         # One copy of the user-facing types, in the default context.

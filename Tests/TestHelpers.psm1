@@ -106,7 +106,7 @@ function Set-TestAwsEnvironment {
     if ($pinned) { $Directory = $pinned } else { [AppDomain]::CurrentDomain.SetData('MoltarTestAwsDirectory', $Directory) }
     New-Item -ItemType Directory -Force -Path $Directory | Out-Null
     foreach ($name in 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_PROFILE', 'AWS_DEFAULT_PROFILE',
-                      'AWS_REGION', 'AWS_DEFAULT_REGION', 'AWS_ENDPOINT_URL', 'AWS_ENDPOINT_URL_EC2', 'AWS_ENDPOINT_URL_SSM', 'MOLTAR_TRANSPORT',
+                      'AWS_REGION', 'AWS_DEFAULT_REGION', 'AWS_ENDPOINT_URL', 'AWS_ENDPOINT_URL_EC2', 'AWS_ENDPOINT_URL_SSM', 'AWS_ENDPOINT_URL_S3', 'MOLTAR_TRANSPORT',
                       'MOLTAR_PROJECT', 'MOLTAR_PROFILE', 'MOLTAR_REGION', 'MOLTAR_ENDPOINT_URL', 'MOLTAR_PACKAGES',
                       'MOLTAR_USER', 'MOLTAR_PORT', 'MOLTAR_ADDRESS_TYPE', 'MOLTAR_JUMP_HOST', 'MOLTAR_THROTTLE_LIMIT',
                       'MOLTAR_KEY_FILE', 'MOLTAR_KNOWN_HOSTS', 'MOLTAR_STRICT_HOST_KEY_CHECKING', 'MOLTAR_PROFILE_LOCATION') {
@@ -151,6 +151,15 @@ function Stop-TestSandbox {
 # machine is.
 $HangGuardSeconds = 180
 $NeverWaitedSeconds = 600
+
+function Read-TestHookRecord {
+    <# The NAME=value lines a test's deploy hook wrote to a file, as a hashtable; $null when the hook did not run. #>
+    param([Parameter(Mandatory)] [string] $Path)
+    if (-not (Test-Path $Path)) { return $null }
+    $values = @{}
+    foreach ($line in Get-Content $Path) { $key, $value = $line -split '=', 2; $values[$key] = $value }
+    $values
+}
 
 function Invoke-HangGuarded {
     <# Runs $Script (given $ArgumentList) in a runspace of its own, with the built module imported and the current

@@ -50,7 +50,9 @@ function Invoke-BenchTask {
         OutputDirectory  = Join-Path $out 'bench'
         ReadmePath       = Join-Path $root 'README.md'
     }
-    $precompiled = New-PrecompiledPwsh -Destination (Join-Path $out 'bench-pwsh')
+    # The SSM row alone has no cold-start rows: no precompiled pwsh needed.
+    $precompiled = if ($OnlySsm) { $null } else { New-PrecompiledPwsh -Destination (Join-Path $out 'bench-pwsh') }
     if ($precompiled) { $benchmark.PrecompiledPwshPath = $precompiled }
+    if ($OnlySsm) { $benchmark.OnlySsm = $true }
     & (Join-Path $root 'Tests/Bench/Invoke-Benchmark.ps1') @benchmark
 }

@@ -42,6 +42,9 @@ param(
     [switch] $SkipDiscovery,
     # Instances of the SSM Run Command row (one Invoke-MoltarCommand -Transport Ssm through the stand-in); 0 leaves it out.
     [ValidateRange(0, 100000)] [int] $SsmInstances = 1000,
+    # Measure only the SSM Run Command row (no sshd fleet, no peers): writes results-ssm.json and results-ssm.md and
+    # prints the row; the README's generated tables are left as they are (they need every row).
+    [switch] $OnlySsm,
     [switch] $SkipImport,
     # Leaves out the responsiveness targets (a jump host, a refused and a silent host, a timeout, Ctrl+C).
     [switch] $SkipResponsiveness,
@@ -465,6 +468,16 @@ function Get-Summary {
 function Format-Seconds($value) { if ($null -eq $value) { '–' } elseif ($value -lt 10) { '{0:0.00}' -f $value } else { '{0:0.0}' -f $value } }
 function Format-Ms($seconds) { if ($null -eq $seconds) { '–' } else { '{0:0.0}' -f ($seconds * 1000) } }
 
+function New-SsmMarkdown($s) {
+    <# The SSM Run Command row: its heading and table (lines). #>
+    ''
+    "**SSM Run Command: one ``Invoke-MoltarCommand 'true' -Transport Ssm`` over $($s.Instances) instances (tag targets, the sandbox's Systems Manager stand-in; its agents run the command locally), 3 fresh processes**"
+    ''
+    '| | seconds: median (min) | succeeded | client peak memory (whole process) | over the process before the call |'
+    '|---|---:|---:|---:|---:|'
+    "| Invoke-MoltarCommand -Transport Ssm | $(Format-Seconds $s.Median) ($(Format-Seconds $s.Min)) | $($s.Succeeded) of $($s.Results) | $('{0:0} MB' -f ($s.PeakRss / 1MB)) | $('{0:0} MB' -f ($s.PeakOverBaseline / 1MB)) |"
+}
+
 function New-Markdown {
     $commands = @('true', 'uname -n')
     $lines = [Collections.Generic.List[string]]::new()
@@ -546,13 +559,7 @@ function New-Markdown {
         }
     }
     if ($report.Contains('Ssm') -and $report.Ssm) {
-        $s = $report.Ssm
-        $lines.Add('')
-        $lines.Add("**SSM Run Command: one ``Invoke-MoltarCommand 'true' -Transport Ssm`` over $($s.Instances) instances (tag targets, the sandbox's Systems Manager stand-in; its agents run the command locally), 3 fresh processes**")
-        $lines.Add('')
-        $lines.Add('| | seconds: median (min) | succeeded | client peak memory (whole process) | over the process before the call |')
-        $lines.Add('|---|---:|---:|---:|---:|')
-        $lines.Add("| Invoke-MoltarCommand -Transport Ssm | $(Format-Seconds $s.Median) ($(Format-Seconds $s.Min)) | $($s.Succeeded) of $($s.Results) | $('{0:0} MB' -f ($s.PeakRss / 1MB)) | $('{0:0} MB' -f ($s.PeakOverBaseline / 1MB)) |")
+        foreach ($line in New-SsmMarkdown $report.Ssm) { $lines.Add($line) }
     }
     $pooled = $report['Pooled']
     if ($pooled) {
@@ -770,7 +777,7 @@ if ($ResultsPath) {
     $report.Targets = Get-Target
 }
 else {
-    Install-Peer
+    if (-not $OnlySsm) { Install-Peer }
     $accounting = Get-CpuAccounting
     if ($accounting.Kind -eq 'time') { $notes.Add('CPU is from `/usr/bin/time` (not root: no cgroup), which misses processes a client leaves running (Ansible''s ssh masters).') }
     elseif ($accounting.Kind -eq 'none') { $notes.Add('Client CPU was not measured (no cgroup access and no /usr/bin/time).') }
@@ -826,20 +833,21 @@ else {
 
     $sandbox = $null
     $warm = $null
-    try {
-        Write-Step "Starting a sandbox of $maxHosts own-root sshd hosts"
-        $sandbox = Start-MoltarSandbox -SandboxPath $SandboxPath -Hosts $maxHosts -TimeoutSeconds 600
-        $addresses = @($sandbox.Hosts | ForEach-Object { $_.Address })
-        $hostFiles = @{}; $inventories = @{}
-        foreach ($n in $Hosts) {
-            $hostFiles[$n] = Join-Path $work "hosts-$n.txt"
-            Set-Content $hostFiles[$n] ($addresses | Select-Object -First $n)
-            $inventories[$n] = Join-Path $work "inventory-$n.ini"
-            Set-Content $inventories[$n] (@('[bench]') + ($addresses | Select-Object -First $n))
-        }
-        $childEnvironment['ANSIBLE_SSH_ARGS'] = "-C -o ControlMaster=auto -o ControlPersist=60s -F /dev/null -o UserKnownHostsFile=$($sandbox.KnownHostsPath) -o GlobalKnownHostsFile=/dev/null -o BatchMode=yes"
-        $loopScript = Join-Path $work 'ssh-loop.sh'
-        Set-Content $loopScript @'
+    if (-not $OnlySsm) {
+        try {
+            Write-Step "Starting a sandbox of $maxHosts own-root sshd hosts"
+            $sandbox = Start-MoltarSandbox -SandboxPath $SandboxPath -Hosts $maxHosts -TimeoutSeconds 600
+            $addresses = @($sandbox.Hosts | ForEach-Object { $_.Address })
+            $hostFiles = @{}; $inventories = @{}
+            foreach ($n in $Hosts) {
+                $hostFiles[$n] = Join-Path $work "hosts-$n.txt"
+                Set-Content $hostFiles[$n] ($addresses | Select-Object -First $n)
+                $inventories[$n] = Join-Path $work "inventory-$n.ini"
+                Set-Content $inventories[$n] (@('[bench]') + ($addresses | Select-Object -First $n))
+            }
+            $childEnvironment['ANSIBLE_SSH_ARGS'] = "-C -o ControlMaster=auto -o ControlPersist=60s -F /dev/null -o UserKnownHostsFile=$($sandbox.KnownHostsPath) -o GlobalKnownHostsFile=/dev/null -o BatchMode=yes"
+            $loopScript = Join-Path $work 'ssh-loop.sh'
+            Set-Content $loopScript @'
 #!/bin/bash
 # ssh-loop.sh HOSTS_FILE USER COMMAND SSH_OPTION...: one ssh per host in the background, then wait for each.
 hosts=$1 user=$2 command=$3; shift 3
@@ -850,99 +858,100 @@ for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
 exit $failed
 '@
 
-        # The handshake floor: one ssh at a time, so its CPU is the handshake's and nothing else's.
-        Write-Step 'Handshake floor: CPU of one `ssh host true`'
-        $floorRuns = [math]::Max(5, [math]::Min(10, $addresses.Count))
-        $default = foreach ($i in 0..($floorRuns - 1)) {
-            Invoke-Measured -FilePath ssh -ArgumentList (@(Get-SshOption) + @('-l', $sandbox.User, $addresses[$i % $addresses.Count], 'true'))
-        }
-        $curve = foreach ($i in 0..($floorRuns - 1)) {
-            Invoke-Measured -FilePath ssh -ArgumentList (@(Get-SshOption -Curve25519) + @('-l', $sandbox.User, $addresses[$i % $addresses.Count], 'true'))
-        }
-        if (@($default | Where-Object ExitCode -ne 0).Count) { throw "ssh to the sandbox failed: $(Get-Tail $default[-1].Stderr)" }
-        $kex = (& ssh @(Get-SshOption) -l $sandbox.User -v $addresses[0] true 2>&1 | Select-String 'kex: algorithm: (\S+)' | Select-Object -First 1)
-        if ($accounting.Kind -ne 'none') {
-            $report.Floor = [ordered]@{
-                CpuPerSsh      = Get-Median @($default | ForEach-Object Cpu)
-                CpuPerSshCurve = Get-Median @($curve | ForEach-Object Cpu)
-                WallPerSsh     = Get-Median @($default | ForEach-Object Wall)
-                Kex            = if ($kex) { $kex.Matches[0].Groups[1].Value } else { 'unknown' }
-                Runs           = $floorRuns
+            # The handshake floor: one ssh at a time, so its CPU is the handshake's and nothing else's.
+            Write-Step 'Handshake floor: CPU of one `ssh host true`'
+            $floorRuns = [math]::Max(5, [math]::Min(10, $addresses.Count))
+            $default = foreach ($i in 0..($floorRuns - 1)) {
+                Invoke-Measured -FilePath ssh -ArgumentList (@(Get-SshOption) + @('-l', $sandbox.User, $addresses[$i % $addresses.Count], 'true'))
             }
-            Write-Host ("    one ssh: {0} ms CPU ({1}), {2} ms with curve25519" -f (Format-Ms $report.Floor.CpuPerSsh), $report.Floor.Kex, (Format-Ms $report.Floor.CpuPerSshCurve))
-        }
-
-        if (-not $SkipImport) {
-            Write-Step 'Import-Module Moltar over a bare pwsh start'
-            $report.Import = Measure-StartUp $pwshPath $pwshPrefix 'pwsh'
-            $report.Import.OverMedian = $report.Import.ImportMedian - $report.Import.BareMedian
-            $report.Import.OverMin = $report.Import.ImportMin - $report.Import.BareMin
-            if ($PrecompiledPwshPath) {
-                $precompiledStartUp = Measure-StartUp (Get-Command dotnet).Source @($PrecompiledPwshPath) 'the precompiled pwsh'
-                foreach ($key in 'BareMedian', 'BareMin', 'ImportMedian', 'ImportMin') { $report.Import["Precompiled$key"] = $precompiledStartUp[$key] }
+            $curve = foreach ($i in 0..($floorRuns - 1)) {
+                Invoke-Measured -FilePath ssh -ArgumentList (@(Get-SshOption -Curve25519) + @('-l', $sandbox.User, $addresses[$i % $addresses.Count], 'true'))
             }
-            Write-Host ('    bare {0} s, with import {1} s (medians)' -f (Format-Seconds $report.Import.BareMedian), (Format-Seconds $report.Import.ImportMedian))
-        }
+            if (@($default | Where-Object ExitCode -ne 0).Count) { throw "ssh to the sandbox failed: $(Get-Tail $default[-1].Stderr)" }
+            $kex = (& ssh @(Get-SshOption) -l $sandbox.User -v $addresses[0] true 2>&1 | Select-String 'kex: algorithm: (\S+)' | Select-Object -First 1)
+            if ($accounting.Kind -ne 'none') {
+                $report.Floor = [ordered]@{
+                    CpuPerSsh      = Get-Median @($default | ForEach-Object Cpu)
+                    CpuPerSshCurve = Get-Median @($curve | ForEach-Object Cpu)
+                    WallPerSsh     = Get-Median @($default | ForEach-Object Wall)
+                    Kex            = if ($kex) { $kex.Matches[0].Groups[1].Value } else { 'unknown' }
+                    Runs           = $floorRuns
+                }
+                Write-Host ("    one ssh: {0} ms CPU ({1}), {2} ms with curve25519" -f (Format-Ms $report.Floor.CpuPerSsh), $report.Floor.Kex, (Format-Ms $report.Floor.CpuPerSshCurve))
+            }
 
-        if ($tools.Contains('moltar-warm')) {
-            Write-Step 'Starting the warm Moltar (one pwsh, module imported, one untimed fan-out)'
-            $warm = Start-WarmWorker
-            $first = Invoke-WarmWorker (@{ HostsFile = $hostFiles[$maxHosts]; Command = 'true'; ThrottleLimit = $maxHosts } | ConvertTo-Json -Compress)
-            Write-Host ('    untimed first fan-out to {0} hosts: {1} s, {2} failed' -f $maxHosts, (Format-Seconds $first.Wall), $first.Failed)
-        }
+            if (-not $SkipImport) {
+                Write-Step 'Import-Module Moltar over a bare pwsh start'
+                $report.Import = Measure-StartUp $pwshPath $pwshPrefix 'pwsh'
+                $report.Import.OverMedian = $report.Import.ImportMedian - $report.Import.BareMedian
+                $report.Import.OverMin = $report.Import.ImportMin - $report.Import.BareMin
+                if ($PrecompiledPwshPath) {
+                    $precompiledStartUp = Measure-StartUp (Get-Command dotnet).Source @($PrecompiledPwshPath) 'the precompiled pwsh'
+                    foreach ($key in 'BareMedian', 'BareMin', 'ImportMedian', 'ImportMin') { $report.Import["Precompiled$key"] = $precompiledStartUp[$key] }
+                }
+                Write-Host ('    bare {0} s, with import {1} s (medians)' -f (Format-Seconds $report.Import.BareMedian), (Format-Seconds $report.Import.ImportMedian))
+            }
 
-        $order = @($tools.Keys | Where-Object { $tools[$_].Available })
-        foreach ($n in $Hosts) {
-            Write-Step "N=$n hosts (load $(Get-LoadAverage))"
-            foreach ($run in 1..$Runs) {
-                # The order rotates from run to run, so no tool always follows the same neighbour.
-                $rotated = @(for ($k = 0; $k -lt $order.Count; $k++) { $order[($k + $run - 1) % $order.Count] })
-                foreach ($command in 'true', 'uname -n') {
-                    foreach ($name in $rotated) {
-                        $r = Invoke-Tool -Name $name -N $n -Command $command -Run $run
-                        $records.Add([pscustomobject]@{ Tool = $name; Command = $command; Hosts = $n; Run = $run; Wall = $r.Wall; Cpu = $r.Cpu; Ok = $r.Ok; Detail = $r.Detail })
-                        $flag = if ($r.Ok) { '' } else { "  FAILED $($r.Detail)" }
-                        Write-Host ('    run {0} {1,-16} {2,-9} {3,7:0.000} s wall {4,7} s CPU{5}' -f $run, $name, $command, $r.Wall, $(if ($null -ne $r.Cpu) { '{0:0.000}' -f $r.Cpu } else { '–' }), $flag)
+            if ($tools.Contains('moltar-warm')) {
+                Write-Step 'Starting the warm Moltar (one pwsh, module imported, one untimed fan-out)'
+                $warm = Start-WarmWorker
+                $first = Invoke-WarmWorker (@{ HostsFile = $hostFiles[$maxHosts]; Command = 'true'; ThrottleLimit = $maxHosts } | ConvertTo-Json -Compress)
+                Write-Host ('    untimed first fan-out to {0} hosts: {1} s, {2} failed' -f $maxHosts, (Format-Seconds $first.Wall), $first.Failed)
+            }
+
+            $order = @($tools.Keys | Where-Object { $tools[$_].Available })
+            foreach ($n in $Hosts) {
+                Write-Step "N=$n hosts (load $(Get-LoadAverage))"
+                foreach ($run in 1..$Runs) {
+                    # The order rotates from run to run, so no tool always follows the same neighbour.
+                    $rotated = @(for ($k = 0; $k -lt $order.Count; $k++) { $order[($k + $run - 1) % $order.Count] })
+                    foreach ($command in 'true', 'uname -n') {
+                        foreach ($name in $rotated) {
+                            $r = Invoke-Tool -Name $name -N $n -Command $command -Run $run
+                            $records.Add([pscustomobject]@{ Tool = $name; Command = $command; Hosts = $n; Run = $run; Wall = $r.Wall; Cpu = $r.Cpu; Ok = $r.Ok; Detail = $r.Detail })
+                            $flag = if ($r.Ok) { '' } else { "  FAILED $($r.Detail)" }
+                            Write-Host ('    run {0} {1,-16} {2,-9} {3,7:0.000} s wall {4,7} s CPU{5}' -f $run, $name, $command, $r.Wall, $(if ($null -ne $r.Cpu) { '{0:0.000}' -f $r.Cpu } else { '–' }), $flag)
+                        }
+                    }
+                }
+            }
+
+            if ($PooledHosts -gt 0 -and $tools.Contains('moltar-warm')) {
+                $pooledN = [math]::Min($PooledHosts, $addresses.Count)
+                if (-not $hostFiles.ContainsKey($pooledN)) { $hostFiles[$pooledN] = Join-Path $work "hosts-$pooledN.txt"; Set-Content $hostFiles[$pooledN] ($addresses | Select-Object -First $pooledN) }
+                Write-Step "Warm connections: a repeat call over $pooledN hosts, Moltar's kept connections against a ControlMaster per host"
+                Invoke-PooledRows $pooledN
+            }
+
+            if (-not $SkipResponsiveness -and $addresses.Count -ge 2) {
+                Write-Step 'Responsiveness: a jump host, a refused and a silent host, a command past its timeout, Ctrl+C'
+                $m = Invoke-Measured -FilePath $pwshPath -ArgumentList (@($pwshPrefix) + @('-NoProfile', '-NonInteractive', '-File', (Join-Path $PSScriptRoot 'MoltarResponsiveness.ps1'),
+                        '-ModulePath', $ModulePath, '-HostsFile', $hostFiles[$maxHosts], '-KeyFile', $sandbox.ClientKeyPath, '-KnownHostsPath', $sandbox.KnownHostsPath,
+                        '-User', $sandbox.User, '-Runs', $Runs))
+                if ($m.ExitCode -ne 0) {
+                    $notes.Add("The responsiveness rows failed: $(Get-Tail $m.Stderr)")
+                }
+                else {
+                    $r = Get-Content $m.Stdout | Select-Object -Last 1 | ConvertFrom-Json
+                    $report.Responsiveness = [ordered]@{ Targets = $r.Targets; SilentTimeout = $r.SilentTimeout; CommandTimeoutSeconds = $r.CommandTimeoutSeconds }
+                    foreach ($figure in 'JumpHost', 'Direct', 'Refused', 'Silent', 'CommandTimeout', 'Stop') {
+                        $values = @($r.$figure)
+                        $report.Responsiveness[$figure] = [ordered]@{ Median = Get-Median $values; Min = ($values | Measure-Object -Minimum).Minimum }
+                        Write-Host ('    {0,-15} {1} s (min {2} s)' -f $figure, (Format-Seconds $report.Responsiveness[$figure].Median), (Format-Seconds $report.Responsiveness[$figure].Min))
                     }
                 }
             }
         }
-
-        if ($PooledHosts -gt 0 -and $tools.Contains('moltar-warm')) {
-            $pooledN = [math]::Min($PooledHosts, $addresses.Count)
-            if (-not $hostFiles.ContainsKey($pooledN)) { $hostFiles[$pooledN] = Join-Path $work "hosts-$pooledN.txt"; Set-Content $hostFiles[$pooledN] ($addresses | Select-Object -First $pooledN) }
-            Write-Step "Warm connections: a repeat call over $pooledN hosts, Moltar's kept connections against a ControlMaster per host"
-            Invoke-PooledRows $pooledN
-        }
-
-        if (-not $SkipResponsiveness -and $addresses.Count -ge 2) {
-            Write-Step 'Responsiveness: a jump host, a refused and a silent host, a command past its timeout, Ctrl+C'
-            $m = Invoke-Measured -FilePath $pwshPath -ArgumentList (@($pwshPrefix) + @('-NoProfile', '-NonInteractive', '-File', (Join-Path $PSScriptRoot 'MoltarResponsiveness.ps1'),
-                    '-ModulePath', $ModulePath, '-HostsFile', $hostFiles[$maxHosts], '-KeyFile', $sandbox.ClientKeyPath, '-KnownHostsPath', $sandbox.KnownHostsPath,
-                    '-User', $sandbox.User, '-Runs', $Runs))
-            if ($m.ExitCode -ne 0) {
-                $notes.Add("The responsiveness rows failed: $(Get-Tail $m.Stderr)")
+        finally {
+            if ($warm) {
+                try { $warm.StandardInput.Close(); if (-not $warm.WaitForExit(10000)) { $warm.Kill() } } catch { }
+                $warm.Dispose()
             }
-            else {
-                $r = Get-Content $m.Stdout | Select-Object -Last 1 | ConvertFrom-Json
-                $report.Responsiveness = [ordered]@{ Targets = $r.Targets; SilentTimeout = $r.SilentTimeout; CommandTimeoutSeconds = $r.CommandTimeoutSeconds }
-                foreach ($figure in 'JumpHost', 'Direct', 'Refused', 'Silent', 'CommandTimeout', 'Stop') {
-                    $values = @($r.$figure)
-                    $report.Responsiveness[$figure] = [ordered]@{ Median = Get-Median $values; Min = ($values | Measure-Object -Minimum).Minimum }
-                    Write-Host ('    {0,-15} {1} s (min {2} s)' -f $figure, (Format-Seconds $report.Responsiveness[$figure].Median), (Format-Seconds $report.Responsiveness[$figure].Min))
-                }
-            }
+            if ($sandbox) { Stop-MoltarSandbox $sandbox }
         }
     }
-    finally {
-        if ($warm) {
-            try { $warm.StandardInput.Close(); if (-not $warm.WaitForExit(10000)) { $warm.Kill() } } catch { }
-            $warm.Dispose()
-        }
-        if ($sandbox) { Stop-MoltarSandbox $sandbox }
-    }
 
-    if ($LargeFleet -gt 0 -and $tools.Contains('moltar-warm')) {
+    if ($LargeFleet -gt 0 -and $tools.Contains('moltar-warm') -and -not $OnlySsm) {
         Write-Step "One call over $LargeFleet sandbox hosts (a fleet of its own)"
         $sandbox = $null; $warm = $null
         try {
@@ -960,7 +969,7 @@ exit $failed
         }
     }
 
-    if (-not $SkipDiscovery -and $Synthetic -gt 0) {
+    if (-not $SkipDiscovery -and $Synthetic -gt 0 -and -not $OnlySsm) {
         Write-Step "Discovery of $Synthetic synthetic instances"
         $discoverySandbox = Start-MoltarSandbox -SandboxPath $SandboxPath -Synthetic $Synthetic -TimeoutSeconds 600
         try {
@@ -1051,9 +1060,22 @@ exit $failed
     $report.Finished = (Get-Date).ToUniversalTime().ToString('yyyy-MM-dd HH:mm') + ' UTC'
     $failedRuns = @($records | Where-Object { -not $_.Ok })
     if ($failedRuns.Count) { $notes.Add("‡ runs that failed (not counted in the figures): $(@($failedRuns | ForEach-Object { "$($_.Tool) N=$($_.Hosts) '$($_.Command)' run $($_.Run): $($_.Detail)" }) -join '; ')") }
-    $report.Targets = Get-Target
+    if (-not $OnlySsm) { $report.Targets = Get-Target }
 }
 
+if ($OnlySsm) {
+    # One row: its own files; the README's generated section is rewritten only by a run of every row.
+    New-Item -ItemType Directory -Force $OutputDirectory | Out-Null
+    $report | ConvertTo-Json -Depth 8 | Set-Content (Join-Path $OutputDirectory 'results-ssm.json')
+    $markdown = (@("Measured $($report.Started) to $($report.Finished) on $($report.Machine.Cores) × $($report.Machine.Cpu); load $($report.LoadAtStart) at the start, $($report.LoadAtEnd) at the end.") +
+                 @(New-SsmMarkdown $report.Ssm) + @($notes | ForEach-Object { ''; $_ })) -join "`n"
+    Set-Content (Join-Path $OutputDirectory 'results-ssm.md') $markdown
+    Remove-Item -Recurse -Force $work -ErrorAction Ignore
+    Write-Host ''
+    Write-Host $markdown
+    Write-Step "Wrote $(Join-Path $OutputDirectory 'results-ssm.md') and results-ssm.json (README untouched: -OnlySsm)"
+    return
+}
 
 $markdown = New-Markdown
 New-Item -ItemType Directory -Force $OutputDirectory | Out-Null

@@ -94,7 +94,8 @@ function Invoke-SandboxControl {
 .SYNOPSIS
     Starts a sandbox process and waits for its ready line.
 .OUTPUTS
-    Moltar.Sandbox: Endpoint, SsmEndpoint (the SSM stand-in: set AWS_ENDPOINT_URL_SSM to it), Region, User, ClientKeyPath, KnownHostsPath, Hosts, StateDir, Process, Pid,
+    Moltar.Sandbox: Endpoint, SsmEndpoint (the SSM stand-in: set AWS_ENDPOINT_URL_SSM to it), S3Endpoint (its output
+    bucket: set AWS_ENDPOINT_URL_S3 to it), Region, User, ClientKeyPath, KnownHostsPath, Hosts, StateDir, Process, Pid,
     Instances (count served), StartupSeconds and Startup (how the hosts' start went, one line; null without hosts), AccessKey/SecretKey (any values work; the endpoint checks the SigV4 shape only), Ready (raw JSON).
 #>
 function Start-MoltarSandbox {
@@ -187,6 +188,7 @@ function Start-MoltarSandbox {
         PSTypeName     = 'Moltar.Sandbox'
         Endpoint       = $ready.endpoint
         SsmEndpoint    = $ready.ssmEndpoint
+        S3Endpoint     = $ready.s3Endpoint
         Region         = $ready.region
         User           = $ready.user
         ClientKeyPath  = $ready.clientKeyPath
@@ -447,7 +449,8 @@ function Get-MoltarSandboxCredential {
     no faults): Unmanaged (instance ids with no agent: SendCommand refuses them), Undeliverable (agents that never
     report: invocations end Failed/Undeliverable after UndeliverableAfterMs), AccessDenied, ThrottleFirst (the next K
     SSM requests, of ThrottleActions only when given, answer ThrottlingException), StartDelayMs (agents wait before
-    running, so a test can act while commands are in flight).
+    running, so a test can act while commands are in flight), OutputUploadDenied (instances whose agents may not write
+    to the output bucket: their S3 objects are missing).
 #>
 function Set-MoltarSandboxSsm {
     [CmdletBinding()]
@@ -459,7 +462,8 @@ function Set-MoltarSandboxSsm {
         [string[]]$AccessDenied,
         [ValidateRange(0, 100000)] [int]$ThrottleFirst,
         [string[]]$ThrottleActions,
-        [ValidateRange(0, 600000)] [int]$StartDelayMs
+        [ValidateRange(0, 600000)] [int]$StartDelayMs,
+        [string[]]$OutputUploadDenied
     )
     $body = [ordered]@{}
     if ($Unmanaged) { $body.unmanaged = @($Unmanaged) }
@@ -469,6 +473,7 @@ function Set-MoltarSandboxSsm {
     if ($PSBoundParameters.ContainsKey('ThrottleFirst')) { $body.throttleFirst = $ThrottleFirst }
     if ($ThrottleActions) { $body.throttleActions = @($ThrottleActions) }
     if ($PSBoundParameters.ContainsKey('StartDelayMs')) { $body.startDelayMs = $StartDelayMs }
+    if ($OutputUploadDenied) { $body.outputUploadDenied = @($OutputUploadDenied) }
     $null = Invoke-SandboxControl -Sandbox $Sandbox -Method Post -Path 'ssm/settings' -Body ([pscustomobject]$body)
 }
 
@@ -562,7 +567,26 @@ function Get-MoltarSandboxSsmCommand {
     @($commands) | Where-Object { $null -ne $_ }
 }
 
-Export-ModuleMember -Function Set-MoltarSandboxSsm, Get-MoltarSandboxSsmRequest, Clear-MoltarSandboxSsmRequest, Get-MoltarSandboxSsmCommand
+<# .SYNOPSIS The requests the output bucket stand-in (S3) received, oldest first: Method, Bucket, Key, Status, ErrorCode; -Clear empties the log after reading it. #>
+function Get-MoltarSandboxS3Request {
+    [CmdletBinding()]
+    param([Parameter(Mandatory, Position = 0)] [psobject]$Sandbox, [switch]$Clear)
+    $requests = Invoke-SandboxControl -Sandbox $Sandbox -Method Get -Path 's3/requests'
+    foreach ($request in @($requests)) {
+        if ($null -eq $request) { continue }
+        [pscustomobject]@{
+            PSTypeName = 'Moltar.SandboxS3Request'
+            Method     = $request.method
+            Bucket     = $request.bucket
+            Key        = $request.key
+            Status     = [int]$request.status
+            ErrorCode  = $request.errorCode
+        }
+    }
+    if ($Clear) { $null = Invoke-SandboxControl -Sandbox $Sandbox -Method Delete -Path 's3/requests' }
+}
+
+Export-ModuleMember -Function Set-MoltarSandboxSsm, Get-MoltarSandboxSsmRequest, Clear-MoltarSandboxSsmRequest, Get-MoltarSandboxSsmCommand, Get-MoltarSandboxS3Request
 Export-ModuleMember -Function Set-MoltarSandboxCredential, Get-MoltarSandboxCredential, Get-MoltarSandboxSshd
 Export-ModuleMember -Function Start-MoltarSandbox, Stop-MoltarSandbox, Set-MoltarSandboxFault, Clear-MoltarSandboxFault,
     Get-MoltarSandboxRequest, Clear-MoltarSandboxRequest, Get-MoltarSandboxFleet, Set-MoltarSandboxFleet,

@@ -104,4 +104,56 @@ public sealed class SsmMappingTests
         Assert.True(outcome.Truncated);
         Assert.True(outcome.Succeeded);
     }
+
+    [Fact]
+    public void AnOutputBucketIsSentWithEveryRequestAndShownByWhatIf()
+    {
+        var request = new SsmCommandRequest
+        {
+            Command = "uptime", InstanceIds = Enumerable.Range(0, 51).Select(i => $"i-{i:x17}").ToList(),
+            OutputS3BucketName = "ops-output", OutputS3KeyPrefix = "moltar/nightly",
+        };
+        var sends = SsmCommandRun.Plan(request);
+        Assert.Equal(2, sends.Count);
+        Assert.All(sends, send =>
+        {
+            Assert.Equal("ops-output", send.OutputS3BucketName);
+            Assert.Equal("moltar/nightly", send.OutputS3KeyPrefix);
+        });
+        Assert.All(SsmCommandRun.DescribePlan(request), text => Assert.EndsWith(" OutputS3=s3://ops-output/moltar/nightly", text));
+        // Without a bucket nothing about S3 is sent (the SDK would send empty strings the service rejects).
+        var plain = Assert.Single(SsmCommandRun.Plan(request with { InstanceIds = new[] { "i-0123456789abcdef0" }, OutputS3BucketName = null }));
+        Assert.Null(plain.OutputS3BucketName);
+        Assert.Null(plain.OutputS3KeyPrefix);
+    }
+
+    [Theory]
+    [InlineData(null, "CMD/i-0123456789abcdef0/awsrunShellScript/0.awsrunShellScript/stdout")]
+    [InlineData("moltar", "moltar/CMD/i-0123456789abcdef0/awsrunShellScript/0.awsrunShellScript/stdout")]
+    [InlineData("moltar/nightly/", "moltar/nightly/CMD/i-0123456789abcdef0/awsrunShellScript/0.awsrunShellScript/stdout")]
+    public void TheFullOutputIsReadWhereTheAgentWritesIt(string? prefix, string key) =>
+        Assert.Equal(key, SsmOutputBucket.KeyOf(prefix, "CMD", "i-0123456789abcdef0", "stdout"));
+
+    [Fact]
+    public void StreamsReadFromTheBucketReplaceTheServicesAndClearTruncated()
+    {
+        var detail = new GetCommandInvocationResponse
+        {
+            InstanceId = "i-0123456789abcdef0",
+            Status = CommandInvocationStatus.Failed,
+            StatusDetails = "Failed",
+            ResponseCode = 3,
+            StandardOutputContent = new string('x', SsmCommandRun.ServiceOutputLimit),
+            StandardErrorContent = "oops\nfailed to run commands: exit status 3",
+        };
+        var whole = SsmCommandRun.ToOutcome(detail, 3600, new SsmStreams(new string('x', 30_000), "oops\nfailed to run commands: exit status 3", Truncated: false));
+        Assert.False(whole.Truncated);
+        Assert.Equal(30_000, whole.Output.Length);
+        Assert.Equal("oops", whole.Error);
+        Assert.Equal(3, whole.ExitCode);
+        Assert.Null(whole.OutputProblem);
+        var unread = SsmCommandRun.ToOutcome(detail, 3600, SsmStreams.Of(detail) with { Problem = "SsmOutputUnreadable: i-0123456789abcdef0: no object" });
+        Assert.True(unread.Truncated);
+        Assert.StartsWith(SsmErrorIds.OutputUnreadable + ":", unread.OutputProblem);
+    }
 }

@@ -132,6 +132,7 @@ public static class Program
             {
                 Endpoint = server.EndpointUrl,
                 SsmEndpoint = server.SsmEndpointUrl,
+                S3Endpoint = server.S3EndpointUrl,
                 Region = server.Ec2.Region,
                 StateDir = options.StateDirectory,
                 User = hosts?.User ?? (ownRoot || !options.SharedRoot ? "ubuntu" : Environment.UserName),

@@ -45,6 +45,7 @@ public sealed record SandboxReady
 {
     [JsonPropertyName("endpoint")] public required string Endpoint { get; init; }
     [JsonPropertyName("ssmEndpoint")] public string? SsmEndpoint { get; init; }
+    [JsonPropertyName("s3Endpoint")] public string? S3Endpoint { get; init; }
     [JsonPropertyName("region")] public required string Region { get; init; }
     [JsonPropertyName("stateDir")] public required string StateDir { get; init; }
     [JsonPropertyName("user")] public required string User { get; init; }
@@ -80,6 +81,9 @@ public sealed class SandboxServer : IAsyncDisposable
 
     /// <summary>What AWS_ENDPOINT_URL_SSM is set to for the SDK to reach the SSM stand-in.</summary>
     public string SsmEndpointUrl => EndpointUrl + SsmEndpoint.Path;
+
+    /// <summary>What AWS_ENDPOINT_URL_S3 is set to for the SDK to read the SSM stand-in's output bucket (path-style).</summary>
+    public string S3EndpointUrl => EndpointUrl + S3Endpoint.Path;
 
     /// <summary>http://127.0.0.1:PORT (no trailing slash in <see cref="EndpointUrl"/>).</summary>
     public Uri Endpoint { get; }

@@ -46,6 +46,8 @@ public sealed class AwsSession
     /// (-EndpointUrl names the EC2 endpoint only: one URL rarely serves both services); null = the region's endpoint.
     /// </summary>
     public string? SsmEndpointUrl { get; private init; }
+    /// <summary>Where S3 is called (the output bucket of -Transport Ssm): AWS_ENDPOINT_URL_S3 then AWS_ENDPOINT_URL; null = the region's endpoint.</summary>
+    public string? S3EndpointUrl { get; private init; }
     /// <summary>Where the credentials came from, for -Verbose and error messages (never the secret itself).</summary>
     public string CredentialSource { get; }
     public string RegionSource { get; }
@@ -86,6 +88,7 @@ public sealed class AwsSession
         return new AwsSession(credentials, credentialSource, region, regionSource, endpoint)
         {
             SsmEndpointUrl = NonEmpty(environment("AWS_ENDPOINT_URL_SSM")) ?? NonEmpty(environment("AWS_ENDPOINT_URL")),
+            S3EndpointUrl = NonEmpty(environment("AWS_ENDPOINT_URL_S3")) ?? NonEmpty(environment("AWS_ENDPOINT_URL")),
         };
     }
 
@@ -129,6 +132,22 @@ public sealed class AwsSession
             config.AuthenticationRegion = Region.SystemName;
         }
         return new Amazon.SimpleSystemsManagement.AmazonSimpleSystemsManagementClient(Credentials, config);
+    }
+
+    /// <summary>
+    /// An S3 client of the session. With an endpoint URL (an S3-compatible store, the sandbox) requests are path-style
+    /// (ENDPOINT/BUCKET/KEY): such stores rarely serve a bucket as a host name.
+    /// </summary>
+    public Amazon.S3.AmazonS3Client CreateS3Client()
+    {
+        var config = new Amazon.S3.AmazonS3Config { RegionEndpoint = Region };
+        if (S3EndpointUrl is not null)
+        {
+            config.ServiceURL = S3EndpointUrl;
+            config.AuthenticationRegion = Region.SystemName;
+            config.ForcePathStyle = true;
+        }
+        return new Amazon.S3.AmazonS3Client(Credentials, config);
     }
 
     private static (AWSCredentials, string, CredentialProfile?) ResolveCredentials(

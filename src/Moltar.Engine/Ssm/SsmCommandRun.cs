@@ -22,6 +22,12 @@ public sealed record SsmCommandRequest
     /// <summary>-TimeoutSeconds: the document's executionTimeout (the service default is 3600).</summary>
     public int? TimeoutSeconds { get; init; }
     public string Comment { get; init; } = "Moltar Invoke-MoltarCommand";
+    /// <summary>-OutputS3BucketName: the agent also writes each stream whole there; truncated streams are read back from it.</summary>
+    public string? OutputS3BucketName { get; init; }
+    /// <summary>-OutputS3KeyPrefix: the folder in the bucket the agent writes under.</summary>
+    public string? OutputS3KeyPrefix { get; init; }
+    /// <summary>-MaxOutputBytes: bytes of each stream read back from the bucket.</summary>
+    public long MaxOutputBytes { get; init; } = Ssh.ExecOptions.DefaultMaxOutputBytes;
 }
 
 /// <summary>What one instance's invocation came to.</summary>
@@ -33,8 +39,10 @@ public sealed record SsmOutcome
     public int? ExitCode { get; init; }
     public string Output { get; init; } = "";
     public string Error { get; init; } = "";
-    /// <summary>The service kept only the first 24,000 characters of a stream.</summary>
+    /// <summary>A stream is not whole: the service kept its first 24,000 characters (and the bucket could not fill it in), or -MaxOutputBytes cut it.</summary>
     public bool Truncated { get; init; }
+    /// <summary>Why a stream is not whole though an output bucket was given: unreadable (starts with SsmOutputUnreadable) or past -MaxOutputBytes; else null.</summary>
+    public string? OutputProblem { get; init; }
     public DateTimeOffset StartTime { get; init; }
     public TimeSpan Duration { get; init; }
     /// <summary>Null when the command succeeded; else the failure (an SsmErrorIds id), naming the instance.</summary>
@@ -69,6 +77,7 @@ public sealed class SsmCommandRun : IDisposable
     private static readonly Regex AgentExitLine = new(@"\n?failed to run commands: exit status -?\d+(?: \(execution timed out[^\n]*\))?\n?$", RegexOptions.CultureInvariant);
 
     private readonly IAmazonSimpleSystemsManagement _client;
+    private readonly SsmOutputBucket? _bucket;
     private readonly SsmCommandRequest _request;
     private readonly BlockingCollection<SsmEvent> _events = new();
     private readonly ConcurrentBag<string> _sent = new();
@@ -79,13 +88,16 @@ public sealed class SsmCommandRun : IDisposable
 
     /// <summary>A run with a Systems Manager client of the session (its region, credentials and SSM endpoint).</summary>
     public SsmCommandRun(Aws.AwsSession session, SsmCommandRequest request)
-        : this(session.CreateSsmClient(), request)
+        : this(session.CreateSsmClient(), request,
+               request.OutputS3BucketName is { Length: > 0 } ? session.CreateS3Client() : null)
     {
     }
 
-    internal SsmCommandRun(IAmazonSimpleSystemsManagement client, SsmCommandRequest request)
+    internal SsmCommandRun(IAmazonSimpleSystemsManagement client, SsmCommandRequest request, Amazon.S3.IAmazonS3? s3 = null)
     {
         _client = client;
+        _bucket = s3 is null || string.IsNullOrEmpty(request.OutputS3BucketName) ? null
+            : new SsmOutputBucket(s3, request.OutputS3BucketName, request.OutputS3KeyPrefix, request.MaxOutputBytes);
         _request = request;
         _total = request.InstanceIds.Count;
     }
@@ -113,6 +125,8 @@ public sealed class SsmCommandRun : IDisposable
             },
             MaxConcurrency = request.MaxConcurrency.ToString(CultureInfo.InvariantCulture),
             MaxErrors = request.StopOnFirstError ? "0" : "100%",
+            OutputS3BucketName = string.IsNullOrEmpty(request.OutputS3BucketName) ? null : request.OutputS3BucketName,
+            OutputS3KeyPrefix = string.IsNullOrEmpty(request.OutputS3BucketName) || string.IsNullOrEmpty(request.OutputS3KeyPrefix) ? null : request.OutputS3KeyPrefix,
         };
         var ids = managedIds ?? request.InstanceIds;
         if (ids.Count == 0)
@@ -136,7 +150,8 @@ public sealed class SsmCommandRun : IDisposable
     internal static string Describe(SendCommandRequest send) =>
         $"SendCommand {send.DocumentName} " +
         (send.InstanceIds is { Count: > 0 } ids ? $"InstanceIds={string.Join(",", ids)}" : "Targets=" + string.Join(" ", send.Targets.Select(t => $"{t.Key}={string.Join(",", t.Values)}"))) +
-        $" MaxConcurrency={send.MaxConcurrency} MaxErrors={send.MaxErrors} executionTimeout={send.Parameters["executionTimeout"][0]}";
+        $" MaxConcurrency={send.MaxConcurrency} MaxErrors={send.MaxErrors} executionTimeout={send.Parameters["executionTimeout"][0]}" +
+        (string.IsNullOrEmpty(send.OutputS3BucketName) ? "" : $" OutputS3=s3://{send.OutputS3BucketName}/{send.OutputS3KeyPrefix}");
 
     public void Start(CancellationToken cancellation)
     {
@@ -372,16 +387,20 @@ public sealed class SsmCommandRun : IDisposable
             CommandId = commandId,
             InstanceId = invocation.InstanceId,
         }, c), "GetCommandInvocation", ct).ConfigureAwait(false);
-        return ToOutcome(detail, _request.TimeoutSeconds ?? 3600);
+        var streams = _bucket is null ? null : await _bucket.ReadAsync(detail, ct).ConfigureAwait(false);
+        return ToOutcome(detail, _request.TimeoutSeconds ?? 3600, streams);
     }
 
-    /// <summary>An invocation as Moltar reports it: exit code, both streams (less the agent's own exit line), status and error id.</summary>
-    public static SsmOutcome ToOutcome(GetCommandInvocationResponse detail, int timeoutSeconds)
+    /// <summary>
+    /// An invocation as Moltar reports it: exit code, both streams (less the agent's own exit line), status and error id.
+    /// <paramref name="streams"/>: the streams read whole from the output bucket, else the service's (at most 24,000 characters each).
+    /// </summary>
+    public static SsmOutcome ToOutcome(GetCommandInvocationResponse detail, int timeoutSeconds, SsmStreams? streams = null)
     {
-        string stdout = detail.StandardOutputContent ?? "";
-        string stderr = detail.StandardErrorContent ?? "";
-        bool truncated = stdout.Length >= ServiceOutputLimit || stderr.Length >= ServiceOutputLimit;
-        stderr = AgentExitLine.Replace(stderr, "");
+        streams ??= SsmStreams.Of(detail);
+        string stdout = streams.Stdout;
+        bool truncated = streams.Truncated;
+        string stderr = AgentExitLine.Replace(streams.Stderr, "");
         var start = ParseTime(detail.ExecutionStartDateTime) ?? DateTimeOffset.Now;
         var end = ParseTime(detail.ExecutionEndDateTime) ?? start;
         string details = detail.StatusDetails ?? detail.Status?.Value ?? "";
@@ -409,6 +428,7 @@ public sealed class SsmCommandRun : IDisposable
             // As over SSH: the command's stderr; where nothing ran (or it was stopped), the reason first.
             Error = errorId is null or SsmErrorIds.CommandFailed ? stderr : message + (stderr.Length > 0 ? "\n" + stderr : ""),
             Truncated = truncated,
+            OutputProblem = streams.Problem,
             StartTime = start,
             Duration = end >= start ? end - start : TimeSpan.Zero,
             Failure = SsmErrorIds.FailureOf(errorId, message, id),
@@ -425,5 +445,6 @@ public sealed class SsmCommandRun : IDisposable
         _stop.Dispose();
         _events.Dispose();
         _client.Dispose();
+        _bucket?.Dispose();
     }
 }

@@ -23,6 +23,11 @@ public static class SsmErrorIds
     public const string AccessDenied = "SsmAccessDenied";
     /// <summary>An invocation status Moltar does not know.</summary>
     public const string Failed = "SsmFailed";
+    /// <summary>
+    /// A warning, not an error: a stream Systems Manager truncated could not be read whole from the S3 output bucket
+    /// (no object, access denied, no bucket); the result keeps the first 24,000 characters and Truncated.
+    /// </summary>
+    public const string OutputUnreadable = "SsmOutputUnreadable";
     /// <summary>A parameter that has no meaning over SSM (-Pty, -Stdin, -User, -JumpHost...).</summary>
     public const string ParameterNotSupported = "SsmParameterNotSupported";
     /// <summary>A selection SSM tag targets cannot express (substring -Name, -Package, wildcards).</summary>

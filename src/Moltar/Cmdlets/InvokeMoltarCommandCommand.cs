@@ -27,6 +27,10 @@ public sealed class InvokeMoltarCommandCommand : MoltarSshCmdlet
     [Parameter] [ValidateRange(0, long.MaxValue)] public long MaxOutputBytes { get; set; } = ExecOptions.DefaultMaxOutputBytes;
     /// <summary>Ssh (Moltar's own fan-out) or Ssm (Systems Manager Run Command); default: MOLTAR_TRANSPORT, project file, Ssh.</summary>
     [Parameter] [ValidateSet("Ssh", "Ssm", IgnoreCase = true)] public string? Transport { get; set; }
+    /// <summary>-Transport Ssm: the S3 bucket the SSM agent writes each stream to (as Send-SSMCommand's); output Systems Manager truncated is read from it.</summary>
+    [Parameter] [ValidateLength(3, 63)] public string? OutputS3BucketName { get; set; }
+    /// <summary>-Transport Ssm: the folder in the output bucket.</summary>
+    [Parameter] [ValidateNotNullOrEmpty] public string? OutputS3KeyPrefix { get; set; }
 
     protected override ContextRequest AddToRequest(ContextRequest request) =>
         base.AddToRequest(request) with { Transport = Transport is null ? null : Enum.Parse<Moltar.Transport>(Transport, ignoreCase: true) };
@@ -35,12 +39,17 @@ public sealed class InvokeMoltarCommandCommand : MoltarSshCmdlet
     {
         if (Stdin is not null && StdinPath is not null)
             ThrowInvalidArgument("StdinConflict", "-Stdin and -StdinPath both give standard input; use one of them.");
+        if (OutputS3KeyPrefix is not null && OutputS3BucketName is null)
+            ThrowInvalidArgument("OutputS3BucketNameMissing", "-OutputS3KeyPrefix names a folder in the output bucket: give -OutputS3BucketName too.", OutputS3KeyPrefix);
         var context = ResolveContext();
         if (context.Transport == Moltar.Transport.Ssm)
         {
             RunOverSsm(context);
             return;
         }
+        if (OutputS3BucketName is not null)
+            ThrowInvalidArgument("SsmOnlyParameter", "-OutputS3BucketName applies to -Transport Ssm only (over SSH the output comes whole, up to -MaxOutputBytes). " +
+                                 "Leave it out, or add -Transport Ssm.", OutputS3BucketName);
         var targets = ResolveTargets(context);
         var sshOptions = BuildSshOptions(context);
         byte[]? stdin = ReadStdin();
@@ -83,7 +92,8 @@ public sealed class InvokeMoltarCommandCommand : MoltarSshCmdlet
     /// </summary>
     private void RunOverSsm(MoltarContext context)
     {
-        RefuseSshOnlyParameters(MaxOutputBytes != ExecOptions.DefaultMaxOutputBytes ? new[] { "MaxOutputBytes" } : null);
+        // -MaxOutputBytes bounds what is read back from the output bucket; without one, the service's 24,000 characters are all there is.
+        RefuseSshOnlyParameters(MaxOutputBytes != ExecOptions.DefaultMaxOutputBytes && OutputS3BucketName is null ? new[] { "MaxOutputBytes" } : null);
         var selection = ResolveSsmSelection(context);
         bool stopOnError = ErrorActionIsStop();
         var request = new SsmCommandRequest
@@ -94,6 +104,9 @@ public sealed class InvokeMoltarCommandCommand : MoltarSshCmdlet
             MaxConcurrency = Series ? 1 : ThrottleLimit ?? context.ThrottleLimit,
             StopOnFirstError = stopOnError,
             TimeoutSeconds = TimeoutSeconds,
+            OutputS3BucketName = OutputS3BucketName,
+            OutputS3KeyPrefix = OutputS3KeyPrefix,
+            MaxOutputBytes = MaxOutputBytes,
         };
         // -WhatIf: the SendCommand requests that would be sent (before the managed-node check, which needs AWS).
         var plan = SsmCommandRun.DescribePlan(request);
@@ -111,8 +124,11 @@ public sealed class InvokeMoltarCommandCommand : MoltarSshCmdlet
             byId.TryGetValue(outcome.InstanceId, out var known);
             var instance = known.instance;
             object origin = instance is null ? outcome.InstanceId : selection.Origins[known.index];
-            if (outcome.Truncated)
-                WriteWarning($"{instance?.DisplayName ?? outcome.InstanceId}: Systems Manager returns the first {SsmCommandRun.ServiceOutputLimit} characters of each stream; the rest of the output is not in the result.");
+            if (outcome.OutputProblem is { } problem)
+                WriteWarning(problem);
+            else if (outcome.Truncated)
+                WriteWarning($"{instance?.DisplayName ?? outcome.InstanceId}: Systems Manager returns the first {SsmCommandRun.ServiceOutputLimit} characters of each stream; " +
+                             "the rest of the output is not in the result (-OutputS3BucketName has the agent write it whole to S3, and Moltar reads it from there).");
             WriteObject(new MoltarCommandResult
             {
                 InstanceId = outcome.InstanceId,

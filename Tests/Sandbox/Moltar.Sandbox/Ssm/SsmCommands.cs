@@ -137,6 +137,9 @@ public sealed class SsmCommandStore
 
     public Func<SsmSettings> Settings { get; set; } = () => new SsmSettings();
 
+    /// <summary>The S3 stand-in the agents write a command's full output to (OutputS3BucketName), as the real agent does.</summary>
+    public S3Endpoint? Outputs { get; set; }
+
     public IReadOnlyList<SsmCommand> Snapshot()
     {
         lock (gate)
@@ -281,28 +284,54 @@ public sealed class SsmCommandStore
                 invocation.Finish("Failed", "Failed", -1, "", "The sandbox agent could not start: " + ex.Message);
                 return;
             }
+            // The agent uploads the output before it reports the invocation finished (as the real agent does).
+            void Report(string status, string details, int code, string stdout, string stderr)
+            {
+                Upload(invocation, settings, stdout, stderr);
+                invocation.Finish(status, details, code, stdout, stderr);
+            }
             if (invocation.Stop.IsCancellationRequested)
             {
-                invocation.Finish("Cancelled", "Cancelled", -1, result.StandardOutput, result.StandardError);
+                Report("Cancelled", "Cancelled", -1, result.StandardOutput, result.StandardError);
             }
             else if (timeout.IsCancellationRequested)
             {
-                invocation.Finish("TimedOut", "ExecutionTimedOut", -1, result.StandardOutput,
-                                  result.StandardError + $"\nfailed to run commands: exit status -1 (execution timed out after {command.ExecutionTimeoutSeconds} seconds)");
+                Report("TimedOut", "ExecutionTimedOut", -1, result.StandardOutput,
+                       result.StandardError + $"\nfailed to run commands: exit status -1 (execution timed out after {command.ExecutionTimeoutSeconds} seconds)");
             }
             else if (result.ExitCode == 0)
             {
-                invocation.Finish("Success", "Success", 0, result.StandardOutput, result.StandardError);
+                Report("Success", "Success", 0, result.StandardOutput, result.StandardError);
             }
             else
             {
-                invocation.Finish("Failed", "Failed", result.ExitCode, result.StandardOutput,
-                                  result.StandardError + $"\nfailed to run commands: exit status {result.ExitCode}");
+                Report("Failed", "Failed", result.ExitCode, result.StandardOutput,
+                       result.StandardError + $"\nfailed to run commands: exit status {result.ExitCode}");
             }
         }
         finally
         {
             slots.Release();
+        }
+    }
+
+    /// <summary>
+    /// With an output bucket, the agent writes each non-empty stream whole to the key the real agent uses; an
+    /// instance whose role may not write there (<see cref="SsmSettings.OutputUploadDenied"/>) uploads nothing.
+    /// </summary>
+    private void Upload(SsmInvocation invocation, SsmSettings settings, string stdout, string stderr)
+    {
+        var command = invocation.Command;
+        if (Outputs is null || string.IsNullOrEmpty(command.OutputS3BucketName) || settings.IsOutputUploadDenied(invocation.InstanceId))
+        {
+            return;
+        }
+        foreach (var (stream, text) in new[] { ("stdout", stdout), ("stderr", stderr) })
+        {
+            if (text.Length > 0)
+            {
+                Outputs.Put(command.OutputS3BucketName, S3Endpoint.KeyOf(command.OutputS3KeyPrefix, command.CommandId, invocation.InstanceId, stream), text);
+            }
         }
     }
 }

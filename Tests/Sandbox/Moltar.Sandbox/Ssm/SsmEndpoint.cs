@@ -58,7 +58,11 @@ public sealed class SsmEndpoint
         Fleet = fleet;
         Logger = logger ?? NullLogger.Instance;
         Commands.Settings = () => Settings;
+        Commands.Outputs = Outputs;
     }
+
+    /// <summary>The output bucket stand-in (S3 GetObject) the agents write full streams to.</summary>
+    public S3Endpoint Outputs { get; } = new();
 
     public Ec2Fleet Fleet { get; }
     public SsmCommandStore Commands { get; } = new();
@@ -105,6 +109,7 @@ public sealed class SsmEndpoint
     public void Map(IEndpointRouteBuilder routes)
     {
         routes.MapPost(Path, HandleAsync);
+        Outputs.Map(routes);
         routes.MapGet("/_sandbox/ssm/requests", () => Results.Json(Requests, Ec2Endpoint.Json));
         routes.MapDelete("/_sandbox/ssm/requests", () =>
         {
@@ -363,6 +368,10 @@ public sealed class SsmEndpoint
             OutputS3KeyPrefix = String(input, "OutputS3KeyPrefix"),
             Requested = DateTimeOffset.UtcNow,
         };
+        if (command.OutputS3BucketName is { Length: > 0 } bucket)
+        {
+            Outputs.CreateBucket(bucket);
+        }
         Commands.Add(command, resolved);
         return new JsonObject { ["Command"] = CommandJson(command) };
     }
@@ -646,7 +655,7 @@ public sealed class SsmEndpoint
     /// <summary>Where the full output would be in S3 (empty without an output bucket, as the service answers).</summary>
     private static string OutputUrl(SsmCommand command, SsmInvocation invocation, string stream) =>
         command.OutputS3BucketName is { Length: > 0 } bucket
-            ? $"https://s3.us-east-1.amazonaws.com/{bucket}/{(command.OutputS3KeyPrefix is { Length: > 0 } prefix ? prefix + "/" : "")}{command.CommandId}/{invocation.InstanceId}/awsrunShellScript/0.awsrunShellScript/{stream}"
+            ? $"https://s3.us-east-1.amazonaws.com/{bucket}/{S3Endpoint.KeyOf(command.OutputS3KeyPrefix, command.CommandId, invocation.InstanceId, stream)}"
             : "";
 
     private static string Truncate(string text, int limit) => text.Length <= limit ? text : text[..limit];

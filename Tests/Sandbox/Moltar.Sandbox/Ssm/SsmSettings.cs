@@ -29,6 +29,9 @@ public sealed class SsmSettings
     /// <summary>Delay before an agent starts an invocation (ms), so a test can act while commands are in flight.</summary>
     [JsonPropertyName("startDelayMs")] public int? StartDelayMs { get; set; }
 
+    /// <summary>Instances whose role may not write to the output bucket (no s3:PutObject): their agents upload nothing, so the objects are missing.</summary>
+    [JsonPropertyName("outputUploadDenied")] public List<string>? OutputUploadDenied { get; set; }
+
     public string? Validate()
     {
         if (ThrottleFirst < 0) return "throttleFirst must be >= 0";
@@ -40,4 +43,5 @@ public sealed class SsmSettings
     public bool IsUnmanaged(string id) => Unmanaged?.Contains(id, StringComparer.Ordinal) == true;
     public bool IsUndeliverable(string id) => Undeliverable?.Contains(id, StringComparer.Ordinal) == true;
     public bool IsAccessDenied(string id) => AccessDenied?.Contains(id, StringComparer.Ordinal) == true;
+    public bool IsOutputUploadDenied(string id) => OutputUploadDenied?.Contains(id, StringComparer.Ordinal) == true;
 }
