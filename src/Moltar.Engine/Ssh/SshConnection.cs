@@ -8,19 +8,17 @@ namespace Moltar.Engine.Ssh;
 
 /// <summary>
 /// An open, authenticated connection to one host. Runs commands (one at a time per connection is the
-/// intended use), opens SFTP sessions the same way, and closes on Dispose. Not tied to a command, so a
-/// later connection cache can keep it warm between calls.
+/// intended use; SftpChannel opens the SFTP subsystem on it for copies), and closes on Dispose. Not tied to a
+/// command, so ConnectionPool keeps it warm between calls.
 /// </summary>
 public sealed class SshConnection : IDisposable
 {
-    private readonly SshConnector _connector;
     private readonly SshClient _client;
     private IDisposable? _lease;
     private int _disposed;
 
-    internal SshConnection(SshConnector connector, SshTarget target, SshHostSettings settings, SshClient client, IDisposable? lease)
+    internal SshConnection(SshTarget target, SshHostSettings settings, SshClient client, IDisposable? lease)
     {
-        _connector = connector;
         Target = target;
         Settings = settings;
         _client = client;
@@ -69,9 +67,6 @@ public sealed class SshConnection : IDisposable
     /// <summary>Run on a dedicated thread.</summary>
     public Task<ExecOutcome> RunAsync(string command, ExecOptions? options = null, CancellationToken cancellationToken = default) =>
         DedicatedThread.Run(() => Run(command, options, cancellationToken), "Moltar SSH run");
-
-    /// <summary>Opens an SFTP session to the same host, the same way (a second SSH connection: SSH.NET cannot share one).</summary>
-    public SftpConnection OpenSftp(CancellationToken cancellationToken = default) => _connector.ConnectSftp(Target, cancellationToken);
 
     private ExecOutcome RunExec(string command, ExecOptions options, CancellationToken cancellationToken)
     {
@@ -399,7 +394,7 @@ public sealed class SshConnection : IDisposable
 
     private ExecOutcome NotStarted(string command, DateTimeOffset start, Stopwatch clock, Exception e)
     {
-        var lost = !_client.IsConnected || e is ObjectDisposedException;
+        var lost = !_client.IsConnected || SshFailure.MeansConnectionGone(e);
         if (lost)
         {
             Close();
@@ -510,31 +505,6 @@ public sealed class SshConnection : IDisposable
     }
 
     public void Dispose() => Close();
-}
-
-/// <summary>An SFTP session opened like an SSH connection (same auth, host key checks and jump host).</summary>
-public sealed class SftpConnection : IDisposable
-{
-    private IDisposable? _lease;
-
-    internal SftpConnection(SshTarget target, SshHostSettings settings, SftpClient client, IDisposable? lease)
-    {
-        Target = target;
-        Settings = settings;
-        Client = client;
-        _lease = lease;
-    }
-
-    public SshTarget Target { get; }
-    public SshHostSettings Settings { get; }
-    /// <summary>The connected SSH.NET client (engine code only: the type lives in the private load context).</summary>
-    public SftpClient Client { get; }
-
-    public void Dispose()
-    {
-        SshConnector.SafeDispose(Client);
-        Interlocked.Exchange(ref _lease, null)?.Dispose();
-    }
 }
 
 /// <summary>
