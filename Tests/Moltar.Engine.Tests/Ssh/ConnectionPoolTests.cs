@@ -67,32 +67,18 @@ public sealed class ConnectionPoolTests(SshdFixture sshd)
     public void A_target_s_settings_and_keys_are_resolved_once_for_the_pool_key_and_the_new_connection()
     {
         sshd.EnsureAvailable();
-        var pool = new ConnectionPool();
-        var host = sshd.Hosts[14];
-        try
-        {
-            foreach (var options in new[] { Pooled(), sshd.Options() })
-            {
-                // A miss (nothing kept yet, or pooling off): the key and the connection share one resolution.
-                using var connector = new SshConnector(options);
-                var lease = pool.Acquire(connector, host.Target);
-                Assert.False(lease.Reused);
-                Assert.True(lease.Connection.Run("true").Succeeded);
-                Assert.Equal(1, connector.IdentityLookups);
-                lease.Return();
-            }
+        var target = sshd.Hosts[14].Target;
+        using var pool = new ConnectionPool(); // Dispose closes what it kept
 
-            using (var connector = new SshConnector(Pooled()))
-            {
-                var hit = pool.Acquire(connector, host.Target);
-                Assert.True(hit.Reused);
-                Assert.Equal(1, connector.IdentityLookups);
-                hit.Return();
-            }
-        }
-        finally
+        // A miss (nothing kept yet, or pooling off): the key and the connection share one resolution; a hit makes one too.
+        foreach (var (options, reused) in new[] { (Pooled(), false), (sshd.Options(), false), (Pooled(), true) })
         {
-            pool.CloseAll();
+            using var connector = new SshConnector(options);
+            var lease = pool.Acquire(connector, target);
+            Assert.Equal(reused, lease.Reused);
+            Assert.True(lease.Connection.Run("true").Succeeded);
+            Assert.Equal(1, connector.IdentityLookups);
+            lease.Return();
         }
     }
 
@@ -257,40 +243,33 @@ public sealed class ConnectionPoolTests(SshdFixture sshd)
     public void A_copy_whose_kept_connection_the_server_dropped_gets_one_new_connection_as_a_command_does()
     {
         sshd.EnsureAvailable();
-        var pool = new ConnectionPool();
         var host = sshd.Hosts[13];
-        try
+        using var pool = new ConnectionPool(); // Dispose closes what it kept
+        KeepOne(pool, host);
+
+        var log = new System.Collections.Concurrent.ConcurrentQueue<SshLogEntry>();
+        using (var connector = new SshConnector(Pooled(), log.Enqueue))
         {
-            KeepOne(pool, host);
-
-            var log = new System.Collections.Concurrent.ConcurrentQueue<SshLogEntry>();
-            using (var connector = new SshConnector(Pooled(), log.Enqueue))
+            var kept = pool.Acquire(connector, host.Target);
+            Assert.True(kept.Reused);
+            var dropped = kept.Connection;
+            // The server ends the session (a restart, its idle timeout) after the copy took the kept connection.
+            foreach (var session in Sessions(host))
             {
-                var kept = pool.Acquire(connector, host.Target);
-                Assert.True(kept.Reused);
-                var dropped = kept.Connection;
-                // The server ends the session (a restart, its idle timeout) after the copy took the kept connection.
-                foreach (var session in Sessions(host))
-                {
-                    try { Process.GetProcessById(session).Kill(); } catch (ArgumentException) { }
-                }
-                HangGuard.Until(() => !dropped.IsConnected, "the client noticing the dropped connection");
+                try { Process.GetProcessById(session).Kill(); } catch (ArgumentException) { }
+            }
+            HangGuard.Until(() => !dropped.IsConnected, "the client noticing the dropped connection");
 
-                using (Moltar.Engine.Transfer.HostCopySession.Open(connector, kept, CancellationToken.None))
-                {
-                    Assert.NotSame(dropped, kept.Connection);
-                    Assert.True(kept.Connection.IsConnected);
-                }
-
-                Assert.Single(log, e => e.Message == "the connection was gone before the copy started; connected again");
+            using (Moltar.Engine.Transfer.HostCopySession.Open(connector, kept, CancellationToken.None))
+            {
+                Assert.NotSame(dropped, kept.Connection);
+                Assert.True(kept.Connection.IsConnected);
             }
 
-            Assert.True(pool.List().Single().IsConnected);
+            Assert.Single(log, e => e.Message == "the connection was gone before the copy started; connected again");
         }
-        finally
-        {
-            pool.CloseAll();
-        }
+
+        Assert.True(pool.List().Single().IsConnected);
     }
 
     [SshdFact]
