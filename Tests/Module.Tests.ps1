@@ -202,6 +202,33 @@ Describe 'Get-MoltarContext' {
         finally { Pop-Location; Remove-Item env:MOLTAR_USER }
     }
 
+    # Issue 21: the fan-out's limit is resolved once, in the context, so -Verbose's context line tells the truth about
+    # it; -WhatIf on a host name contacts nothing.
+    It 'says where <Name>''s -ThrottleLimit came from in -Verbose''s context line, and that is the limit used' -TestCases @(
+        @{ Name = 'Invoke-MoltarCommand'; Call = { param($extra) 'moltar-21.invalid' | Invoke-MoltarCommand 'true' -SshConfigPath none -WhatIf -Verbose @extra 4>&1 } }
+        @{ Name = 'Copy-MoltarFile'; Call = { param($extra) 'moltar-21.invalid' | Copy-MoltarFile -Path (Join-Path $script:Scratch 'moltar-21.txt') -Destination 'moltar-21/' -SshConfigPath none -WhatIf -Verbose @extra 4>&1 } }
+        @{ Name = 'Invoke-MoltarDeploy'; Call = { param($extra) 'moltar-21.invalid' | Invoke-MoltarDeploy -Package app-web -Force -SshConfigPath none -WhatIf -Verbose @extra 4>&1 3>$null } }
+    ) {
+        function Get-ThrottleLine([hashtable] $Extra) {
+            $context = @(& $Call $Extra | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] -and $_.Message -like 'Context: *' })
+            $context.Count | Should -Be 1
+            ($context[0].Message -split '; ' | Where-Object { $_ -like 'ThrottleLimit=*' }) -join '|'
+        }
+        Set-Content (Join-Path $Scratch 'moltar-21.txt') 'copied nowhere (-WhatIf)'
+        Push-Location $Scratch
+        try {
+            Get-ThrottleLine @{ ThrottleLimit = 3 } | Should -BeExactly 'ThrottleLimit=3 from Parameter'
+            Get-ThrottleLine @{} | Should -BeExactly 'ThrottleLimit=32 from Default'
+            $env:MOLTAR_THROTTLE_LIMIT = '7'
+            Get-ThrottleLine @{} | Should -BeExactly 'ThrottleLimit=7 from Environment MOLTAR_THROTTLE_LIMIT'
+            Get-ThrottleLine @{ ThrottleLimit = 3 } | Should -BeExactly 'ThrottleLimit=3 from Parameter'
+            if ($Name -eq 'Invoke-MoltarCommand') {
+                Get-ThrottleLine @{ Series = $true } | Should -BeExactly 'ThrottleLimit=1 from Parameter' -Because '-Series is one host at a time'
+            }
+        }
+        finally { Pop-Location; Remove-Item env:MOLTAR_THROTTLE_LIMIT -ErrorAction Ignore }
+    }
+
     It 'reports a broken project file as one clear error with a stable id' {
         $broken = Join-Path $Scratch 'broken'
         New-Item -ItemType Directory -Force -Path $broken | Out-Null
@@ -211,6 +238,49 @@ Describe 'Get-MoltarContext' {
             { Get-MoltarContext -ErrorAction Stop } | Should -Throw -ErrorId 'InvalidProjectSetting,Moltar.Cmdlets.GetMoltarContextCommand' -ExpectedMessage "*'Projekt' is not a project file setting*"
         }
         finally { Pop-Location }
+    }
+    # Issue 21: one reading of a piped object's tags (as discovery reads an instance's: the project's TagNames, an SDK
+    # Tag list or a hashtable) and one Origin rule. Invoke-MoltarDeploy refuses untagged piped instances before it connects.
+    Context 'Piped instances' {
+        BeforeAll {
+            New-Item -ItemType Directory -Force -Path (Join-Path $Scratch 'tagged') | Out-Null
+            Set-Content (Join-Path $Scratch 'tagged/.moltar.psd1') "@{ Project = 'shop'; TagNames = @{ Name = 'Host'; Packages = 'Debs' } }"
+        }
+
+        It 'reads Name and Packages from the tags the project renamed, in an SDK-shaped Tags list and in a hashtable' {
+            $sdk = [pscustomobject]@{
+                InstanceId = 'i-0123456789abcdef0'; PrivateIpAddress = '10.21.0.7'
+                Tags = @([pscustomobject]@{ Key = 'Host'; Value = 'web-7' }, [pscustomobject]@{ Key = 'Debs'; Value = '|app-db|' }, [pscustomobject]@{ Key = 'Name'; Value = 'not-this' })
+            }
+            $hashed = [pscustomobject]@{ InstanceId = 'i-0123456789abcdef1'; PrivateIpAddress = '10.21.0.8'; Tags = @{ host = 'web-8'; debs = '|app-web|app-db|' } }
+            Push-Location (Join-Path $Scratch 'tagged')
+            try {
+                $thrown = $null
+                try { $sdk, $hashed | Invoke-MoltarDeploy -Package app-web -SshConfigPath none -WhatIf -ErrorAction Stop }
+                catch { $thrown = $_ }
+            }
+            finally { Pop-Location }
+            $thrown | Should -Not -BeNullOrEmpty
+            $thrown.FullyQualifiedErrorId | Should -BeLike 'PackageNotTagged,*'
+            $thrown.Exception.Message | Should -BeLike "*web-7 (10.21.0.7)'s Debs tag (|app-db|) lacks app-web*"
+            $thrown.Exception.Message | Should -Not -BeLike '*web-8*' -Because 'the hashtable''s debs tag lists app-web (a hashtable matches keys in any case)'
+        }
+
+        It 'names the object as piped, whole, in a host''s error record' {
+            # Port 1 on a loopback address: refused at once (no sshd is started, nothing is reached).
+            $piped = [pscustomobject]@{ InstanceId = 'i-0123456789abcdef2'; PrivateIpAddress = '127.0.21.9'; Tags = @([pscustomobject]@{ Key = 'Host'; Value = 'web-9' }) }
+            Push-Location (Join-Path $Scratch 'tagged')
+            try {
+                $result = $piped | Invoke-MoltarCommand 'true' -Port 1 -SshConfigPath none -KnownHostsPath (Join-Path $Scratch 'known_hosts') -Quiet -ErrorVariable failures -ErrorAction SilentlyContinue
+            }
+            finally { Pop-Location }
+            $result.Succeeded | Should -BeFalse
+            $result.Name | Should -Be 'web-9'
+            $failures.Count | Should -Be 1
+            # A PSCustomObject is whole only as the PSObject piped (its base object has no properties).
+            $failures[0].TargetObject.InstanceId | Should -Be 'i-0123456789abcdef2'
+            $failures[0].TargetObject.Tags.Value | Should -Be 'web-9'
+        }
     }
 }
 

@@ -12,6 +12,13 @@ public class MoltarException : Exception
         Failure = new MoltarFailure(errorId, category, message, host, this);
     }
 
+    /// <summary>Carries a failure value made elsewhere (e.g. Unexpected for a bug's exception, kept as the inner exception).</summary>
+    public MoltarException(MoltarFailure failure)
+        : base((failure ?? throw new ArgumentNullException(nameof(failure))).Message, failure.Exception)
+    {
+        Failure = failure;
+    }
+
     public MoltarFailure Failure { get; }
     public string ErrorId => Failure.ErrorId;
     public FailureCategory Category => Failure.Category;

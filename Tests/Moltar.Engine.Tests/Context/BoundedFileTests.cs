@@ -51,7 +51,7 @@ public sealed class BoundedFileTests : IDisposable
         Assert.Contains(notes, n => n.Contains("known_hosts") && n.Contains("FIFO"));
 
         var configNotes = new List<string>();
-        SshConnector.LoadConfig(Fifo("config"), "/nonexistent", _root, _root, configNotes.Add);
+        SshConfigFiles.LoadConfig(Fifo("config"), "/nonexistent", _root, _root, configNotes.Add);
         Assert.Contains(configNotes, n => n.Contains("FIFO"));
 
         var key = Assert.Throws<SshFailure>(() => KeyFile.Open(Fifo("id_ed25519"), null));

@@ -109,7 +109,29 @@ public class DiscoveryFilterTests
     [InlineData("app-web", new[] { "app-web" })]
     [InlineData("", new string[0])]
     [InlineData(null, new string[0])]
-    public void PackagesTagIsParsed(string? tag, string[] expected) => Assert.Equal(expected, InstanceDiscovery.ParsePackages(tag));
+    public void PackagesTagIsParsed(string? tag, string[] expected) => Assert.Equal(expected, InstanceTags.ParsePackages(tag));
+
+    [Fact]
+    public void TagsAreReadByRoleUnderTheProjectsTagNames()
+    {
+        var tags = new Dictionary<string, string>(StringComparer.Ordinal)
+        {
+            ["Name"] = "web-1", ["App"] = "shop", ["Stage"] = "prod", ["Cluster"] = "web", ["Deb"] = "|app-web|app-worker|",
+        };
+        var read = new InstanceTags(tags, Context(new Dictionary<string, string> { ["Environment"] = "Stage", ["Packages"] = "Deb" }));
+
+        Assert.Equal("web-1", read.Name);
+        Assert.Equal("shop", read.Role("Project")); // App stands in for Project
+        Assert.Equal("prod", read.Role("Environment"));
+        Assert.Equal("web", read.Role("Cluster"));
+        Assert.Equal(new[] { "app-web", "app-worker" }, read.Packages);
+
+        // No Packages tag is not an empty one; a renamed Project tag has no App fallback.
+        var bare = new InstanceTags(new Dictionary<string, string> { ["App"] = "shop" }, Context(new Dictionary<string, string> { ["Project"] = "Team" }));
+        Assert.Null(bare.Packages);
+        Assert.Null(bare.Role("Project"));
+        Assert.Empty(new InstanceTags(new Dictionary<string, string> { ["Packages"] = "" }, Context()).Packages!);
+    }
 
     [Theory]
     [InlineData(AddressType.Auto, "1.2.3.4", "10.0.0.1", "1.2.3.4")]

@@ -359,7 +359,7 @@ public sealed class CertificateTests(SshdFixture sshd, ITestOutputHelper output)
             var parse = new Renci.SshNet.ConnectionInfo(host.Address, "root", new Renci.SshNet.NoneAuthenticationMethod("root")).HostKeyAlgorithms["ssh-ed25519-cert-v01@openssh.com"];
             var certificate = ((Renci.SshNet.Security.CertificateHostAlgorithm)parse(blob)).Certificate;
             using var connector = new SshConnector(Options(known, Servers.CertKey));
-            var verifier = new HostKeyVerifier(connector, connector.Resolve(host.Target), host.Target, "host");
+            var verifier = new HostKeyVerifier(connector.KnownHosts, new SshLog(null), connector.Resolve(host.Target), host.Target, "host");
             verifier.RecordPresented(certificate, blob);
             return verifier.RefusedBySshNet();
         }

@@ -15,6 +15,13 @@ public sealed class ConnectionPoolTests(SshdFixture sshd)
 
     private static List<int> Sessions(SshdHost host) => SshdFixture.DescendantsOf(host.SshdPid).Where(p => SshdFixture.Comm(p).StartsWith("sshd", StringComparison.Ordinal)).ToList();
 
+    /// <summary>A call that connects to the host and gives the connection back to the pool, which keeps it.</summary>
+    private void KeepOne(ConnectionPool pool, SshdHost host)
+    {
+        using var connector = new SshConnector(Pooled());
+        pool.Acquire(connector, host.Target).Return();
+    }
+
     [SshdFact]
     public void A_returned_connection_is_reused_by_the_next_call_with_the_same_settings()
     {
@@ -57,6 +64,25 @@ public sealed class ConnectionPoolTests(SshdFixture sshd)
     }
 
     [SshdFact]
+    public void A_target_s_settings_and_keys_are_resolved_once_for_the_pool_key_and_the_new_connection()
+    {
+        sshd.EnsureAvailable();
+        var target = sshd.Hosts[14].Target;
+        using var pool = new ConnectionPool(); // Dispose closes what it kept
+
+        // A miss (nothing kept yet, or pooling off): the key and the connection share one resolution; a hit makes one too.
+        foreach (var (options, reused) in new[] { (Pooled(), false), (sshd.Options(), false), (Pooled(), true) })
+        {
+            using var connector = new SshConnector(options);
+            var lease = pool.Acquire(connector, target);
+            Assert.Equal(reused, lease.Reused);
+            Assert.True(lease.Connection.Run("true").Succeeded);
+            Assert.Equal(1, connector.IdentityLookups);
+            lease.Return();
+        }
+    }
+
+    [SshdFact]
     public void A_reused_connection_serves_the_later_call_under_that_call_s_name_and_id()
     {
         sshd.EnsureAvailable();
@@ -64,10 +90,7 @@ public sealed class ConnectionPoolTests(SshdFixture sshd)
         var host = sshd.Hosts[14];
         try
         {
-            using (var connector = new SshConnector(Pooled()))
-            {
-                pool.Acquire(connector, host.Target).Return();
-            }
+            KeepOne(pool, host);
 
             // The instance was renamed (tags change between calls): results and messages name it as this call does.
             var renamed = host.Target with { Name = "renamed-14", InstanceId = "i-renamed14" };
@@ -214,6 +237,39 @@ public sealed class ConnectionPoolTests(SshdFixture sshd)
             pool.CloseAll();
             File.Delete(marker);
         }
+    }
+
+    [SshdFact]
+    public void A_copy_whose_kept_connection_the_server_dropped_gets_one_new_connection_as_a_command_does()
+    {
+        sshd.EnsureAvailable();
+        var host = sshd.Hosts[13];
+        using var pool = new ConnectionPool(); // Dispose closes what it kept
+        KeepOne(pool, host);
+
+        var log = new System.Collections.Concurrent.ConcurrentQueue<SshLogEntry>();
+        using (var connector = new SshConnector(Pooled(), log.Enqueue))
+        {
+            var kept = pool.Acquire(connector, host.Target);
+            Assert.True(kept.Reused);
+            var dropped = kept.Connection;
+            // The server ends the session (a restart, its idle timeout) after the copy took the kept connection.
+            foreach (var session in Sessions(host))
+            {
+                try { Process.GetProcessById(session).Kill(); } catch (ArgumentException) { }
+            }
+            HangGuard.Until(() => !dropped.IsConnected, "the client noticing the dropped connection");
+
+            using (Moltar.Engine.Transfer.HostCopySession.Open(connector, kept, CancellationToken.None))
+            {
+                Assert.NotSame(dropped, kept.Connection);
+                Assert.True(kept.Connection.IsConnected);
+            }
+
+            Assert.Single(log, e => e.Message == "the connection was gone before the copy started; connected again");
+        }
+
+        Assert.True(pool.List().Single().IsConnected);
     }
 
     [SshdFact]

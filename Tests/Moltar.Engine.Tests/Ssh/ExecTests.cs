@@ -351,11 +351,7 @@ public sealed class ExecTests(SshdFixture sshd, ITestOutputHelper output)
         using var connector = new SshConnector(sshd.Options());
         using var connection = connector.Connect(sshd.Hosts[2].Target);
         var remote = Path.Combine(sshd.Directory, $"sftp-{Guid.NewGuid():N}.txt");
-        using (var sftp = connection.OpenSftp())
-        {
-            using var data = new MemoryStream(Encoding.UTF8.GetBytes("uploaded by sftp\n"));
-            sftp.Client.UploadFile(data, remote);
-        }
+        SshdFixture.UploadOverSftp(connection, "uploaded by sftp\n", remote);
 
         Assert.Equal("uploaded by sftp\n", connection.Run($"cat {remote}").Stdout);
     }

@@ -50,12 +50,14 @@ public sealed class ProxyCommandTests(SshdFixture sshd, ITestOutputHelper output
             Assert.True(result.Succeeded, result.ErrorMessage);
             Assert.Equal(host.Address, result.Stdout.Trim());
 
-            // SFTP (Copy-MoltarFile) takes the same path: a second connection through its own proxy process.
+            // SFTP (Copy-MoltarFile) takes the same path: a second connection through its own proxy process, with
+            // the SFTP subsystem on a channel of it.
             var remote = Path.Combine(sshd.Directory, $"proxy-{Guid.NewGuid():N}.txt");
-            using (var sftp = connector.ConnectSftp(target))
+            using (var second = connector.Connect(target))
             {
-                using var data = new MemoryStream(Encoding.UTF8.GetBytes("through the proxy\n"));
-                sftp.Client.UploadFile(data, remote);
+                Assert.True(second.ViaProxyCommand);
+                Assert.NotEqual(connection.ProxyProcessId, second.ProxyProcessId);
+                SshdFixture.UploadOverSftp(second, "through the proxy\n", remote);
             }
 
             Assert.Equal("through the proxy\n", connection.Run($"cat {remote}").Stdout);

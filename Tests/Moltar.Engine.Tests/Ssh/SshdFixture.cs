@@ -197,6 +197,21 @@ public sealed class SshdFixture : IDisposable
         return p.ExitCode == 0;
     }
 
+    /// <summary>Uploads text over the SFTP subsystem on a channel of the connection, as Copy-MoltarFile opens it (SftpChannel).</summary>
+    public static void UploadOverSftp(SshConnection connection, string text, string remotePath)
+    {
+        var sftp = SftpChannel.Open(connection, reused: false);
+        try
+        {
+            using var data = new MemoryStream(System.Text.Encoding.UTF8.GetBytes(text));
+            sftp.UploadFile(data, remotePath);
+        }
+        finally
+        {
+            SftpChannel.Close(sftp);
+        }
+    }
+
     public string NewTempFile(string name, string content = "")
     {
         var path = Path.Combine(Directory, $"{Guid.NewGuid():N}-{name}");

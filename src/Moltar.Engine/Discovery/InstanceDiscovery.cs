@@ -130,23 +130,18 @@ public sealed class InstanceDiscovery
         var tags = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var tag in instance.Tags ?? new List<Tag>())
             tags[tag.Key] = tag.Value ?? "";
-        string? Tag(string role)
-        {
-            if (tags.TryGetValue(_context.TagName(role), out var value)) return value;
-            // Some accounts say App where others say Project.
-            return role == "Project" && _context.TagName(role) == "Project" && tags.TryGetValue("App", out var app) ? app : null;
-        }
+        var roles = new InstanceTags(tags, _context);
 
         string? publicIp = NonEmpty(instance.PublicIpAddress);
         string? privateIp = NonEmpty(instance.PrivateIpAddress);
         return new MoltarInstance
         {
             InstanceId = instance.InstanceId,
-            Name = Tag("Name"),
-            Project = Tag("Project"),
-            Environment = Tag("Environment"),
-            Cluster = Tag("Cluster"),
-            Packages = ParsePackages(Tag("Packages")),
+            Name = roles.Name,
+            Project = roles.Role("Project"),
+            Environment = roles.Role("Environment"),
+            Cluster = roles.Role("Cluster"),
+            Packages = roles.Packages ?? Array.Empty<string>(),
             State = instance.State?.Name?.Value ?? "",
             InstanceType = instance.InstanceType?.Value,
             AvailabilityZone = instance.Placement?.AvailabilityZone,
@@ -167,12 +162,6 @@ public sealed class InstanceDiscovery
         AddressType.Private => privateIp,
         _ => publicIp ?? privateIp,
     };
-
-    /// <summary>The Packages tag lists packages between bars: |app-web|app-worker|.</summary>
-    public static string[] ParsePackages(string? tag) =>
-        string.IsNullOrWhiteSpace(tag)
-            ? Array.Empty<string>()
-            : tag.Split(new[] { '|', ' ', ',' }, StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
 
     private static string? NonEmpty(string? value) => string.IsNullOrEmpty(value) ? null : value;
 }

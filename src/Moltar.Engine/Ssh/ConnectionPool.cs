@@ -51,14 +51,15 @@ public sealed class ConnectionPool : IDisposable
     {
         ArgumentNullException.ThrowIfNull(connector);
         ArgumentNullException.ThrowIfNull(target);
+        // Resolved once per target and call: the key is made of what Connect uses, and a miss connects with it.
+        var resolved = connector.ResolveFully(target);
         var idle = connector.Options.ConnectionIdle;
         if (idle <= TimeSpan.Zero)
         {
-            return new PooledConnection(this, null, connector.Connect(target, cancellationToken), reused: false);
+            return new PooledConnection(this, null, connector.Connect(resolved, cancellationToken), reused: false);
         }
 
-        var settings = connector.Resolve(target);
-        var key = KeyOf(settings, connector.IdentitiesFor(settings));
+        var key = KeyOf(resolved.Settings, resolved.Identities);
         var stale = new List<SshConnection>();
         try
         {
@@ -89,7 +90,7 @@ public sealed class ConnectionPool : IDisposable
             CloseUnusedJumps();
         }
 
-        var connection = connector.Connect(target, cancellationToken);
+        var connection = connector.Connect(resolved, cancellationToken);
         var added = new PoolEntry(key, connection, Now) { InUse = true, Uses = 1, Idle = idle };
         lock (_gate)
         {

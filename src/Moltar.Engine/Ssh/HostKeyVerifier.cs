@@ -6,14 +6,16 @@ namespace Moltar.Engine.Ssh;
 /// <summary>Checks the key a host offers during key exchange against known_hosts, under the host's policy.</summary>
 internal sealed class HostKeyVerifier
 {
-    private readonly SshConnector _connector;
+    private readonly KnownHosts _knownHosts;
+    private readonly SshLog _log;
     private readonly SshHostSettings _settings;
     private readonly SshTarget? _target;
     private readonly string _role;
 
-    public HostKeyVerifier(SshConnector connector, SshHostSettings settings, SshTarget? target, string role)
+    public HostKeyVerifier(KnownHosts knownHosts, SshLog log, SshHostSettings settings, SshTarget? target, string role)
     {
-        _connector = connector;
+        _knownHosts = knownHosts;
+        _log = log;
         _settings = settings;
         _target = target;
         _role = role;
@@ -84,10 +86,10 @@ internal sealed class HostKeyVerifier
         OfferedFingerprint = SshKeyBlob.Fingerprint(blob);
 
         var files = _settings.AllKnownHostsFiles.ToList();
-        var check = _connector.KnownHosts.Check(files, _settings.HostName, _settings.Port, blob);
+        var check = _knownHosts.Check(files, _settings.HostName, _settings.Port, blob);
         if (_settings.StrictHostKeyChecking == StrictHostKeyChecking.No)
         {
-            _connector.LogOnce("strict-no", SshLogLevel.Warning,
+            _log.Once("strict-no", SshLogLevel.Warning,
                 "StrictHostKeyChecking is no: host keys are not checked, so a machine in the middle would not be noticed.", null);
             // As OpenSSH: a key marked @revoked is refused under every policy, "no" included.
             if (check.Status != HostKeyStatus.Revoked)
@@ -119,13 +121,13 @@ internal sealed class HostKeyVerifier
             }
 
             var path = _settings.UserKnownHostsFiles[0];
-            var added = _connector.KnownHosts.AddIfUnknown(path, _settings.HostName, _settings.Port, blob, _settings.HashKnownHosts, out var wrote);
+            var added = _knownHosts.AddIfUnknown(path, _settings.HostName, _settings.Port, blob, _settings.HashKnownHosts, out var wrote);
             switch (added.Status)
             {
                 case HostKeyStatus.Trusted:
                     if (wrote)
                     {
-                        _connector.Log(SshLogLevel.Verbose, $"Added {Name} ({offered}) to {path}.", _target);
+                        _log.Write(SshLogLevel.Verbose, $"Added {Name} ({offered}) to {path}.", _target);
                     }
 
                     return true;
@@ -155,7 +157,7 @@ internal sealed class HostKeyVerifier
     /// </summary>
     internal bool VerifyCertificate(Certificate certificate, byte[] plainKey, string algorithm)
     {
-        var entries = _connector.KnownHosts.EntriesOf(_settings.AllKnownHostsFiles);
+        var entries = _knownHosts.EntriesOf(_settings.AllKnownHostsFiles);
         var ca = certificate.CertificateAuthorityKey;
         var caText = CaText(certificate);
         OfferedFingerprint = SshKeyBlob.Fingerprint(plainKey);
@@ -190,7 +192,7 @@ internal sealed class HostKeyVerifier
         }
         else
         {
-            _connector.Log(SshLogLevel.Verbose,
+            _log.Write(SshLogLevel.Verbose,
                 $"The {_role} {Name} presented a host certificate ({algorithm}, key id '{HostLabel.Of(certificate.KeyId, null)}') signed by {caText}, trusted by {authority.Location}.", _target);
             return true;
         }
@@ -237,7 +239,7 @@ internal sealed class HostKeyVerifier
     /// <summary>As ssh after dropping a certificate it does not accept: the plain key is checked under the policy.</summary>
     private bool VerifyPlainKeyInstead(string problem, byte[] plainKey)
     {
-        _connector.Log(SshLogLevel.Verbose, $"The host certificate of {Name} is not accepted: {problem}; checking its plain key, as ssh does.", _target);
+        _log.Write(SshLogLevel.Verbose, $"The host certificate of {Name} is not accepted: {problem}; checking its plain key, as ssh does.", _target);
         var trusted = Verify(plainKey);
         if (!trusted && Failure is { ErrorId: SshErrorIds.HostKeyUnknown })
         {
@@ -253,7 +255,7 @@ internal sealed class HostKeyVerifier
     private SshFailure? RevokedFailure(Certificate certificate, byte[] plainKey)
     {
         var ca = certificate.CertificateAuthorityKey;
-        var revoked = _connector.KnownHosts.EntriesOf(_settings.AllKnownHostsFiles).FirstOrDefault(x => x.Marker == KnownHostMarker.Revoked && x.MatchesHost(Name)
+        var revoked = _knownHosts.EntriesOf(_settings.AllKnownHostsFiles).FirstOrDefault(x => x.Marker == KnownHostMarker.Revoked && x.MatchesHost(Name)
             && (x.KeyBlob.AsSpan().SequenceEqual(ca) || x.KeyBlob.AsSpan().SequenceEqual(plainKey)));
         if (revoked is null)
         {

@@ -81,7 +81,7 @@ internal sealed class JumpHost : IDisposable
                 DropConnection();
                 try
                 {
-                    _client = _connector.Open(_settings, null, "jump host", info => new SshClient(info), _via, cancellationToken, out _viaLease);
+                    _client = _connector.OpenJump(_settings, _via, cancellationToken, out _viaLease);
                     ConnectCount++;
                     _connector.Log(SshLogLevel.Verbose, $"Connected to jump host {Name} ({_client.ConnectionInfo.CurrentKeyExchangeAlgorithm}).");
                 }

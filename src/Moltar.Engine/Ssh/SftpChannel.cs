@@ -46,7 +46,7 @@ internal static class SftpChannel
             throw ChannelEof.Incompatible(missing);
         var ssh = connection.Client;
         var session = members.Session!.GetValue(ssh)
-            ?? throw new SshFailure(SshErrorIds.ConnectionLost, $"The connection to {connection.Target.DisplayName} is closed.", connection.Target.Address);
+            ?? throw SshFailure.ConnectionLost(connection.Target, $"The connection to {connection.Target.DisplayName} is closed.");
         var sftp = new SftpClient(ssh.ConnectionInfo);
         members.Session.SetValue(sftp, session);
         try
@@ -58,7 +58,7 @@ internal static class SftpChannel
         {
             Release(sftp, members);
             if (reused && !connection.IsConnected)
-                throw new SshFailure(SshErrorIds.ConnectionLost, $"The connection to {connection.Target.DisplayName} was lost before the copy started: {inner.Message}", connection.Target.Address, inner);
+                throw SshFailure.ConnectionLost(connection.Target, $"The connection to {connection.Target.DisplayName} was lost before the copy started: {inner.Message}", inner);
             if (inner is SshException or System.Net.Sockets.SocketException or ObjectDisposedException)
                 throw new SshFailure(SshErrorIds.ConnectFailed,
                     $"The host {connection.Settings.HostName}:{connection.Settings.Port} accepted the SSH login but has no working SFTP server ({inner.Message}). " +

@@ -20,9 +20,35 @@ internal sealed class SshConfigFiles
         _note = note;
         _platform = options.Platform ?? SshPaths.CurrentPlatform;
         var paths = SshPaths.Platform(_platform) with { Home = home };
-        var user = SshConnector.LoadConfig(options.ConfigPath, paths.UserConfig, paths.UserDirectory, home, note);
-        var system = SshConnector.LoadConfig(options.SystemConfigPath, paths.SystemConfig, paths.SystemDirectory, home, note);
+        var user = LoadConfig(options.ConfigPath, paths.UserConfig, paths.UserDirectory, home, note);
+        var system = LoadConfig(options.SystemConfigPath, paths.SystemConfig, paths.SystemDirectory, home, note);
         _configs = new[] { user, system };
+    }
+
+    /// <summary>
+    /// Reads an ssh config as the options name it: null = the default file (missing is empty), "" or "none" =
+    /// none, a path that does not exist = InvalidConfiguration.
+    /// </summary>
+    internal static SshConfig LoadConfig(string? path, string defaultPath, string includeBase, string home, Action<string>? note)
+    {
+        if (path is not null && (path.Length == 0 || path.Equals("none", StringComparison.OrdinalIgnoreCase)))
+        {
+            return SshConfig.Empty;
+        }
+
+        var full = SshPaths.ExpandTilde(path ?? defaultPath, home);
+        if (path is not null && !File.Exists(full))
+        {
+            throw new SshFailure(SshErrorIds.InvalidConfiguration, $"ssh config file {full} does not exist.");
+        }
+
+        var config = SshConfig.Load(full, home, includeBase);
+        foreach (var text in config.Notes)
+        {
+            note?.Invoke(text);
+        }
+
+        return config;
     }
 
     /// <summary>Whether any Match line runs a command (exec).</summary>

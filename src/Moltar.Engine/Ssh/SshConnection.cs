@@ -8,19 +8,17 @@ namespace Moltar.Engine.Ssh;
 
 /// <summary>
 /// An open, authenticated connection to one host. Runs commands (one at a time per connection is the
-/// intended use), opens SFTP sessions the same way, and closes on Dispose. Not tied to a command, so a
-/// later connection cache can keep it warm between calls.
+/// intended use; SftpChannel opens the SFTP subsystem on it for copies), and closes on Dispose. Not tied to a
+/// command, so ConnectionPool keeps it warm between calls.
 /// </summary>
 public sealed class SshConnection : IDisposable
 {
-    private readonly SshConnector _connector;
     private readonly SshClient _client;
     private IDisposable? _lease;
     private int _disposed;
 
-    internal SshConnection(SshConnector connector, SshTarget target, SshHostSettings settings, SshClient client, IDisposable? lease)
+    internal SshConnection(SshTarget target, SshHostSettings settings, SshClient client, IDisposable? lease)
     {
-        _connector = connector;
         Target = target;
         Settings = settings;
         _client = client;
@@ -70,9 +68,6 @@ public sealed class SshConnection : IDisposable
     public Task<ExecOutcome> RunAsync(string command, ExecOptions? options = null, CancellationToken cancellationToken = default) =>
         DedicatedThread.Run(() => Run(command, options, cancellationToken), "Moltar SSH run");
 
-    /// <summary>Opens an SFTP session to the same host, the same way (a second SSH connection: SSH.NET cannot share one).</summary>
-    public SftpConnection OpenSftp(CancellationToken cancellationToken = default) => _connector.ConnectSftp(Target, cancellationToken);
-
     private ExecOutcome RunExec(string command, ExecOptions options, CancellationToken cancellationToken)
     {
         var start = DateTimeOffset.Now;
@@ -99,7 +94,7 @@ public sealed class SshConnection : IDisposable
             execution = cmd.ExecuteAsync(CancellationToken.None); // cancellation: Wait below, then Abort
         }
         catch (Exception e) when (e is SshException or ObjectDisposedException or InvalidOperationException or System.Net.Sockets.SocketException
-                                  || IsLibraryFaultOnLostSession(e))
+                                  || SshFailure.IsLibraryFaultOnLostSession(e))
         {
             return NotStarted(command, start, clock, e);
         }
@@ -398,19 +393,9 @@ public sealed class SshConnection : IDisposable
         return (SshErrorIds.CommandFailed, $"The command on {Target.DisplayName} ended without an exit status.");
     }
 
-    /// <summary>
-    /// SSH.NET's SshCommand can fail with a NullReferenceException from its own session-error handler when the
-    /// session dies while the command's channel is opening (a kept connection the server dropped, found under load):
-    /// the exec request was never sent, so it is a connection lost before the command started, not a bug of ours.
-    /// </summary>
-    private static bool IsLibraryFaultOnLostSession(Exception e) =>
-        e is NullReferenceException && e.TargetSite?.DeclaringType?.Assembly == typeof(SshClient).Assembly;
-
     private ExecOutcome NotStarted(string command, DateTimeOffset start, Stopwatch clock, Exception e)
     {
-        // The exception says the connection is gone before IsConnected may (the session notices on its own thread).
-        var lost = !_client.IsConnected || e is ObjectDisposedException or SshConnectionException or System.Net.Sockets.SocketException
-                   || IsLibraryFaultOnLostSession(e);
+        var lost = !_client.IsConnected || SshFailure.MeansConnectionGone(e);
         if (lost)
         {
             Close();
@@ -521,31 +506,6 @@ public sealed class SshConnection : IDisposable
     }
 
     public void Dispose() => Close();
-}
-
-/// <summary>An SFTP session opened like an SSH connection (same auth, host key checks and jump host).</summary>
-public sealed class SftpConnection : IDisposable
-{
-    private IDisposable? _lease;
-
-    internal SftpConnection(SshTarget target, SshHostSettings settings, SftpClient client, IDisposable? lease)
-    {
-        Target = target;
-        Settings = settings;
-        Client = client;
-        _lease = lease;
-    }
-
-    public SshTarget Target { get; }
-    public SshHostSettings Settings { get; }
-    /// <summary>The connected SSH.NET client (engine code only: the type lives in the private load context).</summary>
-    public SftpClient Client { get; }
-
-    public void Dispose()
-    {
-        SshConnector.SafeDispose(Client);
-        Interlocked.Exchange(ref _lease, null)?.Dispose();
-    }
 }
 
 /// <summary>

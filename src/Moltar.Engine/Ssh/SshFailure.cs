@@ -49,6 +49,27 @@ public sealed class SshFailure : MoltarException
     public static MoltarFailure? ValueOf(string? errorId, string? message, string? host) =>
         errorId is null ? null : new MoltarFailure(errorId, CategoryOf(errorId), message ?? errorId, host);
 
+    /// <summary>The one mapping of a lost connection: ConnectionLost for the target, the message saying when it was lost.</summary>
+    internal static SshFailure ConnectionLost(SshTarget target, string message, Exception? cause = null) =>
+        new(SshErrorIds.ConnectionLost, message, target.Address, cause);
+
+    /// <summary>
+    /// Whether what SSH.NET threw means the connection under the operation is gone (the server closed it, the socket
+    /// failed, the client was closed, the server stopped answering) rather than a refusal or a bug.
+    /// </summary>
+    internal static bool MeansConnectionGone(Exception e) =>
+        e is Renci.SshNet.Common.SshConnectionException or System.Net.Sockets.SocketException or ObjectDisposedException
+            or Renci.SshNet.Common.SshOperationTimeoutException
+        || IsLibraryFaultOnLostSession(e);
+
+    /// <summary>
+    /// SSH.NET's SshCommand can fail with a NullReferenceException from its own session-error handler when the
+    /// session dies while the command's channel is opening (a kept connection the server dropped, found under load):
+    /// the exec request was never sent, so it is a connection lost before the command started, not a bug of ours.
+    /// </summary>
+    internal static bool IsLibraryFaultOnLostSession(Exception e) =>
+        e is NullReferenceException && e.TargetSite?.DeclaringType?.Assembly == typeof(Renci.SshNet.SshClient).Assembly;
+
     /// <summary>The category that fits an SSH error id.</summary>
     public static FailureCategory CategoryOf(string errorId) => errorId switch
     {

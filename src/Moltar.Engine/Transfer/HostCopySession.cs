@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Net.Sockets;
 using System.Security.Cryptography;
 using Moltar.Engine.FanOut;
 using Moltar.Engine.Ssh;
@@ -47,28 +46,35 @@ internal sealed class HostCopySession : IDisposable
         _registration = cancellationToken.UnsafeRegister(static s => ((HostCopySession)s!).Close(), this);
     }
 
-    public static HostCopySession Open(SshConnector connector, SshTarget target, CancellationToken cancellationToken)
+    public static HostCopySession Open(SshConnector connector, SshTarget target, CancellationToken cancellationToken) =>
+        Open(connector, ConnectionPool.Shared.Acquire(connector, target, cancellationToken), cancellationToken);
+
+    /// <summary>The copy's SFTP channel on a connection already taken from a pool (the session returns or closes it).</summary>
+    internal static HostCopySession Open(SshConnector connector, PooledConnection connection, CancellationToken cancellationToken)
     {
-        while (true)
+        try
         {
-            var connection = ConnectionPool.Shared.Acquire(connector, target, cancellationToken);
+            SftpClient client;
             try
             {
-                var client = SftpChannel.Open(connection.Connection, connection.Reused);
-                client.BufferSize = SftpBufferSize;
-                return new HostCopySession(connector, connection, client, cancellationToken);
+                client = SftpChannel.Open(connection.Connection, connection.Reused);
             }
-            catch (SshFailure f) when (f.ErrorId == SshErrorIds.ConnectionLost && connection.Reused)
+            catch (SshFailure lost) when (lost.ErrorId == SshErrorIds.ConnectionLost && !cancellationToken.IsCancellationRequested)
             {
-                // The server dropped it while it was pooled; nothing was done on it. Take another (or a new one).
-                connection.Dispose();
-                connector.Log(SshLogLevel.Verbose, "the pooled connection was gone before the copy started; connecting again", target);
+                // Gone before the copy started (the server dropped it while it was kept): the reconnect policy.
+                if (connector.Reconnect(connection.Connection, "the copy", cancellationToken) is not { } fresh)
+                    throw; // the host itself is gone: the lost connection is the failure to report
+                connection.Update(fresh);
+                client = SftpChannel.Open(fresh, reused: false);
             }
-            catch
-            {
-                connection.Dispose();
-                throw;
-            }
+
+            client.BufferSize = SftpBufferSize;
+            return new HostCopySession(connector, connection, client, cancellationToken);
+        }
+        catch
+        {
+            connection.Dispose();
+            throw;
         }
     }
 
@@ -339,7 +345,7 @@ internal sealed class HostCopySession : IDisposable
         var outcome = RunShell(RemoteCommands.Sha256Sum, RemoteCommands.NulSeparated(remotePath));
         if (outcome.ErrorId is SshErrorIds.ConnectionLost or SshErrorIds.Timeout)
         {
-            throw new SshFailure(SshErrorIds.ConnectionLost, outcome.ErrorMessage ?? $"The connection to {Host} was lost.", Target.Address);
+            throw SshFailure.ConnectionLost(Target, outcome.ErrorMessage ?? $"The connection to {Host} was lost.");
         }
 
         if (RemoteCommands.IsCommandNotFound(outcome.ExitCode))
@@ -473,31 +479,23 @@ internal sealed class HostCopySession : IDisposable
         }
     }
 
-    private SshConnection Shell() => (_shell ??= ConnectionPool.Shared.Acquire(_connector, Target, _cancellationToken)).Connection;
-
     /// <summary>
-    /// Runs one of the copy's own commands (mkdir -p, sha256sum: both safe to run twice). When the shell connection
-    /// turns out to be gone (the server dropped it), it is opened again and the command retried once.
+    /// Runs one of the copy's own commands (mkdir -p, sha256sum) on a second connection from the pool, opened when
+    /// first needed, under the reconnect policy of every command (SshConnector.RunReconnecting).
     /// </summary>
     private ExecOutcome RunShell(string command, byte[]? stdin = null)
     {
         var options = new ExecOptions { MaxOutputBytes = 64 * 1024, Stdin = stdin };
-        var outcome = Shell().Run(command, options, _cancellationToken);
-        if (outcome.ErrorId == SshErrorIds.ConnectionLost && !_cancellationToken.IsCancellationRequested)
+        _shell ??= ConnectionPool.Shared.Acquire(_connector, Target, _cancellationToken);
+        var connection = _shell.Connection;
+        try
         {
-            _shell!.Dispose();
-            _shell = null;
-            try
-            {
-                return Shell().Run(command, options, _cancellationToken);
-            }
-            catch (SshFailure)
-            {
-                // The host itself is gone: the lost connection is the failure to report.
-            }
+            return _connector.RunReconnecting(ref connection, command, options, _cancellationToken);
         }
-
-        return outcome;
+        finally
+        {
+            _shell.Update(connection); // a replaced connection is the one to return or close
+        }
     }
 
     /// <summary>Runs a step whose failure ends the host's copy (a TransferFailure or an SSH error maps to its id).</summary>
@@ -525,9 +523,9 @@ internal sealed class HostCopySession : IDisposable
         {
             case TransferFailure or SshFailure:
                 return (MoltarException)e;
-            case SshConnectionException or SocketException or ObjectDisposedException or SshOperationTimeoutException:
+            case var gone when SshFailure.MeansConnectionGone(gone):
                 Close();
-                return new SshFailure(SshErrorIds.ConnectionLost, $"{what}: the connection was lost ({e.Message}).", Target.Address, e);
+                return SshFailure.ConnectionLost(Target, $"{what}: the connection was lost ({e.Message}).", e);
             case SftpPermissionDeniedException:
                 return new TransferFailure(TransferErrorIds.CopyFailed, $"{what}: permission denied.{MkdirNote(mkdirError)}", null, e);
             case SftpPathNotFoundException:

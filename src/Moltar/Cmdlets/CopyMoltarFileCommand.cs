@@ -30,6 +30,8 @@ public sealed class CopyMoltarFileCommand : MoltarSshCmdlet
     [Parameter] [ValidateNotNullOrEmpty] public string? Mode { get; set; }
     [Parameter] [ValidateRange(1, 1024)] public int? ThrottleLimit { get; set; }
 
+    protected override int? ThrottleLimitParameter => ThrottleLimit;
+
     protected override void EndProcessing()
     {
         int? mode = null;
@@ -46,7 +48,7 @@ public sealed class CopyMoltarFileCommand : MoltarSshCmdlet
         var sshOptions = BuildSshOptions(context);
         // -ErrorAction Stop stops starting, not running (see Invoke-MoltarCommand).
         bool stopOnError = ErrorActionIsStop();
-        var fanOut = new FanOutOptions { ThrottleLimit = ThrottleLimit ?? context.ThrottleLimit, ThreadName = "Moltar copy", StopOnFailure = stopOnError };
+        var fanOut = new FanOutOptions { ThrottleLimit = context.ThrottleLimit, ThreadName = "Moltar copy", StopOnFailure = stopOnError };
         var progress = new TransferProgress();
 
         if (plan is not null)
@@ -162,17 +164,4 @@ public sealed class CopyMoltarFileCommand : MoltarSshCmdlet
         $"Copy {string.Join(", ", Path)}{(Recurse ? " (recursively)" : "")} from {target} into {folder}";
 
     private static string Count(int n, string noun) => n == 1 ? $"1 {noun}" : $"{n} {noun}s";
-
-    private SshConnector CreateConnector(SshOptions options)
-    {
-        try
-        {
-            return new SshConnector(options, PostSshLog);
-        }
-        catch (MoltarException e)
-        {
-            ThrowFailure(e);
-            throw;
-        }
-    }
 }

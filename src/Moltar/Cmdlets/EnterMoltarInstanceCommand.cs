@@ -136,17 +136,20 @@ public sealed class EnterMoltarInstanceCommand : MoltarSshCmdlet
         bool piped = MyInvocation.ExpectingInput || MyInvocation.BoundParameters.ContainsKey(nameof(InputObject));
         if (piped)
         {
-            var instances = _piped.SelectMany(p => InstanceInput.ReservationInstances(p) ?? new[] { p }).ToList();
+            var instances = InstanceInput.Expand(_piped).ToList();
             if (instances.Count != 1)
                 ThrowInvalidArgument("AmbiguousInstance", $"{instances.Count} objects came down the pipeline; Enter-MoltarInstance enters exactly one.");
-            var instance = InstanceInput.ToManagedInstance(instances[0]);
+            var instance = InstanceInput.ToManagedInstance(instances[0], context);
             if (instance is null)
                 ThrowInvalidArgument("SsmInputNotAnInstance",
                     $"-Transport Ssm: '{DisplayText.Printable(instances[0].ToString())}' is not an EC2 instance: Session Manager reaches instances by id.", instances[0]);
-            return (instance!.InstanceId, instances[0].BaseObject);
+            return (instance!.InstanceId, InstanceInput.OriginOf(instances[0]));
         }
         if (InstanceId is not null)
-            return (InstanceId[0], InstanceId[0]);
+        {
+            var named = new MoltarInstance { InstanceId = InstanceId[0] };
+            return (named.InstanceId, named);
+        }
         var one = ResolveOne(context);
         return (one.Target.InstanceId, one.Origin);
     }
@@ -223,7 +226,7 @@ public sealed class EnterMoltarInstanceCommand : MoltarSshCmdlet
             if (byId.Count == 0)
                 ThrowTerminatingError(new ErrorRecord(new InvalidOperationException($"{InstanceId[0]} has no address SSH can use."),
                     "NoAddress", ErrorCategory.ResourceUnavailable, InstanceId[0]));
-            return new HostWork(SshTarget.FromInstance(byId[0]), byId[0]);
+            return HostWork.Of(byId[0]);
         }
         var filters = MakeSelection(context, Environment, Cluster, Name, Tag, First);
         var instances = DiscoverInstances(context, filters);
@@ -243,7 +246,7 @@ public sealed class EnterMoltarInstanceCommand : MoltarSshCmdlet
         }
         if (!SshNames.IsValidHost(instance.Address))
             ThrowTerminatingError(InvalidAddressError(instance));
-        return new HostWork(SshTarget.FromInstance(instance), instance);
+        return HostWork.Of(instance);
     }
 
     private static (string ShortId, string Name, string? Address) Candidate(object origin, SshTarget target) =>

@@ -1,6 +1,5 @@
 using System.Collections;
 using System.Management.Automation;
-using Moltar.Engine;
 using Moltar.Engine.Discovery;
 using Moltar.Infrastructure;
 
@@ -41,18 +40,7 @@ public sealed class GetMoltarInstanceCommand : MoltarAwsCmdlet
             ThrowInvalidArgument("InvalidTagFilter", e.Message);
             return;
         }
-        var session = CreateAwsSession(context);
-        var discovery = new InstanceDiscovery(session, context, PostVerbose);
-        IReadOnlyList<MoltarInstance> instances;
-        try
-        {
-            instances = RunOnPipeline(ct => discovery.FindAsync(selection, ct));
-        }
-        catch (MoltarException e)
-        {
-            ThrowFailure(e);
-            return;
-        }
+        var instances = Discover(context, selection, out var session);
         if (instances.Count == 0)
         {
             WriteError(new ErrorRecord(

@@ -32,6 +32,8 @@ public sealed class InvokeMoltarCommandCommand : MoltarSshCmdlet
     /// <summary>-Transport Ssm: the folder in the output bucket.</summary>
     [Parameter] [ValidateNotNullOrEmpty] public string? OutputS3KeyPrefix { get; set; }
 
+    protected override int? ThrottleLimitParameter => Series ? 1 : ThrottleLimit;
+
     protected override ContextRequest AddToRequest(ContextRequest request) =>
         base.AddToRequest(request) with { Transport = Transport is null ? null : Enum.Parse<Moltar.Transport>(Transport, ignoreCase: true) };
 
@@ -68,7 +70,7 @@ public sealed class InvokeMoltarCommandCommand : MoltarSshCmdlet
         // -ErrorAction Stop stops starting, not running: the first failure keeps new hosts from starting, and the
         // hosts already running finish (bounded by -TimeoutSeconds) before the one terminating error.
         bool stopOnError = ErrorActionIsStop();
-        var fanOut = new FanOutOptions { ThrottleLimit = ThrottleLimit ?? context.ThrottleLimit, Series = Series, StopOnFailure = stopOnError };
+        var fanOut = new FanOutOptions { ThrottleLimit = context.ThrottleLimit, Series = Series, StopOnFailure = stopOnError };
         using var connector = CreateConnector(sshOptions);
         using var runner = SshFanOut.RunCommand(connector, Command, exec, fanOut, StopToken, liveOutput: !Quiet);
         foreach (var work in approved)
@@ -101,7 +103,7 @@ public sealed class InvokeMoltarCommandCommand : MoltarSshCmdlet
             Command = Command,
             InstanceIds = selection.Instances.Select(i => i.InstanceId).ToList(),
             Targets = selection.Targets,
-            MaxConcurrency = Series ? 1 : ThrottleLimit ?? context.ThrottleLimit,
+            MaxConcurrency = context.ThrottleLimit,
             StopOnFirstError = stopOnError,
             TimeoutSeconds = TimeoutSeconds,
             OutputS3BucketName = OutputS3BucketName,
@@ -167,19 +169,6 @@ public sealed class InvokeMoltarCommandCommand : MoltarSshCmdlet
             WriteWarning($"{completed.Item!.DisplayName}: kept the first {MaxOutputBytes} bytes of {outcome.StdoutBytes} bytes of output (-MaxOutputBytes).");
         if (outcome.StderrTruncated)
             WriteWarning($"{completed.Item!.DisplayName}: kept the first {MaxOutputBytes} bytes of {outcome.StderrBytes} bytes of error output (-MaxOutputBytes).");
-    }
-
-    private SshConnector CreateConnector(SshOptions options)
-    {
-        try
-        {
-            return new SshConnector(options, PostSshLog);
-        }
-        catch (MoltarException e)
-        {
-            ThrowFailure(e);
-            throw;
-        }
     }
 
     private byte[]? ReadStdin()

@@ -1,4 +1,3 @@
-using System.Collections;
 using System.Diagnostics;
 using System.Management.Automation;
 using System.Text;
@@ -54,11 +53,12 @@ public sealed class InvokeMoltarDeployCommand : MoltarSshCmdlet
 
     protected override string[]? SelectionPackages => _request?.Packages.ToArray();
 
+    protected override int? ThrottleLimitParameter => ThrottleLimit;
+
     protected override ContextRequest AddToRequest(ContextRequest request) =>
         base.AddToRequest(request) with
         {
             Packages = Package,
-            ThrottleLimit = ThrottleLimit,
             Transport = Transport is null ? null : Enum.Parse<Moltar.Transport>(Transport, ignoreCase: true),
         };
 
@@ -91,7 +91,7 @@ public sealed class InvokeMoltarDeployCommand : MoltarSshCmdlet
             Timeout = TimeoutSeconds is { } seconds ? TimeSpan.FromSeconds(seconds) : null,
             MaxOutputBytes = DeployFanOut.MaxStepOutputBytes,
         };
-        var fanOut = new FanOutOptions { ThrottleLimit = ThrottleLimit ?? context.ThrottleLimit, ThreadName = "Moltar deploy" };
+        var fanOut = new FanOutOptions { ThrottleLimit = context.ThrottleLimit, ThreadName = "Moltar deploy" };
         var deploy = new RollingDeploy(request, targets.Select(t => t.Target).ToList(), batchSize.For(targets.Count), MaxFailures);
 
         // Under -ErrorAction Stop the first error would end the call at once: the errors then wait until the
@@ -153,7 +153,7 @@ public sealed class InvokeMoltarDeployCommand : MoltarSshCmdlet
         var untagged = new List<string>();
         foreach (var work in targets)
         {
-            var tagged = TaggedPackages(work.Origin, context.TagName("Packages"));
+            var tagged = InstanceInput.PackagesOf(work.Origin, context);
             var missing = request.Packages.Where(p => tagged is null || !tagged.Contains(p, StringComparer.Ordinal)).ToList();
             if (missing.Count == 0)
                 continue;
@@ -171,47 +171,6 @@ public sealed class InvokeMoltarDeployCommand : MoltarSshCmdlet
                     $"Not deploying {request.Describe()}: {string.Join("; ", untagged)}. Pipe only instances that run the package, " +
                     "fix their tags, or add -Force to deploy to them anyway. Nothing was deployed."),
                 DeployErrorIds.PackageNotTagged, ErrorCategory.InvalidArgument, untagged));
-        }
-    }
-
-    /// <summary>The packages an input object's tags list (MoltarInstance.Packages, or a Packages tag/property); null when it has none.</summary>
-    private static string[]? TaggedPackages(object origin, string tagKey)
-    {
-        if (origin is MoltarInstance instance)
-            return instance.Packages;
-        var input = PSObject.AsPSObject(origin);
-        if (input.BaseObject is string)
-            return null;
-        if (input.Properties["Packages"]?.Value is { } packages)
-            return packages is string text ? Engine.Discovery.InstanceDiscovery.ParsePackages(text) : LanguagePrimitives.ConvertTo<string[]>(packages);
-        if (input.Properties["Tags"]?.Value is { } tags)
-        {
-            var tagList = PSObject.AsPSObject(tags).BaseObject;
-            if (tagList is IDictionary dictionary)
-                return dictionary.Contains(tagKey) ? Engine.Discovery.InstanceDiscovery.ParsePackages(dictionary[tagKey]?.ToString()) : null;
-            if (tagList is IEnumerable list)
-            {
-                foreach (var item in list)
-                {
-                    var tag = PSObject.AsPSObject(item);
-                    if (tag.Properties["Key"]?.Value?.ToString() == tagKey)
-                        return Engine.Discovery.InstanceDiscovery.ParsePackages(tag.Properties["Value"]?.Value?.ToString());
-                }
-            }
-        }
-        return null;
-    }
-
-    private SshConnector CreateConnector(SshOptions options)
-    {
-        try
-        {
-            return new SshConnector(options, PostSshLog);
-        }
-        catch (MoltarException e)
-        {
-            ThrowFailure(e);
-            throw;
         }
     }
 

@@ -8,7 +8,8 @@ namespace Moltar.Infrastructure;
 /// <summary>
 /// Turns whatever came down the pipeline into SSH targets: MoltarInstance objects, objects shaped like
 /// Get-EC2Instance output (InstanceId plus PublicIpAddress/PrivateIpAddress and a Tags list), anything with
-/// an Address property, or plain host names and addresses.
+/// an Address property, or plain host names and addresses. The one place that reads a piped object: its address,
+/// its tags (through InstanceTags, as discovery reads them) and what its error records name (OriginOf).
 /// </summary>
 internal static class InstanceInput
 {
@@ -16,6 +17,13 @@ internal static class InstanceInput
     public const string InstanceIdPattern = "^i-([0-9a-f]{8}|[0-9a-f]{17})$";
 
     public static bool IsInstanceId(string text) => System.Text.RegularExpressions.Regex.IsMatch(text, InstanceIdPattern);
+
+    /// <summary>
+    /// The one Origin rule, for every cmdlet and transport: a host's error records name what the user gave for it. A
+    /// piped object as it was piped (a PSCustomObject whole, as its PSObject: its base object is empty; anything else
+    /// as its base object); an instance Moltar looked up (selection, -InstanceId) is the instance (HostWork.Of).
+    /// </summary>
+    public static object OriginOf(PSObject piped) => piped.BaseObject is PSCustomObject ? piped : piped.BaseObject;
 
     /// <summary>The instances of a Get-EC2Instance Reservation (an object with ReservationId and an Instances list); null for anything else.</summary>
     public static IReadOnlyList<PSObject>? ReservationInstances(PSObject input)
@@ -27,7 +35,11 @@ internal static class InstanceInput
             : new[] { PSObject.AsPSObject(instances) };
     }
 
-    public static SshTarget ToTarget(PSObject input, AddressType addressType)
+    /// <summary>The piped objects one by one: a Reservation as its instances, anything else as itself.</summary>
+    public static IEnumerable<PSObject> Expand(IEnumerable<PSObject> inputs) =>
+        inputs.SelectMany(input => ReservationInstances(input) ?? new[] { input });
+
+    public static SshTarget ToTarget(PSObject input, MoltarContext context)
     {
         if (input.BaseObject is MoltarInstance instance)
             return SshTarget.FromInstance(instance);
@@ -38,54 +50,106 @@ internal static class InstanceInput
             return new SshTarget(text.Trim());
         }
 
-        string? Property(string name) => input.Properties[name]?.Value?.ToString() is { Length: > 0 } value ? value : null;
-        string? instanceId = Property("InstanceId");
-        string? address = Property("Address")
-            ?? InstanceDiscovery.ChooseAddress(addressType, Property("PublicIpAddress"), Property("PrivateIpAddress"))
-            ?? Property("PublicDnsName") ?? Property("PrivateDnsName") ?? Property("HostName");
+        string? instanceId = Property(input, "InstanceId");
+        string? address = Property(input, "Address")
+            ?? InstanceDiscovery.ChooseAddress(context.AddressType, Property(input, "PublicIpAddress"), Property(input, "PrivateIpAddress"))
+            ?? Property(input, "PublicDnsName") ?? Property(input, "PrivateDnsName") ?? Property(input, "HostName");
         if (address is null)
             throw new ArgumentException(
                 $"The input object{(instanceId is null ? "" : $" {instanceId}")} has no address: it needs an Address, PublicIpAddress or PrivateIpAddress property " +
                 "(pipe Get-MoltarInstance, (Get-EC2Instance).Instances, or host names).");
-        return new SshTarget(address, instanceId, Property("Name") ?? NameTag(input.Properties["Tags"]?.Value));
+        return new SshTarget(address, instanceId, Property(input, "Name") ?? NameTag(input, context));
     }
 
     /// <summary>
     /// An instance for Systems Manager, which needs its id only: a MoltarInstance, an object with an InstanceId (its
     /// name and address kept for the result when it has them), or an instance-id string; null for anything else.
     /// </summary>
-    public static MoltarInstance? ToManagedInstance(PSObject input)
+    public static MoltarInstance? ToManagedInstance(PSObject input, MoltarContext context)
     {
         if (input.BaseObject is MoltarInstance instance)
             return instance;
         if (input.BaseObject is string text)
             return IsInstanceId(text.Trim()) ? new MoltarInstance { InstanceId = text.Trim() } : null;
-        string? Property(string name) => input.Properties[name]?.Value?.ToString() is { Length: > 0 } value ? value : null;
-        if (Property("InstanceId") is not { } id || !IsInstanceId(id))
+        if (Property(input, "InstanceId") is not { } id || !IsInstanceId(id))
             return null;
         return new MoltarInstance
         {
             InstanceId = id,
-            Name = Property("Name") ?? NameTag(input.Properties["Tags"]?.Value),
-            Address = Property("Address") ?? Property("PrivateIpAddress") ?? Property("PublicIpAddress"),
+            Name = Property(input, "Name") ?? NameTag(input, context),
+            Address = Property(input, "Address") ?? Property(input, "PrivateIpAddress") ?? Property(input, "PublicIpAddress"),
         };
     }
 
-    /// <summary>The Name tag of an EC2 SDK-shaped Tags list (objects with Key and Value) or a dictionary.</summary>
-    private static string? NameTag(object? tags)
+    /// <summary>
+    /// The packages an input object's tags list: MoltarInstance.Packages, a Packages property, or the Packages tag of
+    /// its Tags; null when it has none (a host name, an object without such a tag).
+    /// </summary>
+    public static string[]? PackagesOf(object origin, MoltarContext context)
     {
-        if (tags is null) return null;
-        if (PSObject.AsPSObject(tags).BaseObject is IDictionary dictionary)
-            return dictionary.Contains("Name") ? dictionary["Name"]?.ToString() : null;
-        if (PSObject.AsPSObject(tags).BaseObject is IEnumerable list)
+        if (origin is MoltarInstance instance)
+            return instance.Packages;
+        var input = PSObject.AsPSObject(origin);
+        if (input.BaseObject is string)
+            return null;
+        if (input.Properties["Packages"]?.Value is { } packages)
+            return packages is string text ? InstanceTags.ParsePackages(text) : LanguagePrimitives.ConvertTo<string[]>(packages);
+        return TagsOf(input, context)?.Packages;
+    }
+
+    /// <summary>
+    /// A piped object's Tags, read as discovery reads an instance's: an EC2 SDK-shaped list (objects with Key and Value;
+    /// keys as EC2 has them, case-sensitive) or a dictionary (a hashtable's keys match as the hashtable matches them).
+    /// Null when it has no Tags.
+    /// </summary>
+    private static InstanceTags? TagsOf(PSObject input, MoltarContext context)
+    {
+        if (input.Properties["Tags"]?.Value is not { } value)
+            return null;
+        var tags = PSObject.AsPSObject(value).BaseObject;
+        if (tags is IDictionary dictionary)
+            return new InstanceTags(new DictionaryTags(dictionary), context);
+        if (tags is IEnumerable list and not string)
         {
+            var pairs = new Dictionary<string, string>(StringComparer.Ordinal);
             foreach (var item in list)
             {
                 var tag = PSObject.AsPSObject(item);
-                if (tag.Properties["Key"]?.Value?.ToString() == "Name")
-                    return tag.Properties["Value"]?.Value?.ToString();
+                if (tag.Properties["Key"]?.Value?.ToString() is { } key)
+                    pairs.TryAdd(key, tag.Properties["Value"]?.Value?.ToString() ?? "");
             }
+            return new InstanceTags(pairs, context);
         }
         return null;
+    }
+
+    private static string? NameTag(PSObject input, MoltarContext context) => TagsOf(input, context)?.Name is { Length: > 0 } name ? name : null;
+
+    private static string? Property(PSObject input, string name) => input.Properties[name]?.Value?.ToString() is { Length: > 0 } value ? value : null;
+
+    /// <summary>A dictionary's entries as tags, looked up with the dictionary's own key matching.</summary>
+    private sealed class DictionaryTags(IDictionary dictionary) : IReadOnlyDictionary<string, string>
+    {
+        public string this[string key] => TryGetValue(key, out var value) ? value : throw new KeyNotFoundException(key);
+        public IEnumerable<string> Keys => dictionary.Keys.Cast<object>().Select(k => k.ToString() ?? "");
+        public IEnumerable<string> Values => dictionary.Values.Cast<object?>().Select(v => v?.ToString() ?? "");
+        public int Count => dictionary.Count;
+        public bool ContainsKey(string key) => dictionary.Contains(key);
+
+        public bool TryGetValue(string key, out string value)
+        {
+            if (dictionary.Contains(key))
+            {
+                value = dictionary[key]?.ToString() ?? "";
+                return true;
+            }
+            value = "";
+            return false;
+        }
+
+        public IEnumerator<KeyValuePair<string, string>> GetEnumerator() =>
+            dictionary.Cast<DictionaryEntry>().Select(e => new KeyValuePair<string, string>(e.Key.ToString() ?? "", e.Value?.ToString() ?? "")).GetEnumerator();
+
+        IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
     }
 }

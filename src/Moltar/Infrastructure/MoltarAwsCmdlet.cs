@@ -3,6 +3,7 @@ using System.Security;
 using Moltar.Engine;
 using Moltar.Engine.Aws;
 using Moltar.Engine.Context;
+using Moltar.Engine.Discovery;
 
 namespace Moltar.Infrastructure;
 
@@ -70,6 +71,26 @@ public abstract class MoltarAwsCmdlet : MoltarCmdlet
         {
             ThrowFailure(e);
             throw;
+        }
+    }
+
+    /// <summary>
+    /// The one discovery path (Get-MoltarInstance and every cmdlet that selects instances): DescribeInstances with the
+    /// context's account and region, run on the pipeline thread (its verbose messages written there); a failure is the
+    /// terminating error. The session comes back for messages that name the region.
+    /// </summary>
+    protected IReadOnlyList<MoltarInstance> Discover(MoltarContext context, InstanceSelection selection, out AwsSession session)
+    {
+        session = CreateAwsSession(context);
+        var discovery = new InstanceDiscovery(session, context, PostVerbose);
+        try
+        {
+            return RunOnPipeline(ct => discovery.FindAsync(selection, ct));
+        }
+        catch (MoltarException e)
+        {
+            ThrowFailure(e);
+            throw; // not reached
         }
     }
 

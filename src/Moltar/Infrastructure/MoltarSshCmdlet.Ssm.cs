@@ -73,22 +73,22 @@ public abstract partial class MoltarSshCmdlet
         if (ParameterSetName == InstanceIdSet)
         {
             foreach (var id in InstanceId!)
-                Add(new MoltarInstance { InstanceId = id }, id);
+            {
+                // As over SSH, an instance named by -InstanceId is its error records' target (here known by its id only).
+                var instance = new MoltarInstance { InstanceId = id };
+                Add(instance, instance);
+            }
         }
         else
         {
-            foreach (var input in _input)
+            foreach (var item in InstanceInput.Expand(_input))
             {
-                foreach (var item in InstanceInput.ReservationInstances(input) ?? new[] { input })
-                {
-                    object origin = item.BaseObject is PSCustomObject ? item : item.BaseObject;
-                    if (InstanceInput.ToManagedInstance(item) is { } instance)
-                        Add(instance, origin);
-                    else
-                        ThrowInvalidArgument("SsmInputNotAnInstance",
-                            $"-Transport Ssm: '{DisplayText.Printable(item.ToString())}' is not an EC2 instance: Systems Manager reaches instances by id. " +
-                            "Pipe Get-MoltarInstance (or objects with an InstanceId), or instance ids.", item);
-                }
+                if (InstanceInput.ToManagedInstance(item, context) is { } instance)
+                    Add(instance, InstanceInput.OriginOf(item));
+                else
+                    ThrowInvalidArgument("SsmInputNotAnInstance",
+                        $"-Transport Ssm: '{DisplayText.Printable(item.ToString())}' is not an EC2 instance: Systems Manager reaches instances by id. " +
+                        "Pipe Get-MoltarInstance (or objects with an InstanceId), or instance ids.", item);
             }
         }
         return new SsmSelection(instances, origins, Array.Empty<SsmTarget>());

@@ -51,6 +51,13 @@ public abstract partial class MoltarSshCmdlet : MoltarAwsCmdlet
     /// <summary>The selection parameters' Package filter, for cmdlets that have one (deploy uses its packages).</summary>
     protected virtual string[]? SelectionPackages => null;
 
+    /// <summary>
+    /// The cmdlet's -ThrottleLimit (1 under -Series), handed to the context so the fan-out's limit is resolved in one
+    /// place with its source (parameter, MOLTAR_THROTTLE_LIMIT, project file, default): the fan-out then takes
+    /// context.ThrottleLimit, and -Verbose's context line says where it came from. Null: not given, or no fan-out.
+    /// </summary>
+    protected virtual int? ThrottleLimitParameter => null;
+
     protected override ContextRequest AddToRequest(ContextRequest request) => request with
     {
         User = User ?? CredentialUser(),
@@ -61,6 +68,7 @@ public abstract partial class MoltarSshCmdlet : MoltarAwsCmdlet
         AddressType = AddressType is null ? null : Enum.Parse<Moltar.AddressType>(AddressType, ignoreCase: true),
         StrictHostKeyChecking = StrictHostKeyChecking is null ? null : Enum.Parse<Moltar.StrictHostKeyChecking>(StrictHostKeyChecking, ignoreCase: true),
         ConnectionIdleSeconds = ConnectionIdleSeconds,
+        ThrottleLimit = ThrottleLimitParameter,
     };
 
     /// <summary>As in Posh-SSH: -Credential's user name is the SSH user when -User is not given (its password is the key passphrase).</summary>
@@ -87,8 +95,8 @@ public abstract partial class MoltarSshCmdlet : MoltarAwsCmdlet
         if (ParameterSetName == PipelineSet)
             return TargetsFromInput(_input, context);
         if (ParameterSetName == InstanceIdSet)
-            return LookUpInstanceIds(context, InstanceId!).Select(i => new HostWork(SshTarget.FromInstance(i), i)).ToList();
-        return FindInstances(context).Select(i => new HostWork(SshTarget.FromInstance(i), i)).ToList();
+            return LookUpInstanceIds(context, InstanceId!).Select(HostWork.Of).ToList();
+        return FindInstances(context).Select(HostWork.Of).ToList();
     }
 
     /// <summary>
@@ -105,11 +113,9 @@ public abstract partial class MoltarSshCmdlet : MoltarAwsCmdlet
                 slots.Add((null, text.Trim()));
                 continue;
             }
-            foreach (var item in InstanceInput.ReservationInstances(input) ?? new[] { input })
+            foreach (var item in InstanceInput.Expand(new[] { input }))
             {
-                // The error records' target is what the user piped; a PSCustomObject is only whole as its PSObject.
-                object origin = item.BaseObject is PSCustomObject ? item : item.BaseObject;
-                try { slots.Add((new HostWork(InstanceInput.ToTarget(item, context.AddressType), origin), null)); }
+                try { slots.Add((new HostWork(InstanceInput.ToTarget(item, context), InstanceInput.OriginOf(item)), null)); }
                 catch (ArgumentException e) { ThrowInvalidArgument("InvalidInputObject", e.Message, item); }
             }
         }
@@ -123,7 +129,7 @@ public abstract partial class MoltarSshCmdlet : MoltarAwsCmdlet
             if (work is not null)
                 targets.Add(work);
             else if (found.TryGetValue(id!, out var instance))
-                targets.Add(new HostWork(SshTarget.FromInstance(instance), instance));
+                targets.Add(HostWork.Of(instance));
         }
         return targets;
     }
@@ -191,18 +197,7 @@ public abstract partial class MoltarSshCmdlet : MoltarAwsCmdlet
     /// <summary>Every instance the selection finds, with or without an address; none is a terminating InstanceNotFound.</summary>
     protected IReadOnlyList<MoltarInstance> DiscoverInstances(MoltarContext context, InstanceSelection selection)
     {
-        var session = CreateAwsSession(context);
-        var discovery = new InstanceDiscovery(session, context, PostVerbose);
-        IReadOnlyList<MoltarInstance> instances;
-        try
-        {
-            instances = RunOnPipeline(ct => discovery.FindAsync(selection, ct));
-        }
-        catch (MoltarException e)
-        {
-            ThrowFailure(e);
-            throw;
-        }
+        var instances = Discover(context, selection, out var session);
         if (instances.Count == 0)
         {
             ThrowTerminatingError(new ErrorRecord(
@@ -240,6 +235,23 @@ public abstract partial class MoltarSshCmdlet : MoltarAwsCmdlet
             ConnectTimeout = ConnectTimeoutSeconds is { } seconds ? TimeSpan.FromSeconds(seconds) : null,
             ConnectionIdle = TimeSpan.FromSeconds(context.ConnectionIdleSeconds),
         };
+    }
+
+    /// <summary>
+    /// The call's connector, made from BuildSshOptions' options with its log posted to the pipeline thread; a call-level
+    /// problem (a key file or ssh config that cannot be used) is the terminating error.
+    /// </summary>
+    protected SshConnector CreateConnector(SshOptions options)
+    {
+        try
+        {
+            return new SshConnector(options, PostSshLog);
+        }
+        catch (MoltarException e)
+        {
+            ThrowFailure(e);
+            throw; // not reached
+        }
     }
 
     /// <summary>"public " or "private " before "IP address" in messages; nothing for Auto.</summary>
