@@ -129,7 +129,7 @@ public sealed class PipelineChannelTests
     }
 
     [Fact]
-    public void Readable_wakes_a_waiting_reader_when_a_worker_writes()
+    public async Task Readable_wakes_a_waiting_reader_when_a_worker_writes()
     {
         var channel = new PipelineChannel<string>();
         var readable = channel.Readable;
@@ -137,7 +137,7 @@ public sealed class PipelineChannelTests
         Assert.Same(readable, channel.Readable); // one task until it ends: waiting in a loop allocates nothing new
         var writer = new Thread(() => channel.TryWrite(PipelineItemKind.Message, "hello"));
         writer.Start();
-        Assert.True(readable.Wait(HangGuard.Limit), "the write did not wake the reader");
+        await readable.WaitAsync(HangGuard.Limit); // throws TimeoutException when the write did not wake the reader
         Assert.True(channel.TryRead(out var text));
         Assert.Equal("hello", text);
         writer.Join();
