@@ -502,4 +502,50 @@ Describe 'Invoke-MoltarDeploy' -Skip:([bool]$SkipReason) {
         # No proxy process outlives its connection.
         @(Get-Process bash -ErrorAction Ignore | Where-Object { $_.CommandLine -like "*$marker*" }).Count | Should -Be 0
     }
+
+    It 'a host and a hook flooding output at a slow consumer: the deploy finishes, lines beyond room are dropped and counted, memory stays bounded' {
+        # apt-get update on the host prints 100 MB first (a million 100-character lines, APT's Pre-Invoke hook), and the
+        # after-deploy hook a million lines more; downstream (6>&1) a consumer sleeps now and then, so the pipeline
+        # thread writes far slower than either produces. Workers never wait for it: what finds no room is counted.
+        $conf = '/etc/apt/apt.conf.d/99moltar-test-flood'
+        $null = Invoke-OnHost $Names[0] "echo 'APT::Update::Pre-Invoke { ""yes $('x' * 99) | head -c 100000000""; };' | sudo tee $conf"
+        $hookPath = Join-Path $Project '.moltar-after-deploy'
+        $savedHook = [IO.File]::ReadAllText($hookPath)
+        [IO.File]::WriteAllText($hookPath, "#!/bin/sh`nyes $('y' * 99) | head -n 1000000`n")
+        Approve-MoltarProject -Path $Project | Out-Null
+        # The peak resident set comes from the kernel (VmHWM, reset first), as in Reliability's 200 MB command.
+        function Get-StatusKB([string] $Field) { [long] ((-split (Get-Content /proc/self/status | Where-Object { $_ -like "${Field}:*" }))[1]) }
+        [GC]::Collect(); [GC]::WaitForPendingFinalizers(); [GC]::Collect()
+        [IO.File]::WriteAllText('/proc/self/clear_refs', '5')
+        $baseline = Get-StatusKB VmRSS
+        $script:Shown = 0
+        try {
+            $results = @($Hosts[0] | Invoke-MoltarDeploy -Package moltar-test-app -Version 1.1.0 -WarningVariable warnings -WarningAction SilentlyContinue 6>&1 |
+                ForEach-Object {
+                    if ($_ -is [Management.Automation.InformationRecord]) {
+                        if (++$script:Shown % 100 -eq 0) { Start-Sleep -Milliseconds 5 }
+                    }
+                    else { $_ }
+                })
+        }
+        finally {
+            $null = Invoke-OnHost $Names[0] "sudo rm -f $conf"
+            [IO.File]::WriteAllText($hookPath, $savedHook)
+            Approve-MoltarProject -Path $Project | Out-Null
+        }
+        $growthMB = ((Get-StatusKB VmHWM) - $baseline) / 1KB
+        Write-Host ("Deploy flood: {0} lines shown; peak resident set growth {1:0} MB" -f $script:Shown, $growthMB)
+
+        $results.Count | Should -Be 1
+        $results[0].Status | Should -Be 'Succeeded' -Because $results[0].Error
+        $results[0].Truncated | Should -BeTrue
+        $notShown = @($warnings | ForEach-Object { "$_" } | Where-Object { $_ -match '\d+ line\(s\) of output were not shown live' })
+        $notShown | Should -HaveCount 2 -Because 'one warning for the host''s lines, one for the hook''s'
+        $counted = ($notShown | ForEach-Object { [long] [regex]::Match($_, '(\d+) line\(s\)').Groups[1].Value } | Measure-Object -Sum).Sum
+        # Every line was shown or counted, none silently lost: a million from the host, a million from the hook.
+        ($script:Shown + $counted) | Should -BeGreaterOrEqual 2000000
+        $script:Shown | Should -BeLessThan 2000000
+        # Kept: the result's MiB per step and a bounded queue of lines; never the 200 MB of lines (400 MB as .NET strings).
+        $growthMB | Should -BeLessThan 150
+    }
 }

@@ -207,118 +207,128 @@ public sealed class FanOutRunnerTests
     }
 
     [Fact]
-    public void Output_applies_back_pressure_instead_of_growing_without_bound()
+    public void Output_beyond_the_line_capacity_is_dropped_and_counted_and_never_waited_for()
     {
-        var produced = 0;
+        var accepted = 0;
+        var roomAtEnd = true;
         using var runner = new FanOutRunner<int, int>(ctx =>
         {
             for (var i = 0; i < 1000; i++)
             {
-                ctx.Output("x");
-                Interlocked.Increment(ref produced);
+                if (ctx.Output("x"))
+                {
+                    accepted++;
+                }
             }
 
+            roomAtEnd = ctx.HasOutputRoom;
             return 0;
         }, new FanOutOptions { OutputCapacity = 50 });
         runner.Add(1);
         runner.Complete();
-        Thread.Sleep(300);
-        Assert.InRange(Volatile.Read(ref produced), 50, 51);
+        // Nobody reads while the worker writes: a worker that waited for room would never end.
+        Assert.True(runner.WaitForWorkers(HangGuard.Limit), "the worker waited for the pipeline thread");
+        Assert.Equal(50, accepted);
+        Assert.False(roomAtEnd);
+        Assert.Equal(950, runner.Events.LinesDropped);
+        Assert.Equal(52, runner.Events.PeakQueued); // Started, the 50 lines, Completed: nothing else was kept
         var events = Drain(runner);
-        Assert.Equal(1000, events.Count(e => e.Kind == FanOutEventKind.Output));
+        Assert.Equal(50, events.Count(e => e.Kind == FanOutEventKind.Output));
+        Assert.Single(events, e => e.Kind == FanOutEventKind.Completed);
     }
 
     [Fact]
-    public void Output_back_pressure_counts_characters_so_long_lines_cannot_fill_memory()
+    public void Output_room_counts_characters_so_long_lines_cannot_fill_memory()
     {
-        var produced = 0;
+        var accepted = 0;
         var line = new string('x', 1000);
         using var runner = new FanOutRunner<int, int>(ctx =>
         {
             for (var i = 0; i < 500; i++)
             {
-                ctx.Output(line);
-                Interlocked.Increment(ref produced);
+                if (ctx.Output(line))
+                {
+                    accepted++;
+                }
             }
 
             return 0;
         }, new FanOutOptions { OutputCharCapacity = 10_000 });
         runner.Add(1);
         runner.Complete();
-        Thread.Sleep(300);
-        Assert.InRange(Volatile.Read(ref produced), 10, 11);
-        var events = Drain(runner);
-        Assert.Equal(500, events.Count(e => e.Kind == FanOutEventKind.Output));
-    }
-
-    [Fact]
-    public void A_line_longer_than_the_character_capacity_still_passes_alone()
-    {
-        using var runner = new FanOutRunner<int, int>(ctx =>
-        {
-            ctx.Output(new string('y', 5000));
-            ctx.Output(new string('z', 5000));
-            return 0;
-        }, new FanOutOptions { OutputCharCapacity = 100 });
-        runner.Add(1);
-        runner.Complete();
-        var events = Drain(runner);
-        Assert.Equal(new[] { 5000, 5000 }, events.Where(e => e.Kind == FanOutEventKind.Output).Select(e => e.Text!.Length));
-    }
-
-    [Fact]
-    public void TryOutput_refuses_at_once_when_the_queue_is_full_and_says_so_beforehand()
-    {
-        var accepted = 0;
-        var refused = 0;
-        var roomAtEnd = true;
-        using var runner = new FanOutRunner<int, int>(ctx =>
-        {
-            for (var i = 0; i < 100; i++)
-            {
-                if (ctx.TryOutput("line"))
-                {
-                    accepted++;
-                }
-                else
-                {
-                    refused++;
-                }
-            }
-
-            roomAtEnd = ctx.HasOutputRoom;
-            return 0;
-        }, new FanOutOptions { OutputCapacity = 10 });
-        runner.Add(1);
-        runner.Complete();
-        Assert.True(runner.WaitForWorkers(HangGuard.Limit), "TryOutput waited for room");
+        Assert.True(runner.WaitForWorkers(HangGuard.Limit), "the worker waited for the pipeline thread");
         Assert.Equal(10, accepted);
-        Assert.Equal(90, refused);
-        Assert.False(roomAtEnd);
+        Assert.Equal(490, runner.Events.LinesDropped);
         Assert.Equal(10, Drain(runner).Count(e => e.Kind == FanOutEventKind.Output));
     }
 
     [Fact]
-    public void Cancel_releases_a_worker_waiting_to_queue_output()
+    public void A_line_longer_than_the_character_capacity_still_passes_when_no_other_line_waits()
     {
-        var attempts = 0;
+        using var runner = new FanOutRunner<int, int>(ctx =>
+        {
+            ctx.Output(new string('y', 5000));
+            ctx.Output(new string('z', 5000)); // the first still waits: no room
+            return 0;
+        }, new FanOutOptions { OutputCharCapacity = 100 });
+        runner.Add(1);
+        runner.Complete();
+        Assert.True(runner.WaitForWorkers(HangGuard.Limit), "the worker waited for the pipeline thread");
+        var events = Drain(runner);
+        Assert.Equal(new[] { 'y' }, events.Where(e => e.Kind == FanOutEventKind.Output).Select(e => e.Text![0]));
+        Assert.Equal(1, runner.Events.LinesDropped);
+    }
+
+    [Fact]
+    public void Results_are_never_dropped_while_lines_and_messages_are()
+    {
         using var runner = new FanOutRunner<int, int>(ctx =>
         {
             for (var i = 0; i < 100; i++)
             {
-                Interlocked.Increment(ref attempts);
                 ctx.Output("line");
+                ctx.Verbose("message");
             }
 
+            return ctx.Item;
+        }, new FanOutOptions { ThrottleLimit = 4, OutputCapacity = 5, MessageCapacity = 5 });
+        for (var i = 0; i < 20; i++)
+        {
+            runner.Add(i);
+        }
+
+        runner.Complete();
+        Assert.True(runner.WaitForWorkers(HangGuard.Limit), "a worker waited for the pipeline thread");
+        var events = Drain(runner);
+        Assert.Equal(Enumerable.Range(0, 20), events.Where(e => e.Kind == FanOutEventKind.Completed).Select(e => e.Result).OrderBy(r => r));
+        Assert.Equal(20, events.Count(e => e.Kind == FanOutEventKind.Started));
+        Assert.Equal(5, events.Count(e => e.Kind == FanOutEventKind.Output));
+        Assert.Equal(5, events.Count(e => e.Kind == FanOutEventKind.Verbose));
+        Assert.Equal(20 * 100 - 5, runner.Events.LinesDropped);
+        Assert.Equal(20 * 100 - 5, runner.Events.MessagesDropped);
+    }
+
+    [Fact]
+    public void Output_after_Cancel_is_refused()
+    {
+        using var started = new ManualResetEventSlim();
+        using var cancelled = new ManualResetEventSlim();
+        var afterCancel = true;
+        using var runner = new FanOutRunner<int, int>(ctx =>
+        {
+            started.Set();
+            cancelled.Wait(HangGuard.Limit);
+            afterCancel = ctx.Output("late");
             return 0;
-        }, new FanOutOptions { OutputCapacity = 5 });
+        });
         runner.Add(1);
         runner.Complete();
-        // The sixth line finds the queue full (nobody takes from it): the worker waits for room.
-        HangGuard.Until(() => Volatile.Read(ref attempts) >= 6, "the worker filling the output queue");
-        Assert.False(runner.WaitForWorkers(TimeSpan.Zero), "the worker did not wait for room");
+        Assert.True(started.Wait(HangGuard.Limit));
         runner.Cancel();
-        Assert.True(runner.WaitForWorkers(HangGuard.Limit), "the worker kept waiting for room after Cancel");
+        cancelled.Set();
+        var events = Drain(runner);
+        Assert.False(afterCancel);
+        Assert.DoesNotContain(events, e => e.Kind == FanOutEventKind.Output);
     }
 
     [Fact]

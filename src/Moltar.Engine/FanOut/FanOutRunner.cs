@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Diagnostics;
 
 namespace Moltar.Engine.FanOut;
@@ -11,13 +10,15 @@ public sealed class FanOutOptions
     public bool Series { get; init; }
     /// <summary>After an item fails, items not yet started are skipped (for rolling work such as deploys).</summary>
     public bool StopOnFailure { get; init; }
-    /// <summary>Output lines queued but not yet taken by the pipeline thread before workers wait (back-pressure).</summary>
+    /// <summary>Output lines queued but not yet taken by the pipeline thread; more are dropped and counted (never waited for).</summary>
     public int OutputCapacity { get; init; } = 10_000;
     /// <summary>
-    /// Characters of output queued before workers wait, whatever the number of lines (a host printing long lines
-    /// fills memory long before 10,000 of them are queued). One line longer than this still passes, alone.
+    /// Characters of output queued, whatever the number of lines (a host printing long lines fills memory long before
+    /// 10,000 of them are queued); more are dropped and counted. One line longer than this still passes, alone.
     /// </summary>
     public long OutputCharCapacity { get; init; } = 4L * 1024 * 1024;
+    /// <summary>Warning, verbose and status messages queued; more are dropped and counted (never waited for).</summary>
+    public int MessageCapacity { get; init; } = 10_000;
     public string ThreadName { get; init; } = "Moltar fan-out";
 }
 
@@ -84,13 +85,11 @@ public sealed class FanOutContext<TItem, TResult>
     /// <summary>Fires on Cancel/Dispose or the caller's token: stop within a second or two and close connections.</summary>
     public CancellationToken CancellationToken { get; }
 
-    /// <summary>Queues a line of output; waits while the pipeline thread is behind (OutputCapacity, OutputCharCapacity).</summary>
-    public void Output(string line, bool isError = false) => _runner.PostOutput(Item, Index, line, isError, wait: true);
     /// <summary>
-    /// Queues a line of output if there is room now, else returns false at once (the line is not queued). For
-    /// producers that must not stall: SSH.NET buffers whatever its reader does not take, without limit.
+    /// Queues a line of output if there is room now (OutputCapacity, OutputCharCapacity), else returns false at once:
+    /// the line is dropped and counted, never waited for (SSH.NET buffers whatever its reader does not take, without limit).
     /// </summary>
-    public bool TryOutput(string line, bool isError = false) => _runner.PostOutput(Item, Index, line, isError, wait: false);
+    public bool Output(string line, bool isError = false) => _runner.PostOutput(Item, Index, line, isError);
     /// <summary>Whether a line of output would be queued now (a hint: another worker may take the room first).</summary>
     public bool HasOutputRoom => _runner.HasOutputRoom;
     public void Warning(string message) => _runner.Post(FanOutEventKind.Warning, message, Item, Index);
@@ -104,7 +103,8 @@ public sealed class FanOutSkippedException(string message) : Exception(message);
 /// <summary>
 /// Runs work for many items on a bounded pool of dedicated threads (not the shared ThreadPool: SSH.NET's
 /// connect blocks its thread). Items are added as they arrive (Add), results and output come back as events
-/// in one queue that only the pipeline thread drains (TryTake / ReadAll): workers never touch PowerShell.
+/// in one <see cref="PipelineChannel{T}"/> that only the pipeline thread drains (TryTake / ReadAll): workers never
+/// touch PowerShell and never wait for that thread (results are kept, lines and messages beyond room dropped and counted).
 /// Each item's Completed event is queued the moment it finishes. Cancel (or the token, or Dispose) skips
 /// items not started and signals the running ones through their token.
 /// </summary>
@@ -119,18 +119,13 @@ public sealed class FanOutRunner<TItem, TResult> : IDisposable
     private readonly object _gate = new();
     private readonly Queue<(TItem Item, int Index)> _pending = new();
     private readonly List<Thread> _threads = new();
-    private readonly ConcurrentQueue<FanOutEvent<TItem, TResult>> _events = new();
-    private readonly SemaphoreSlim _eventCount = new(0);
-    private readonly object _outputGate = new();
-    private int _queuedLines;
-    private long _queuedChars;
+    private readonly PipelineChannel<FanOutEvent<TItem, TResult>> _events;
     private int _added;
     private int _completed;
     private int _idle;
     private bool _addingComplete;
     private bool _finishQueued;
     private bool _stopped;
-    private bool _finished;
 
 #pragma warning disable CA1068 // isFailure came later as an optional last argument; callers name it
     public FanOutRunner(Func<FanOutContext<TItem, TResult>, TResult> work, FanOutOptions? options = null,
@@ -141,6 +136,12 @@ public sealed class FanOutRunner<TItem, TResult> : IDisposable
         _options = options ?? new FanOutOptions();
         _throttle = _options.Series ? 1 : Math.Clamp(_options.ThrottleLimit, 1, 1024);
         _isFailure = isFailure;
+        _events = new PipelineChannel<FanOutEvent<TItem, TResult>>(new PipelineChannelOptions
+        {
+            LineCapacity = _options.OutputCapacity,
+            LineCharCapacity = _options.OutputCharCapacity,
+            MessageCapacity = _options.MessageCapacity,
+        });
         _cts = new CancellationTokenSource();
         if (cancellationToken.CanBeCanceled)
         {
@@ -152,7 +153,9 @@ public sealed class FanOutRunner<TItem, TResult> : IDisposable
     public int TotalCount => Volatile.Read(ref _added);
     public int CompletedCount => Volatile.Read(ref _completed);
     /// <summary>True once every item has completed and the last event was taken.</summary>
-    public bool IsFinished => Volatile.Read(ref _finished);
+    public bool IsFinished => _events.IsDrained;
+    /// <summary>The channel the events come through (its counts of dropped lines and messages, its Readable task).</summary>
+    public PipelineChannel<FanOutEvent<TItem, TResult>> Events => _events;
     public bool IsCancellationRequested => _cts.IsCancellationRequested;
 
     /// <summary>Queues an item; it starts as soon as a worker is free. Call from one thread (the pipeline's).</summary>
@@ -203,7 +206,7 @@ public sealed class FanOutRunner<TItem, TResult> : IDisposable
     }
 
     /// <summary>Queues a message from outside a work item (e.g. the SSH connector's log). Thread-safe.</summary>
-    public void Post(FanOutEventKind kind, string text) => Enqueue(new FanOutEvent<TItem, TResult>
+    public void Post(FanOutEventKind kind, string text) => Enqueue(KindOf(kind), new FanOutEvent<TItem, TResult>
     {
         Kind = kind,
         Text = text,
@@ -214,7 +217,7 @@ public sealed class FanOutRunner<TItem, TResult> : IDisposable
     /// <summary>Queues a message about an item from outside its work (Index -1). Thread-safe.</summary>
     public void Post(FanOutEventKind kind, string text, TItem item) => Post(kind, text, item, -1);
 
-    internal void Post(FanOutEventKind kind, string text, TItem item, int index) => Enqueue(new FanOutEvent<TItem, TResult>
+    internal void Post(FanOutEventKind kind, string text, TItem item, int index) => Enqueue(KindOf(kind), new FanOutEvent<TItem, TResult>
     {
         Kind = kind,
         Text = text,
@@ -225,37 +228,20 @@ public sealed class FanOutRunner<TItem, TResult> : IDisposable
         TotalCount = TotalCount,
     });
 
-    internal bool HasOutputRoom =>
-        Volatile.Read(ref _queuedLines) < Math.Max(1, _options.OutputCapacity) && Interlocked.Read(ref _queuedChars) < Math.Max(1, _options.OutputCharCapacity);
+    internal bool HasOutputRoom => _events.HasLineRoom;
 
-    internal bool PostOutput(TItem item, int index, string line, bool isError, bool wait)
+    /// <summary>Started is kept (one per item); warnings, verbose and status are messages (dropped and counted beyond room).</summary>
+    private static PipelineItemKind KindOf(FanOutEventKind kind) =>
+        kind is FanOutEventKind.Started or FanOutEventKind.Completed ? PipelineItemKind.Result : PipelineItemKind.Message;
+
+    internal bool PostOutput(TItem item, int index, string line, bool isError)
     {
-        // Back-pressure when the pipeline falls behind: wait (or, not waiting, refuse the line) while too many
-        // lines or characters are queued.
-        var lines = Math.Max(1, _options.OutputCapacity);
-        var chars = Math.Max(1, _options.OutputCharCapacity);
-        lock (_outputGate)
+        if (_cts.IsCancellationRequested)
         {
-            while (_queuedLines >= lines || _queuedLines > 0 && _queuedChars + line.Length > chars)
-            {
-                if (_cts.IsCancellationRequested || !wait)
-                {
-                    return false; // cancelled (nobody wants the rest of the output), or no room now
-                }
-
-                Monitor.Wait(_outputGate, 100);
-            }
-
-            if (_cts.IsCancellationRequested)
-            {
-                return false;
-            }
-
-            _queuedLines++;
-            _queuedChars += line.Length;
+            return false; // nobody wants the rest of the output
         }
 
-        Enqueue(new FanOutEvent<TItem, TResult>
+        return _events.TryWrite(PipelineItemKind.Line, new FanOutEvent<TItem, TResult>
         {
             Kind = FanOutEventKind.Output,
             Text = line,
@@ -263,52 +249,14 @@ public sealed class FanOutRunner<TItem, TResult> : IDisposable
             Item = item,
             HasItem = true,
             Index = index,
-        });
-        return true;
+        }, line.Length);
     }
 
     /// <summary>
     /// Takes the next event, waiting up to millisecondsTimeout (0 = just look, -1 = until one comes).
     /// Returns false on timeout and when everything is done (then IsFinished is true). Pipeline thread only.
     /// </summary>
-    public bool TryTake(out FanOutEvent<TItem, TResult> next, int millisecondsTimeout = 0)
-    {
-        next = null!;
-        if (IsFinished)
-        {
-            return false;
-        }
-
-        if (!_eventCount.Wait(millisecondsTimeout))
-        {
-            return false;
-        }
-
-        _events.TryDequeue(out var ev);
-        if (ev is null)
-        {
-            return false;
-        }
-
-        if (ev.Kind == FanOutEventKind.Output)
-        {
-            lock (_outputGate)
-            {
-                _queuedLines--;
-                _queuedChars -= ev.Text?.Length ?? 0;
-                Monitor.PulseAll(_outputGate);
-            }
-        }
-
-        if (ReferenceEquals(ev, FinishMarker))
-        {
-            Volatile.Write(ref _finished, true);
-            return false;
-        }
-
-        next = ev;
-        return true;
-    }
+    public bool TryTake(out FanOutEvent<TItem, TResult> next, int millisecondsTimeout = 0) => _events.TryRead(out next, millisecondsTimeout);
 
     /// <summary>Every event until all items are done (call after Complete). Pipeline thread only.</summary>
     public IEnumerable<FanOutEvent<TItem, TResult>> ReadAll()
@@ -343,11 +291,6 @@ public sealed class FanOutRunner<TItem, TResult> : IDisposable
 
             SkipPending("cancelled before it started");
             Monitor.PulseAll(_gate);
-            lock (_outputGate)
-            {
-                Monitor.PulseAll(_outputGate); // workers waiting to queue output stop waiting
-            }
-
             QueueFinishIfDone();
         }
     }
@@ -387,8 +330,6 @@ public sealed class FanOutRunner<TItem, TResult> : IDisposable
         WaitForWorkers(TimeSpan.FromSeconds(2));
         _callerRegistration.Dispose();
     }
-
-    private static readonly FanOutEvent<TItem, TResult> FinishMarker = new() { Kind = FanOutEventKind.Completed };
 
     private void WorkerLoop()
     {
@@ -436,7 +377,7 @@ public sealed class FanOutRunner<TItem, TResult> : IDisposable
         lock (_gate)
         {
             var done = Interlocked.Increment(ref _completed);
-            Enqueue(new FanOutEvent<TItem, TResult>
+            Enqueue(PipelineItemKind.Result, new FanOutEvent<TItem, TResult>
             {
                 Kind = FanOutEventKind.Completed,
                 Item = item,
@@ -471,7 +412,7 @@ public sealed class FanOutRunner<TItem, TResult> : IDisposable
     private void QueueSkipped(TItem item, int index, string reason)
     {
         var done = Interlocked.Increment(ref _completed);
-        Enqueue(new FanOutEvent<TItem, TResult>
+        Enqueue(PipelineItemKind.Result, new FanOutEvent<TItem, TResult>
         {
             Kind = FanOutEventKind.Completed,
             Item = item,
@@ -492,13 +433,9 @@ public sealed class FanOutRunner<TItem, TResult> : IDisposable
         if (_addingComplete && !_finishQueued && Volatile.Read(ref _completed) == Volatile.Read(ref _added))
         {
             _finishQueued = true;
-            Enqueue(FinishMarker);
+            _events.Complete(); // the reader sees the end once it took every event before it
         }
     }
 
-    private void Enqueue(FanOutEvent<TItem, TResult> ev)
-    {
-        _events.Enqueue(ev);
-        _eventCount.Release();
-    }
+    private void Enqueue(PipelineItemKind kind, FanOutEvent<TItem, TResult> ev) => _events.TryWrite(kind, ev);
 }

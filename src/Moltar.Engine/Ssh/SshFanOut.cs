@@ -76,7 +76,7 @@ public static class SshFanOut
         /// <summary>Shows one line if the queue has room, else counts it.</summary>
         public void Show(string line, bool isError = false)
         {
-            if (!ctx.TryOutput(line, isError))
+            if (!ctx.Output(line, isError))
             {
                 Interlocked.Increment(ref _skipped);
             }

@@ -79,7 +79,8 @@ public sealed class SsmCommandRun : IDisposable
     private readonly IAmazonSimpleSystemsManagement _client;
     private readonly SsmOutputBucket? _bucket;
     private readonly SsmCommandRequest _request;
-    private readonly BlockingCollection<SsmEvent> _events = new();
+    // Outcomes are kept (one per instance); messages beyond room are dropped and counted, never waited for.
+    private readonly FanOut.PipelineChannel<SsmEvent> _events = new();
     private readonly ConcurrentBag<string> _sent = new();
     private readonly CancellationTokenSource _stop = new();
     private Task? _task;
@@ -105,7 +106,9 @@ public sealed class SsmCommandRun : IDisposable
     /// <summary>Instances known so far (ids given, or the targets' count once the service resolved them).</summary>
     public int TotalCount => Volatile.Read(ref _total);
     public int CompletedCount => Volatile.Read(ref _completed);
-    public bool IsFinished => _task is { IsCompleted: true } && _events.Count == 0;
+    public bool IsFinished => _events.IsDrained;
+    /// <summary>The channel the events come through (its count of dropped messages, its Readable task).</summary>
+    public FanOut.PipelineChannel<SsmEvent> Events => _events;
     /// <summary>What ended the run early (a Systems Manager call that kept failing), else null.</summary>
     public MoltarException? Failure { get; private set; }
     /// <summary>The commands sent, by id (what CancelCommand cancels).</summary>
@@ -186,11 +189,12 @@ public sealed class SsmCommandRun : IDisposable
             finally
             {
                 linked.Dispose();
+                _events.Complete(); // after Failure is set: the reader sees the end, then the failure
             }
         }, CancellationToken.None);
     }
 
-    public bool TryTake(out SsmEvent? e, int millisecondsTimeout) => _events.TryTake(out e, millisecondsTimeout);
+    public bool TryTake(out SsmEvent? e, int millisecondsTimeout) => _events.TryRead(out e, millisecondsTimeout);
 
     /// <summary>Stops polling and cancels every command sent (CancelCommand), waiting at most <paramref name="limit"/>.</summary>
     public void CancelSent(TimeSpan limit)
@@ -208,12 +212,12 @@ public sealed class SsmCommandRun : IDisposable
         }
     }
 
-    private void Post(SsmEventKind kind, string text) => _events.Add(new SsmEvent(kind, Text: text));
+    private void Post(SsmEventKind kind, string text) => _events.TryWrite(FanOut.PipelineItemKind.Message, new SsmEvent(kind, Text: text));
 
     private void Complete(SsmOutcome outcome)
     {
         Interlocked.Increment(ref _completed);
-        _events.Add(new SsmEvent(SsmEventKind.Completed, outcome));
+        _events.TryWrite(FanOut.PipelineItemKind.Result, new SsmEvent(SsmEventKind.Completed, outcome));
     }
 
     private async Task RunAsync(CancellationToken ct)
@@ -443,7 +447,6 @@ public sealed class SsmCommandRun : IDisposable
         _stop.Cancel();
         try { _task?.Wait(TimeSpan.FromSeconds(10)); } catch (AggregateException) { }
         _stop.Dispose();
-        _events.Dispose();
         _client.Dispose();
         _bucket?.Dispose();
     }

@@ -217,12 +217,12 @@ public sealed class InvokeMoltarDeployCommand : MoltarSshCmdlet
             return;
         WriteVerbose($"Pausing {PauseSeconds} s before batch {next.Number}.");
         var until = DateTime.UtcNow.AddSeconds(PauseSeconds);
-        while (DateTime.UtcNow < until)
+        // The pause is a turn of the one loop: what workers posted is still written, Ctrl+C ends it.
+        Pump<object>(null, null, () => DateTime.UtcNow >= until, () =>
         {
-            if (StopToken.WaitHandle.WaitOne(TimeSpan.FromMilliseconds(Math.Min(200, Math.Max(1, (until - DateTime.UtcNow).TotalMilliseconds)))))
+            if (StopToken.IsCancellationRequested)
                 throw new PipelineStoppedException();
-            DrainPosted();
-        }
+        });
     }
 
     /// <summary>
@@ -257,7 +257,7 @@ public sealed class InvokeMoltarDeployCommand : MoltarSshCmdlet
             try
             {
                 int exitCode = RunOnPipeline(ct => DeployHook.RunAsync(path, context.ProjectDirectory!, variables,
-                    (line, isError) => Post(() => WriteHookLine(file, line, isError)), ct));
+                    (line, isError) => Post(PipelineItemKind.Line, () => WriteHookLine(file, line, isError), line.Length), ct));
                 if (exitCode != 0)
                     errors.Add(HookError($"The deploy hook {path} exited with code {exitCode}.", path));
             }

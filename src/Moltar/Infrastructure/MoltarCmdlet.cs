@@ -1,6 +1,6 @@
-using System.Collections.Concurrent;
 using System.Management.Automation;
 using Moltar.Engine;
+using Moltar.Engine.FanOut;
 
 namespace Moltar.Infrastructure;
 
@@ -11,45 +11,89 @@ namespace Moltar.Infrastructure;
 public abstract class MoltarCmdlet : PSCmdlet, IDisposable
 {
     private readonly CancellationTokenSource _stopping = new();
-    private readonly BlockingCollection<Action> _pipelineWork = new();
+    // What worker threads post for this thread to write: never waited on; lines and messages beyond room are dropped and counted.
+    private readonly PipelineChannel<Action> _posted = new();
+    private long _droppedLinesReported;
+    private long _droppedMessagesReported;
 
     protected CancellationToken StopToken => _stopping.Token;
 
     protected override void StopProcessing() => _stopping.Cancel();
 
-    /// <summary>Queues a write to run on the pipeline thread; safe from any thread.</summary>
-    protected void Post(Action write)
-    {
-        try { _pipelineWork.Add(write); }
-        catch (Exception e) when (e is InvalidOperationException or ObjectDisposedException) { /* the cmdlet has finished; late messages are dropped */ }
-    }
+    /// <summary>
+    /// Queues a write to run on the pipeline thread; safe from any thread and never waits. A Line or Message that finds
+    /// no room is dropped and counted (the loop reports the count); a Result is always kept.
+    /// </summary>
+    protected void Post(PipelineItemKind kind, Action write, int chars = 0) => _posted.TryWrite(kind, write, chars);
 
-    protected void PostVerbose(string message) => Post(() => WriteVerbose(message));
-    protected void PostWarning(string message) => Post(() => WriteWarning(message));
+    protected void PostVerbose(string message) => Post(PipelineItemKind.Message, () => WriteVerbose(message));
+    protected void PostWarning(string message) => Post(PipelineItemKind.Message, () => WriteWarning(message));
 
     /// <summary>Runs engine work and drains what it posts until it completes; returns its result on this thread.</summary>
     protected T RunOnPipeline<T>(Func<CancellationToken, Task<T>> work)
     {
         var task = Task.Run(() => work(StopToken));
-        // Wake the wait below the moment the work ends, instead of at the next 50 ms poll.
-        task.ContinueWith(static (_, state) => ((MoltarCmdlet)state!).Post(static () => { }), this,
+        // Wake the loop below the moment the work ends, instead of at its next 100 ms turn (kept: one per call).
+        task.ContinueWith(static (_, state) => ((MoltarCmdlet)state!).Post(PipelineItemKind.Result, static () => { }), this,
             CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
-        while (!task.IsCompleted)
-        {
-            if (_pipelineWork.TryTake(out var write, 50))
-                write();
-        }
-        DrainPosted();
+        Pump<object>(null, null, () => task.IsCompleted);
         if (task.IsCanceled || (task.IsFaulted && StopToken.IsCancellationRequested && task.Exception!.InnerException is OperationCanceledException))
             throw new PipelineStoppedException();
         return task.GetAwaiter().GetResult();
     }
 
-    /// <summary>Writes, on this (the pipeline) thread, everything posted so far.</summary>
-    protected void DrainPosted()
+    /// <summary>
+    /// The one loop by which this (the pipeline) thread takes what worker threads hand it: until <paramref name="finished"/>
+    /// holds, it writes what was posted to this cmdlet (Post, PostVerbose, PostWarning) and hands each item of the
+    /// work's own channel (a fan-out's or an SSM run's events) to <paramref name="handle"/>, in the order written;
+    /// <paramref name="eachTurn"/> runs at least every 100 ms (Ctrl+C, progress). Workers never wait for this loop.
+    /// Afterwards it warns once about lines and messages that were dropped because this thread fell behind.
+    /// </summary>
+    protected void Pump<TItem>(PipelineChannel<TItem>? work, Action<TItem>? handle, Func<bool> finished, Action? eachTurn = null)
     {
-        while (_pipelineWork.TryTake(out var write))
+        while (!finished())
+        {
+            eachTurn?.Invoke();
+            bool wrote = DrainPosted();
+            if (work is not null && work.TryRead(out var item))
+            {
+                handle!(item);
+                continue;
+            }
+            if (!wrote)
+                Task.WaitAny(work is null ? new[] { _posted.Readable } : new[] { _posted.Readable, work.Readable }, 100);
+        }
+        DrainPosted();
+        WarnDropped(work?.MessagesDropped ?? 0);
+    }
+
+    /// <summary>Writes, on this (the pipeline) thread, what was posted so far (not what comes meanwhile); false when there was nothing.</summary>
+    protected bool DrainPosted()
+    {
+        int waiting = _posted.Queued;
+        bool wrote = false;
+        for (int i = 0; i < waiting && _posted.TryRead(out var write); i++)
+        {
             write();
+            wrote = true;
+        }
+        return wrote;
+    }
+
+    /// <summary>
+    /// Warns about lines and messages dropped since the last warning: this cmdlet's posts, plus the messages of a work that
+    /// has ended (its lines are counted per host by the engine: SshFanOut's "not shown live" warning).
+    /// </summary>
+    private void WarnDropped(long workMessages)
+    {
+        long lines = _posted.LinesDropped - _droppedLinesReported;
+        long messages = _posted.MessagesDropped - _droppedMessagesReported + workMessages;
+        _droppedLinesReported = _posted.LinesDropped;
+        _droppedMessagesReported = _posted.MessagesDropped;
+        if (lines > 0)
+            WriteWarning($"{lines} line(s) of output were not shown live: they came faster than they could be written.");
+        if (messages > 0)
+            WriteWarning($"{messages} verbose or warning message(s) were not shown: they came faster than they could be written.");
     }
 
     /// <summary>
@@ -142,7 +186,6 @@ public abstract class MoltarCmdlet : PSCmdlet, IDisposable
     public void Dispose()
     {
         _stopping.Dispose();
-        _pipelineWork.Dispose();
         GC.SuppressFinalize(this);
     }
 }

@@ -104,16 +104,16 @@ public abstract partial class MoltarSshCmdlet
                             Func<SsmOutcome, (IReadOnlyList<ErrorRecord> Errors, object Origin)> completed)
     {
         int failed = 0;
-        while (!run.IsFinished)
+        void EachTurn()
         {
             if (StopToken.IsCancellationRequested)
             {
                 run.CancelSent(TimeSpan.FromSeconds(15));
                 throw new PipelineStoppedException();
             }
-            DrainPosted();
-            if (!run.TryTake(out var e, 100) || e is null)
-                continue;
+        }
+        Pump(run.Events, e =>
+        {
             switch (e.Kind)
             {
                 case SsmEventKind.Verbose:
@@ -140,7 +140,7 @@ public abstract partial class MoltarSshCmdlet
                     });
                     break;
             }
-        }
+        }, () => run.IsFinished, EachTurn);
         // The run's own task ends on the same stop token: the loop can end before it saw the stop.
         if (StopToken.IsCancellationRequested)
         {

@@ -354,19 +354,19 @@ public abstract partial class MoltarSshCmdlet : MoltarAwsCmdlet
         int failed = 0;
         bool bold = !Console.IsOutputRedirected && Host?.UI?.SupportsVirtualTerminal == true;
         var sinceProgress = System.Diagnostics.Stopwatch.StartNew();
-        while (!runner.IsFinished)
+        void EachTurn()
         {
             if (StopToken.IsCancellationRequested) runner.Cancel();
-            // Messages posted by discovery or the connector (other threads) are written here too.
-            DrainPosted();
             if (describeProgress is not null && sinceProgress.ElapsedMilliseconds >= 250)
             {
                 (status, percent) = describeProgress(runner.CompletedCount, runner.TotalCount, failed);
                 Report();
                 sinceProgress.Restart();
             }
-            if (!runner.TryTake(out var e, 100))
-                continue;
+        }
+        // Messages posted by discovery or the connector (other threads) are written by the same loop.
+        Pump(runner.Events, e =>
+        {
             switch (e.Kind)
             {
                 case FanOutEventKind.Output when !quiet:
@@ -397,8 +397,7 @@ public abstract partial class MoltarSshCmdlet : MoltarAwsCmdlet
                     sinceProgress.Restart();
                     break;
             }
-        }
-        DrainPosted();
+        }, () => runner.IsFinished, EachTurn);
         Report(ProgressRecordType.Completed);
         if (StopToken.IsCancellationRequested)
             throw new PipelineStoppedException();
