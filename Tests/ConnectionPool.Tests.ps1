@@ -158,8 +158,9 @@ Import-Module '$ModulePath'
 
     It 'idle connections close after -ConnectionIdleSeconds; the host sees them go' {
         $on = $Hosts[5]
-        $null = Invoke-OnHost $on 'true' @{ ConnectionIdleSeconds = 2 }
-        @(Get-MoltarConnection | Where-Object Address -EQ $on.Address).IdleLimit | Should -Be ([TimeSpan]::FromSeconds(2))
+        # Long enough that even a loaded machine looks at the host before the idle time is up.
+        $null = Invoke-OnHost $on 'true' @{ ConnectionIdleSeconds = 15 }
+        @(Get-MoltarConnection | Where-Object Address -EQ $on.Address).IdleLimit | Should -Be ([TimeSpan]::FromSeconds(15))
         (Get-SessionProcess $on).Count | Should -BeGreaterThan 0 -Because 'the connection is kept for now'
         Wait-NoSession $on | Should -BeNullOrEmpty -Because 'the idle connection was closed'
         @(Get-MoltarConnection | Where-Object Address -EQ $on.Address) | Should -BeNullOrEmpty
@@ -264,23 +265,30 @@ Remove-Module Moltar
         $targets = @($Hosts | ForEach-Object Address) * 2
         $null = @($targets | Invoke-MoltarCommand 'true' @Ssh -Quiet -ThrottleLimit 1000 -ConnectionIdleSeconds 0)
         $before = Get-ResourceUse
-        $results = @($targets | Invoke-MoltarCommand 'echo $((1+1))' @Ssh -Quiet -ThrottleLimit 1000 -ErrorAction Stop)
-        $results.Count | Should -Be $targets.Count
-        @($results | Where-Object Output -NE "2`n") | Should -BeNullOrEmpty
-        @(Get-MoltarConnection).Count | Should -Be $targets.Count -Because 'a connection carries one command at a time, so each host got two'
-        $again = @($targets | Invoke-MoltarCommand 'true' @Ssh -Quiet -ThrottleLimit 1000 -ErrorAction Stop)
-        $again.Count | Should -Be $targets.Count
-        # Which of a host's two connections each use took depends on timing (one may have served both); none was new.
-        $kept = @(Get-MoltarConnection)
-        $kept.Count | Should -Be $targets.Count -Because 'the second call opened no connection'
-        ($kept | Measure-Object Uses -Sum).Sum | Should -Be (2 * $targets.Count) -Because 'every command of the second call ran on a kept connection'
-        Disconnect-MoltarInstance
-        $deadline = [DateTime]::UtcNow.AddSeconds($HangGuardSeconds)
-        do { $after = Get-ResourceUse } while (($after.Threads -gt $before.Threads + 5 -or $after.Sockets -gt $before.Sockets) -and [DateTime]::UtcNow -lt $deadline -and -not (Start-Sleep -Milliseconds 500))
-        Write-Host "Pool: before $before; after $after"
-        $after.Sockets | Should -BeLessOrEqual $before.Sockets
-        $after.Fds | Should -BeLessOrEqual ($before.Fds + 5)
-        $after.Threads | Should -BeLessOrEqual ($before.Threads + 5)
-        Wait-NoSession $Hosts | Should -BeNullOrEmpty
+        # Each command waits (at most 3 minutes) until the host's other one runs too, so both run at once on two
+        # connections whatever the machine's load: one that ended first would leave its connection free for the other.
+        $barrier = "/tmp/moltar-pool-barrier-$([guid]::NewGuid().ToString('n'))"
+        $both = "mkdir -p $barrier && touch $barrier/`$`$; i=0; while [ `$(ls $barrier | wc -l) -lt 2 ] && [ `$i -lt 1800 ]; do sleep 0.1; i=`$((i+1)); done; echo `$((1+1))"
+        try {
+            $results = @($targets | Invoke-MoltarCommand $both @Ssh -Quiet -ThrottleLimit 1000 -ErrorAction Stop)
+            $results.Count | Should -Be $targets.Count
+            @($results | Where-Object Output -NE "2`n") | Should -BeNullOrEmpty
+            @(Get-MoltarConnection).Count | Should -Be $targets.Count -Because 'a connection carries one command at a time, so each host got two'
+            $again = @($targets | Invoke-MoltarCommand 'true' @Ssh -Quiet -ThrottleLimit 1000 -ErrorAction Stop)
+            $again.Count | Should -Be $targets.Count
+            # Which of a host's two connections each use took depends on timing (one may have served both); none was new.
+            $kept = @(Get-MoltarConnection)
+            $kept.Count | Should -Be $targets.Count -Because 'the second call opened no connection'
+            ($kept | Measure-Object Uses -Sum).Sum | Should -Be (2 * $targets.Count) -Because 'every command of the second call ran on a kept connection'
+            Disconnect-MoltarInstance
+            $deadline = [DateTime]::UtcNow.AddSeconds($HangGuardSeconds)
+            do { $after = Get-ResourceUse } while (($after.Threads -gt $before.Threads + 5 -or $after.Sockets -gt $before.Sockets) -and [DateTime]::UtcNow -lt $deadline -and -not (Start-Sleep -Milliseconds 500))
+            Write-Host "Pool: before $before; after $after"
+            $after.Sockets | Should -BeLessOrEqual $before.Sockets
+            $after.Fds | Should -BeLessOrEqual ($before.Fds + 5)
+            $after.Threads | Should -BeLessOrEqual ($before.Threads + 5)
+            Wait-NoSession $Hosts | Should -BeNullOrEmpty
+        }
+        finally { $null = @($Hosts | ForEach-Object Address | Invoke-MoltarCommand "rm -rf $barrier" @Ssh -Quiet -ConnectionIdleSeconds 0 -ErrorAction SilentlyContinue) }
     }
 }

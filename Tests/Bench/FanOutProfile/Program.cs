@@ -39,7 +39,7 @@ var options = new SshOptions
     ConfigPath = "none",
     SystemConfigPath = "none",
     UseAgent = false,
-    StrictHostKeyChecking = StrictHostKeyChecking.Yes,
+    StrictHostKeyChecking = Moltar.StrictHostKeyChecking.Yes,
     KexAlgorithms = kex,
     Ciphers = ciphers,
 };
