@@ -48,7 +48,7 @@ public sealed class EnterMoltarInstanceCommand : MoltarSshCmdlet
     private readonly List<PSObject> _piped = new();
 
     protected override ContextRequest AddToRequest(ContextRequest request) =>
-        base.AddToRequest(request) with { Transport = Transport is null ? null : Enum.Parse<Moltar.Transport>(Transport, ignoreCase: true) };
+        base.AddToRequest(request) with { Transport = TransportOf(Transport) };
 
     protected override string[]? SelectionPackages => Package;
 

@@ -35,7 +35,7 @@ public sealed class InvokeMoltarCommandCommand : MoltarSshCmdlet
     protected override int? ThrottleLimitParameter => Series ? 1 : ThrottleLimit;
 
     protected override ContextRequest AddToRequest(ContextRequest request) =>
-        base.AddToRequest(request) with { Transport = Transport is null ? null : Enum.Parse<Moltar.Transport>(Transport, ignoreCase: true) };
+        base.AddToRequest(request) with { Transport = TransportOf(Transport) };
 
     protected override void EndProcessing()
     {

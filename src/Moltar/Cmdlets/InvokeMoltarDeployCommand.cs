@@ -59,7 +59,7 @@ public sealed class InvokeMoltarDeployCommand : MoltarSshCmdlet
         base.AddToRequest(request) with
         {
             Packages = Package,
-            Transport = Transport is null ? null : Enum.Parse<Moltar.Transport>(Transport, ignoreCase: true),
+            Transport = TransportOf(Transport),
         };
 
     /// <summary>Ssh (Moltar's own connections) or Ssm (each step through Systems Manager Run Command, as root).</summary>

@@ -28,6 +28,10 @@ public abstract partial class MoltarSshCmdlet
         ("ConnectTimeoutSeconds", "no connection is made to the instance"),
     };
 
+    /// <summary>A -Transport parameter's value (ValidateSet has checked it) for the context request; null when not given.</summary>
+    protected static Moltar.Transport? TransportOf(string? parameter) =>
+        parameter is null ? null : Enum.Parse<Moltar.Transport>(parameter, ignoreCase: true);
+
     /// <summary>A terminating SsmParameterNotSupported for the first SSH-only parameter given (never silently ignored).</summary>
     protected void RefuseSshOnlyParameters(IEnumerable<string>? more = null)
     {
