@@ -376,6 +376,55 @@ Describe 'Invoke-MoltarCommand -Transport Ssm' -Skip:([bool] $SkipReason) {
         @(Get-MoltarSandboxSsmRequest $Sandbox -Action SendCommand).Count | Should -BeGreaterThan 4 -Because 'each deploy step is one Run Command'
     }
 
+    It 'reads a deploy step''s output whole from the output bucket when Systems Manager truncated it, and says when it could not' {
+        # moltar-test-noisy's postinst prints a line of 30,000 characters: apt-get install's stdout is longer than the 24,000 the service returns.
+        $target = $HostInstances[0]
+        $line = 'n' * 30000
+        $deploy = @{ Package = 'moltar-test-noisy'; Transport = 'Ssm'; Force = $true; Quiet = $true; Confirm = $false; WarningAction = 'SilentlyContinue' }
+        function Get-OutputWarning($warnings) { @($warnings | Where-Object { $_.Message -notmatch 'deploying anyway \(-Force\)' } | ForEach-Object Message) }
+
+        $cut = $target | Invoke-MoltarDeploy @deploy -Version 1.0.0 -WarningVariable cutWarnings
+        $cut.Succeeded | Should -BeTrue -Because $cut.Error
+        $cut.Output.Contains($line) | Should -BeFalse
+        $cut.Output.Contains('n' * 20000) | Should -BeTrue
+        $cut.Output | Should -Match ([regex]::Escape('[Moltar: this stream is not whole: only the part above came back]'))
+        $cut.Truncated | Should -BeTrue
+        $cutWarning = Get-OutputWarning $cutWarnings
+        $cutWarning.Count | Should -Be 1
+        $cutWarning[0] | Should -Match 'Systems Manager returns the first 24000 characters of each stream.*-OutputS3BucketName'
+
+        Clear-MoltarSandboxSsmRequest $Sandbox
+        $whole = $target | Invoke-MoltarDeploy @deploy -Version 1.1.0 -OutputS3BucketName moltar-output -OutputS3KeyPrefix deploys -WarningVariable wholeWarnings
+        $whole.Succeeded | Should -BeTrue -Because $whole.Error
+        $whole.Output.Contains($line) | Should -BeTrue
+        $whole.Truncated | Should -BeFalse
+        Get-OutputWarning $wholeWarnings | Should -BeNullOrEmpty
+        @(Get-MoltarSandboxSsmRequest $Sandbox -Action SendCommand | ForEach-Object { "$($_.Body.OutputS3BucketName)/$($_.Body.OutputS3KeyPrefix)" } | Sort-Object -Unique) |
+            Should -Be @('moltar-output/deploys') -Because 'every step is sent with the bucket'
+        $read = @(Get-MoltarSandboxS3Request $Sandbox -Clear)
+        $read.Count | Should -Be 1 -Because 'only the truncated stream (apt-get install''s stdout) is read back'
+        "$($read[0].Bucket)/$($read[0].Key) $($read[0].Status)" | Should -BeLike "moltar-output/deploys/*/$($target.InstanceId)/awsrunShellScript/0.awsrunShellScript/stdout 200"
+
+        Set-MoltarSandboxSsm $Sandbox -OutputUploadDenied $target.InstanceId
+        $unread = $target | Invoke-MoltarDeploy @deploy -Version 1.0.0 -OutputS3BucketName moltar-output -WarningVariable unreadWarnings
+        $unread.Succeeded | Should -BeTrue -Because $unread.Error
+        $unread.Truncated | Should -BeTrue
+        $unread.Output.Contains($line) | Should -BeFalse
+        $unreadWarning = Get-OutputWarning $unreadWarnings
+        $unreadWarning.Count | Should -Be 1
+        $unreadWarning[0] | Should -Match "SsmOutputUnreadable: $($target.InstanceId): stdout could not be read from s3://moltar-output/.+/stdout \(NoSuchKey: "
+    }
+
+    It 'refuses the output bucket parameters of a deploy where they cannot apply (<Id>)' -TestCases @(
+        @{ Id = 'SsmOnlyParameter'; Arguments = @{ OutputS3BucketName = 'moltar-output'; Transport = 'Ssh' }; Pattern = 'applies to -Transport Ssm only' }
+        @{ Id = 'OutputS3BucketNameMissing'; Arguments = @{ OutputS3KeyPrefix = 'runs'; Transport = 'Ssm' }; Pattern = 'give -OutputS3BucketName too' }
+    ) {
+        $err = Get-ThrownError { $HostInstances | Invoke-MoltarDeploy -Package demo-app -Confirm:$false @Arguments }
+        $err.FullyQualifiedErrorId | Should -BeExactly "$Id,Moltar.Cmdlets.InvokeMoltarDeployCommand"
+        $err.Exception.Message | Should -Match $Pattern
+        @(Get-MoltarSandboxSsmRequest $Sandbox).Count | Should -Be 0
+    }
+
     It 'takes the transport from MOLTAR_TRANSPORT, shown by Get-MoltarContext, below the parameter' {
         $env:MOLTAR_TRANSPORT = 'Ssm'
         try {

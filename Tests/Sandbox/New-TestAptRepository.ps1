@@ -14,6 +14,8 @@
       moltar-test-broken  1.0.0          its postinst exits 1 (dpkg leaves it half-configured, apt exits 100)
       demo-app            1.0.0, 1.1.0   /opt/demo-app/VERSION: the package the sandbox tags its generated
                                          instances with (Packages = |demo-app|), for the help examples and the demo
+      moltar-test-noisy   1.0.0, 1.1.0   its postinst prints a line of 30,000 characters (more than Systems Manager
+                                         returns of a stream: deploys over SSM with an output bucket)
 
     Everything is world-readable: the sandbox bind-mounts the folder read-only at /srv/apt in each host
     (`Start-MoltarSandbox -AptRepository <the returned path>`), where `deb [trusted=yes] file:/srv/apt ./`
@@ -103,6 +105,13 @@ foreach ($version in '1.0.0', '1.1.0') {
     New-TestPackage -Name 'demo-app' -Version $version -Files @{
         '/opt/demo-app/VERSION' = "$version`n"
     }
+    New-TestPackage -Name 'moltar-test-noisy' -Version $version -Files @{
+        '/opt/moltar-test-noisy/VERSION' = "$version`n"
+    } -Postinst @"
+#!/bin/sh
+head -c 30000 /dev/zero | tr '\0' n
+echo
+"@
 }
 New-TestPackage -Name 'moltar-test-broken' -Version '1.0.0' -Files @{
     '/opt/moltar-test-broken/VERSION' = "1.0.0`n"

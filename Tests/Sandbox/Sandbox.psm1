@@ -449,7 +449,8 @@ function Get-MoltarSandboxCredential {
     no faults): Unmanaged (instance ids with no agent: SendCommand refuses them), Undeliverable (agents that never
     report: invocations end Failed/Undeliverable after UndeliverableAfterMs), AccessDenied, ThrottleFirst (the next K
     SSM requests, of ThrottleActions only when given, answer ThrottlingException), StartDelayMs (agents wait before
-    running, so a test can act while commands are in flight), OutputUploadDenied (instances whose agents may not write
+    running, so a test can act while commands are in flight), VisibleAfterMs (a new command's invocations stay out of
+    sight that long, as the eventually consistent service has them: not listed, InvocationDoesNotExist), OutputUploadDenied (instances whose agents may not write
     to the output bucket: their S3 objects are missing).
 #>
 function Set-MoltarSandboxSsm {
@@ -463,6 +464,7 @@ function Set-MoltarSandboxSsm {
         [ValidateRange(0, 100000)] [int]$ThrottleFirst,
         [string[]]$ThrottleActions,
         [ValidateRange(0, 600000)] [int]$StartDelayMs,
+        [ValidateRange(0, 600000)] [int]$VisibleAfterMs,
         [string[]]$OutputUploadDenied
     )
     $body = [ordered]@{}
@@ -473,6 +475,7 @@ function Set-MoltarSandboxSsm {
     if ($PSBoundParameters.ContainsKey('ThrottleFirst')) { $body.throttleFirst = $ThrottleFirst }
     if ($ThrottleActions) { $body.throttleActions = @($ThrottleActions) }
     if ($PSBoundParameters.ContainsKey('StartDelayMs')) { $body.startDelayMs = $StartDelayMs }
+    if ($PSBoundParameters.ContainsKey('VisibleAfterMs')) { $body.visibleAfterMs = $VisibleAfterMs }
     if ($OutputUploadDenied) { $body.outputUploadDenied = @($OutputUploadDenied) }
     $null = Invoke-SandboxControl -Sandbox $Sandbox -Method Post -Path 'ssm/settings' -Body ([pscustomobject]$body)
 }

@@ -70,7 +70,7 @@ public sealed class SsmMappingTests
     [InlineData("Failed", "InvalidPlatform", -1, "SsmFailed", null)]
     public void InvocationStatusesMapToStableErrorIds(string status, string details, int responseCode, string? errorId, int? exitCode)
     {
-        var outcome = SsmCommandRun.ToOutcome(new GetCommandInvocationResponse
+        var outcome = SsmCommandPoller.ToOutcome(new GetCommandInvocationResponse
         {
             InstanceId = "i-0123456789abcdef0",
             Status = new CommandInvocationStatus(status),
@@ -93,13 +93,13 @@ public sealed class SsmMappingTests
     [Fact]
     public void OutputAtTheServiceLimitIsMarkedTruncated()
     {
-        var outcome = SsmCommandRun.ToOutcome(new GetCommandInvocationResponse
+        var outcome = SsmCommandPoller.ToOutcome(new GetCommandInvocationResponse
         {
             InstanceId = "i-0123456789abcdef0",
             Status = CommandInvocationStatus.Success,
             StatusDetails = "Success",
             ResponseCode = 0,
-            StandardOutputContent = new string('x', SsmCommandRun.ServiceOutputLimit),
+            StandardOutputContent = new string('x', SsmCommandPoller.ServiceOutputLimit),
         }, 3600);
         Assert.True(outcome.Truncated);
         Assert.True(outcome.Succeeded);
@@ -113,7 +113,7 @@ public sealed class SsmMappingTests
             Command = "uptime", InstanceIds = Enumerable.Range(0, 51).Select(i => $"i-{i:x17}").ToList(),
             OutputS3BucketName = "ops-output", OutputS3KeyPrefix = "moltar/nightly",
         };
-        var sends = SsmCommandRun.Plan(request);
+        var sends = SsmCommandPoller.Plan(request);
         Assert.Equal(2, sends.Count);
         Assert.All(sends, send =>
         {
@@ -122,7 +122,7 @@ public sealed class SsmMappingTests
         });
         Assert.All(SsmCommandRun.DescribePlan(request), text => Assert.EndsWith(" OutputS3=s3://ops-output/moltar/nightly", text));
         // Without a bucket nothing about S3 is sent (the SDK would send empty strings the service rejects).
-        var plain = Assert.Single(SsmCommandRun.Plan(request with { InstanceIds = new[] { "i-0123456789abcdef0" }, OutputS3BucketName = null }));
+        var plain = Assert.Single(SsmCommandPoller.Plan(request with { InstanceIds = new[] { "i-0123456789abcdef0" }, OutputS3BucketName = null }));
         Assert.Null(plain.OutputS3BucketName);
         Assert.Null(plain.OutputS3KeyPrefix);
     }
@@ -143,16 +143,16 @@ public sealed class SsmMappingTests
             Status = CommandInvocationStatus.Failed,
             StatusDetails = "Failed",
             ResponseCode = 3,
-            StandardOutputContent = new string('x', SsmCommandRun.ServiceOutputLimit),
+            StandardOutputContent = new string('x', SsmCommandPoller.ServiceOutputLimit),
             StandardErrorContent = "oops\nfailed to run commands: exit status 3",
         };
-        var whole = SsmCommandRun.ToOutcome(detail, 3600, new SsmStreams(new string('x', 30_000), "oops\nfailed to run commands: exit status 3", Truncated: false));
+        var whole = SsmCommandPoller.ToOutcome(detail, 3600, new SsmStreams(new string('x', 30_000), "oops\nfailed to run commands: exit status 3", StdoutTruncated: false, StderrTruncated: false));
         Assert.False(whole.Truncated);
         Assert.Equal(30_000, whole.Output.Length);
         Assert.Equal("oops", whole.Error);
         Assert.Equal(3, whole.ExitCode);
         Assert.Null(whole.OutputProblem);
-        var unread = SsmCommandRun.ToOutcome(detail, 3600, SsmStreams.Of(detail) with { Problem = "SsmOutputUnreadable: i-0123456789abcdef0: no object" });
+        var unread = SsmCommandPoller.ToOutcome(detail, 3600, SsmStreams.Of(detail) with { Problem = "SsmOutputUnreadable: i-0123456789abcdef0: no object" });
         Assert.True(unread.Truncated);
         Assert.StartsWith(SsmErrorIds.OutputUnreadable + ":", unread.OutputProblem);
     }

@@ -103,7 +103,7 @@ public static class DeployFanOut
             ctx => RunSteps(ctx.Item, "root", request, DeployPlan.For(request, "root"), MaxStepOutputBytes, step =>
             {
                 ctx.Status(step.Kind.ToString().ToLowerInvariant());
-                return ssm.Run(ctx.Item.InstanceId, step.Command, ctx.CancellationToken);
+                return ssm.Run(ctx.Item.InstanceId, step.Command, ctx.Warning, ctx.CancellationToken);
             }),
             options,
             cancellationToken,
@@ -127,7 +127,10 @@ public static class DeployFanOut
             if (cut)
             {
                 truncated = true;
-                transcript.AppendLine(System.Globalization.CultureInfo.CurrentCulture, $"[Moltar: this stream had {bytes} bytes; the first {maxOutputBytes} are kept above]");
+                // Over SSM a stream can also come back cut by the service (or by what the output bucket held): no byte count then.
+                transcript.AppendLine(bytes > maxOutputBytes
+                    ? string.Create(System.Globalization.CultureInfo.CurrentCulture, $"[Moltar: this stream had {bytes} bytes; the first {maxOutputBytes} are kept above]")
+                    : "[Moltar: this stream is not whole: only the part above came back]");
             }
         }
 

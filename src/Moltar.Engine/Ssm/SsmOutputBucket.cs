@@ -6,18 +6,20 @@ using Amazon.SimpleSystemsManagement.Model;
 
 namespace Moltar.Engine.Ssm;
 
-/// <summary>An invocation's two streams as Moltar reports them, and why they may be incomplete.</summary>
-public sealed record SsmStreams(string Stdout, string Stderr, bool Truncated, string? Problem = null)
+/// <summary>An invocation's two streams as Moltar reports them, which of them is not whole, and why (when a bucket was read).</summary>
+public sealed record SsmStreams(string Stdout, string Stderr, bool StdoutTruncated, bool StderrTruncated, string? Problem = null)
 {
+    public bool Truncated => StdoutTruncated || StderrTruncated;
+
     /// <summary>The streams as GetCommandInvocation returned them (truncated when a stream reached the service's limit).</summary>
     public static SsmStreams Of(GetCommandInvocationResponse detail)
     {
         string stdout = detail.StandardOutputContent ?? "";
         string stderr = detail.StandardErrorContent ?? "";
-        return new SsmStreams(stdout, stderr, IsCut(stdout) || IsCut(stderr));
+        return new SsmStreams(stdout, stderr, IsCut(stdout), IsCut(stderr));
     }
 
-    internal static bool IsCut(string stream) => stream.Length >= SsmCommandRun.ServiceOutputLimit;
+    internal static bool IsCut(string stream) => stream.Length >= SsmCommandPoller.ServiceOutputLimit;
 }
 
 /// <summary>
@@ -29,6 +31,11 @@ public sealed record SsmStreams(string Stdout, string Stderr, bool Truncated, st
 public sealed class SsmOutputBucket : IDisposable
 {
     private readonly IAmazonS3 _s3;
+
+    /// <summary>The bucket a request names (OutputS3BucketName, OutputS3KeyPrefix, MaxOutputBytes), read with <paramref name="s3"/>; null when it names none.</summary>
+    public static SsmOutputBucket? For(IAmazonS3? s3, SsmCommandRequest request) =>
+        s3 is null || string.IsNullOrEmpty(request.OutputS3BucketName) ? null
+            : new SsmOutputBucket(s3, request.OutputS3BucketName, request.OutputS3KeyPrefix, request.MaxOutputBytes);
 
     public SsmOutputBucket(IAmazonS3 s3, string bucketName, string? keyPrefix, long maxBytes)
     {
@@ -60,35 +67,35 @@ public sealed class SsmOutputBucket : IDisposable
             return service;
         var problems = new List<string>();
         var capped = new List<string>();
-        bool truncated = false;
+        var truncated = new HashSet<string>(StringComparer.Ordinal);
         async Task<string> Whole(string returned, string stream)
         {
             if (!SsmStreams.IsCut(returned))
                 return returned;
+            truncated.Add(stream); // until read whole
             string key = KeyOf(KeyPrefix, detail.CommandId, detail.InstanceId, stream);
             try
             {
                 var (text, cut, total) = await GetAsync(key, ct).ConfigureAwait(false);
-                if (cut)
+                if (!cut)
+                    truncated.Remove(stream);
+                else
                 {
-                    truncated = true;
                     capped.Add($"kept the first {MaxBytes} bytes of {total} bytes of {stream} read from s3://{BucketName}/{key} (-MaxOutputBytes)");
                 }
                 return text;
             }
             catch (AmazonS3Exception e)
             {
-                truncated = true;
                 problems.Add($"{stream} could not be read from s3://{BucketName}/{key} ({e.ErrorCode ?? $"HTTP {(int)e.StatusCode}"}: {e.Message}); " +
-                             $"the result holds the first {SsmCommandRun.ServiceOutputLimit} characters Systems Manager returned");
+                             $"the result holds the first {SsmCommandPoller.ServiceOutputLimit} characters Systems Manager returned");
                 return returned;
             }
             // The credentials (an expired SSO session, a role that cannot be assumed) or the network: this stream only.
             catch (Exception e) when (e is AmazonServiceException or AmazonClientException or HttpRequestException or IOException)
             {
-                truncated = true;
                 problems.Add($"{stream} could not be read from s3://{BucketName}/{key} ({e.Message}); " +
-                             $"the result holds the first {SsmCommandRun.ServiceOutputLimit} characters Systems Manager returned");
+                             $"the result holds the first {SsmCommandPoller.ServiceOutputLimit} characters Systems Manager returned");
                 return returned;
             }
         }
@@ -98,7 +105,7 @@ public sealed class SsmOutputBucket : IDisposable
         string? problem = problems.Count > 0 ? $"{SsmErrorIds.OutputUnreadable}: {detail.InstanceId}: {string.Join("; ", problems.Concat(capped))}."
             : capped.Count > 0 ? $"{detail.InstanceId}: {string.Join("; ", capped)}."
             : null;
-        return new SsmStreams(stdout, stderr, truncated, problem);
+        return new SsmStreams(stdout, stderr, truncated.Contains("stdout"), truncated.Contains("stderr"), problem);
     }
 
     /// <summary>At most MaxBytes of the object (stops reading there), whether it was longer, and its length.</summary>

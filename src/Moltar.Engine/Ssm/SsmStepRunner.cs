@@ -1,7 +1,6 @@
 using System.Diagnostics;
-using System.Globalization;
+using System.Text;
 using Amazon.SimpleSystemsManagement;
-using Amazon.SimpleSystemsManagement.Model;
 using Moltar.Engine.Ssh;
 
 namespace Moltar.Engine.Ssm;
@@ -9,114 +8,93 @@ namespace Moltar.Engine.Ssm;
 /// <summary>
 /// Runs one shell command on one instance through Systems Manager Run Command and waits for it: the per-host runner
 /// a deploy's steps use over SSM (the same steps, verification and results as over SSH; the agent runs them as root).
+/// Each step is a run of the <see cref="SsmCommandPoller"/> Invoke-MoltarCommand uses (managed-node check, SendCommand,
+/// polling, output bucket, cancel), for one instance; its outcome in the shape the deploy judges SSH steps by.
 /// </summary>
 public sealed class SsmStepRunner : IDisposable
 {
     private readonly IAmazonSimpleSystemsManagement _client;
-    private readonly int? _timeoutSeconds;
+    private readonly SsmOutputBucket? _bucket;
+    private readonly SsmCommandRequest _step;
 
-    public SsmStepRunner(Aws.AwsSession session, int? timeoutSeconds) : this(session.CreateSsmClient(), timeoutSeconds)
+    /// <param name="outputS3BucketName">-OutputS3BucketName: the agent writes each step's streams whole there, and a stream Systems Manager truncated is read back from it.</param>
+    public SsmStepRunner(Aws.AwsSession session, int? timeoutSeconds, string? outputS3BucketName = null, string? outputS3KeyPrefix = null)
+        : this(session.CreateSsmClient(), timeoutSeconds, outputS3BucketName, outputS3KeyPrefix,
+               outputS3BucketName is { Length: > 0 } ? session.CreateS3Client() : null)
     {
     }
 
-    internal SsmStepRunner(IAmazonSimpleSystemsManagement client, int? timeoutSeconds)
+    internal SsmStepRunner(IAmazonSimpleSystemsManagement client, int? timeoutSeconds, string? outputS3BucketName = null, string? outputS3KeyPrefix = null,
+                           Amazon.S3.IAmazonS3? s3 = null)
     {
         _client = client;
-        _timeoutSeconds = timeoutSeconds;
+        _step = new SsmCommandRequest
+        {
+            Command = "",
+            TimeoutSeconds = timeoutSeconds,
+            Comment = "Moltar Invoke-MoltarDeploy",
+            MaxConcurrency = 1,
+            OutputS3BucketName = outputS3BucketName,
+            OutputS3KeyPrefix = outputS3KeyPrefix,
+            // What a deploy keeps of each stream of a step, over either transport.
+            MaxOutputBytes = Deploy.DeployFanOut.MaxStepOutputBytes,
+        };
+        _bucket = SsmOutputBucket.For(s3, _step);
     }
 
-    /// <summary>The step's outcome: exit code and streams, or an SSM error id when it did not run to an exit code.</summary>
-    public ExecOutcome Run(string instanceId, string command, CancellationToken ct) =>
-        RunAsync(instanceId, command, ct).ConfigureAwait(false).GetAwaiter().GetResult();
-
-    private async Task<ExecOutcome> RunAsync(string instanceId, string command, CancellationToken ct)
+    /// <summary>
+    /// The step's outcome: exit code and streams, or an SSM error id when it did not run to an exit code (Started is
+    /// false when the instance is not a managed node: nothing was sent). <paramref name="warning"/> hears why output is
+    /// not whole (the service's 24,000 characters, or SsmOutputUnreadable). Cancelling sends CancelCommand (best effort)
+    /// and throws OperationCanceledException.
+    /// </summary>
+    public ExecOutcome Run(string instanceId, string command, Action<string>? warning, CancellationToken ct)
     {
         var start = DateTimeOffset.Now;
         var clock = Stopwatch.StartNew();
-        int timeout = _timeoutSeconds ?? 3600;
-        ExecOutcome NotRun(string errorId, string message) => new()
-        {
-            Command = command, Failure = SsmErrorIds.FailureOf(errorId, message, instanceId), Started = false, StartTime = start, Duration = clock.Elapsed,
-        };
-        string commandId;
+        var poller = new SsmCommandPoller(_client, _bucket);
+        SsmOutcome? outcome = null;
         try
         {
-            var sent = await _client.SendCommandAsync(new SendCommandRequest
-            {
-                DocumentName = SsmCommandRun.Document,
-                Comment = "Moltar Invoke-MoltarDeploy",
-                InstanceIds = new List<string> { instanceId },
-                Parameters = new Dictionary<string, List<string>>
-                {
-                    ["commands"] = new() { command },
-                    ["executionTimeout"] = new() { timeout.ToString(CultureInfo.InvariantCulture) },
-                },
-            }, ct).ConfigureAwait(false);
-            commandId = sent.Command.CommandId;
-        }
-        catch (InvalidInstanceIdException)
-        {
-            return NotRun(SsmErrorIds.NotManaged, $"{instanceId} is not a node Systems Manager manages (no SSM agent registered; the instance needs a role with AmazonSSMManagedInstanceCore).");
-        }
-        var pause = TimeSpan.FromMilliseconds(200);
-        try
-        {
-            while (true)
-            {
-                await Task.Delay(pause, ct).ConfigureAwait(false);
-                GetCommandInvocationResponse? detail = null;
-                try
-                {
-                    detail = await _client.GetCommandInvocationAsync(new GetCommandInvocationRequest { CommandId = commandId, InstanceId = instanceId }, ct).ConfigureAwait(false);
-                }
-                catch (InvocationDoesNotExistException)
-                {
-                    // Not visible yet right after SendCommand.
-                }
-                catch (AmazonSimpleSystemsManagementException e) when (e.ErrorCode == "ThrottlingException")
-                {
-                    pause = TimeSpan.FromTicks(Math.Min(pause.Ticks * 2, TimeSpan.FromSeconds(20).Ticks));
-                    continue;
-                }
-                if (detail?.Status is { } status && (status == CommandInvocationStatus.Success || status == CommandInvocationStatus.Failed ||
-                                                     status == CommandInvocationStatus.TimedOut || status == CommandInvocationStatus.Cancelled))
-                {
-                    var outcome = SsmCommandRun.ToOutcome(detail, timeout);
-                    bool exited = outcome.ErrorId is null or SsmErrorIds.CommandFailed;
-                    return new ExecOutcome
-                    {
-                        Command = command,
-                        ExitCode = outcome.ExitCode,
-                        Stdout = outcome.Output,
-                        Stderr = outcome.Error,
-                        StdoutBytes = outcome.Output.Length,
-                        StderrBytes = outcome.Error.Length,
-                        StdoutTruncated = outcome.Truncated,
-                        StartTime = start,
-                        Duration = clock.Elapsed,
-                        Failure = !exited ? outcome.Failure
-                            : outcome.ExitCode == 0 ? null
-                            : SsmErrorIds.FailureOf(SsmErrorIds.CommandFailed, $"{instanceId}: the command exited with code {outcome.ExitCode}.", instanceId),
-                        Started = true,
-                    };
-                }
-                pause = TimeSpan.FromTicks(Math.Min((long)(pause.Ticks * 1.5), TimeSpan.FromSeconds(3).Ticks));
-            }
+            poller.RunAsync(_step with { Command = command, InstanceIds = new[] { instanceId } }, done => outcome = done, null, ct)
+                .ConfigureAwait(false).GetAwaiter().GetResult();
         }
         catch (OperationCanceledException)
         {
-            using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(15));
-            try
-            {
-                await _client.CancelCommandAsync(new CancelCommandRequest { CommandId = commandId }, limit.Token).ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is AmazonSimpleSystemsManagementException or OperationCanceledException or Amazon.Runtime.AmazonClientException)
-            {
-                // Best effort: the command may have ended already.
-            }
+            poller.CancelSent(TimeSpan.FromSeconds(15));
             throw;
         }
+        catch (Exception e) when (SsmCommandPoller.FailureOf(e) is { } failure)
+        {
+            return new ExecOutcome
+            {
+                Command = command, Failure = failure.Failure with { Host = instanceId }, Started = poller.SentCommandIds.Count > 0,
+                StartTime = start, Duration = clock.Elapsed,
+            };
+        }
+        var ran = outcome ?? throw new InvalidOperationException($"Systems Manager reported no invocation of the step on {instanceId}.");
+        if (ran.OutputWarning(instanceId) is { } text)
+            warning?.Invoke(text);
+        return new ExecOutcome
+        {
+            Command = command,
+            ExitCode = ran.ExitCode,
+            Stdout = ran.Output,
+            Stderr = ran.Error,
+            StdoutBytes = Encoding.UTF8.GetByteCount(ran.Output),
+            StderrBytes = Encoding.UTF8.GetByteCount(ran.Error),
+            StdoutTruncated = ran.OutputTruncated,
+            StderrTruncated = ran.ErrorTruncated,
+            StartTime = start,
+            Duration = clock.Elapsed,
+            Failure = ran.Failure,
+            Started = ran.ErrorId != SsmErrorIds.NotManaged,
+        };
     }
 
-    public void Dispose() => _client.Dispose();
+    public void Dispose()
+    {
+        _client.Dispose();
+        _bucket?.Dispose();
+    }
 }

@@ -41,17 +41,13 @@ public sealed class InvokeMoltarCommandCommand : MoltarSshCmdlet
     {
         if (Stdin is not null && StdinPath is not null)
             ThrowInvalidArgument("StdinConflict", "-Stdin and -StdinPath both give standard input; use one of them.");
-        if (OutputS3KeyPrefix is not null && OutputS3BucketName is null)
-            ThrowInvalidArgument("OutputS3BucketNameMissing", "-OutputS3KeyPrefix names a folder in the output bucket: give -OutputS3BucketName too.", OutputS3KeyPrefix);
         var context = ResolveContext();
+        CheckOutputBucket(context, OutputS3BucketName, OutputS3KeyPrefix);
         if (context.Transport == Moltar.Transport.Ssm)
         {
             RunOverSsm(context);
             return;
         }
-        if (OutputS3BucketName is not null)
-            ThrowInvalidArgument("SsmOnlyParameter", "-OutputS3BucketName applies to -Transport Ssm only (over SSH the output comes whole, up to -MaxOutputBytes). " +
-                                 "Leave it out, or add -Transport Ssm.", OutputS3BucketName);
         var targets = ResolveTargets(context);
         var sshOptions = BuildSshOptions(context);
         byte[]? stdin = ReadStdin();
@@ -126,11 +122,8 @@ public sealed class InvokeMoltarCommandCommand : MoltarSshCmdlet
             byId.TryGetValue(outcome.InstanceId, out var known);
             var instance = known.instance;
             object origin = instance is null ? outcome.InstanceId : selection.Origins[known.index];
-            if (outcome.OutputProblem is { } problem)
-                WriteWarning(problem);
-            else if (outcome.Truncated)
-                WriteWarning($"{instance?.DisplayName ?? outcome.InstanceId}: Systems Manager returns the first {SsmCommandRun.ServiceOutputLimit} characters of each stream; " +
-                             "the rest of the output is not in the result (-OutputS3BucketName has the agent write it whole to S3, and Moltar reads it from there).");
+            if (outcome.OutputWarning(instance?.DisplayName ?? outcome.InstanceId) is { } warning)
+                WriteWarning(warning);
             WriteObject(new MoltarCommandResult
             {
                 InstanceId = outcome.InstanceId,

@@ -64,6 +64,10 @@ public sealed class InvokeMoltarDeployCommand : MoltarSshCmdlet
 
     /// <summary>Ssh (Moltar's own connections) or Ssm (each step through Systems Manager Run Command, as root).</summary>
     [Parameter] [ValidateSet("Ssh", "Ssm", IgnoreCase = true)] public string? Transport { get; set; }
+    /// <summary>-Transport Ssm: the S3 bucket the SSM agent writes each step's streams to; a step's output Systems Manager truncated is read from it.</summary>
+    [Parameter] [ValidateLength(3, 63)] public string? OutputS3BucketName { get; set; }
+    /// <summary>-Transport Ssm: the folder in the output bucket.</summary>
+    [Parameter] [ValidateNotNullOrEmpty] public string? OutputS3KeyPrefix { get; set; }
 
     protected override void EndProcessing()
     {
@@ -71,6 +75,7 @@ public sealed class InvokeMoltarDeployCommand : MoltarSshCmdlet
         // Everything the user typed or the project says is checked before anything is contacted.
         var batchSize = Validate(() => BatchSize is null ? Engine.Deploy.BatchSize.All : Engine.Deploy.BatchSize.Parse(BatchSize));
         var context = ResolveContext();
+        CheckOutputBucket(context, OutputS3BucketName, OutputS3KeyPrefix);
         var request = Validate(() => DeployRequest.Create(context.Packages, Version, Clean, PackageSource(context)));
         _request = request;
 
@@ -84,7 +89,7 @@ public sealed class InvokeMoltarDeployCommand : MoltarSshCmdlet
         bool overSsm = context.Transport == Moltar.Transport.Ssm;
         if (overSsm)
             RefuseSshOnlyParameters();
-        using var ssm = overSsm ? new Engine.Ssm.SsmStepRunner(CreateAwsSession(context), TimeoutSeconds) : null;
+        using var ssm = overSsm ? new Engine.Ssm.SsmStepRunner(CreateAwsSession(context), TimeoutSeconds, OutputS3BucketName, OutputS3KeyPrefix) : null;
         using var connector = overSsm ? null : CreateConnector(BuildSshOptions(context));
         var exec = new ExecOptions
         {

@@ -45,6 +45,19 @@ public abstract partial class MoltarSshCmdlet
     }
 
     /// <summary>
+    /// -OutputS3BucketName / -OutputS3KeyPrefix (Invoke-MoltarCommand, Invoke-MoltarDeploy): a prefix needs a bucket
+    /// (OutputS3BucketNameMissing), and a bucket means something over Systems Manager only (SsmOnlyParameter).
+    /// </summary>
+    protected void CheckOutputBucket(MoltarContext context, string? bucketName, string? keyPrefix)
+    {
+        if (keyPrefix is not null && bucketName is null)
+            ThrowInvalidArgument("OutputS3BucketNameMissing", "-OutputS3KeyPrefix names a folder in the output bucket: give -OutputS3BucketName too.", keyPrefix);
+        if (bucketName is not null && context.Transport != Moltar.Transport.Ssm)
+            ThrowInvalidArgument("SsmOnlyParameter", "-OutputS3BucketName applies to -Transport Ssm only (over SSH Moltar reads the output whole from the connection). " +
+                                 "Leave it out, or add -Transport Ssm.", bucketName);
+    }
+
+    /// <summary>
     /// What an SSM call targets: piped instances and -InstanceId by id (no DescribeInstances), the selection
     /// parameters as tag targets the service resolves (no listing at all).
     /// </summary>

@@ -454,7 +454,9 @@ public sealed class SsmEndpoint
         {
             commands = Commands.Snapshot();
         }
-        var all = commands.SelectMany(c => c.Invocations).Where(i => instanceId is null || i.InstanceId == instanceId).ToList();
+        var current = Settings;
+        var all = commands.Where(c => !current.IsHidden(c.Requested)).SelectMany(c => c.Invocations)
+            .Where(i => instanceId is null || i.InstanceId == instanceId).ToList();
         var offset = Offset(String(input, "NextToken"));
         var page = all.Skip(offset).Take(maxResults).ToList();
         var result = new JsonObject { ["CommandInvocations"] = new JsonArray(page.Select(i => InvocationJson(i, details)).ToArray()) };
@@ -474,7 +476,8 @@ public sealed class SsmEndpoint
             throw new SsmError(400, "InvalidPluginName", "The plugin name isn't valid.");
         }
         var command = Commands.Find(commandId) ?? throw SsmError.InvalidCommandId();
-        var invocation = command.Invocations.FirstOrDefault(i => i.InstanceId == instanceId) ?? throw SsmError.InvocationDoesNotExist();
+        var invocation = (Settings.IsHidden(command.Requested) ? null : command.Invocations.FirstOrDefault(i => i.InstanceId == instanceId))
+                         ?? throw SsmError.InvocationDoesNotExist();
         var elapsed = invocation.Started is { } start ? (invocation.Finished ?? DateTimeOffset.UtcNow) - start : TimeSpan.Zero;
         return new JsonObject
         {

@@ -29,6 +29,12 @@ public sealed class SsmSettings
     /// <summary>Delay before an agent starts an invocation (ms), so a test can act while commands are in flight.</summary>
     [JsonPropertyName("startDelayMs")] public int? StartDelayMs { get; set; }
 
+    /// <summary>
+    /// How long a command's invocations stay out of sight after SendCommand (ms): the service is eventually consistent, so
+    /// right after SendCommand ListCommandInvocations may list none of them and GetCommandInvocation answer InvocationDoesNotExist.
+    /// </summary>
+    [JsonPropertyName("visibleAfterMs")] public int? VisibleAfterMs { get; set; }
+
     /// <summary>Instances whose role may not write to the output bucket (no s3:PutObject): their agents upload nothing, so the objects are missing.</summary>
     [JsonPropertyName("outputUploadDenied")] public List<string>? OutputUploadDenied { get; set; }
 
@@ -37,11 +43,14 @@ public sealed class SsmSettings
         if (ThrottleFirst < 0) return "throttleFirst must be >= 0";
         if (UndeliverableAfterMs is < 0 or > 600_000) return "undeliverableAfterMs must be between 0 and 600000";
         if (StartDelayMs is < 0 or > 600_000) return "startDelayMs must be between 0 and 600000";
+        if (VisibleAfterMs is < 0 or > 600_000) return "visibleAfterMs must be between 0 and 600000";
         return null;
     }
 
     public bool IsUnmanaged(string id) => Unmanaged?.Contains(id, StringComparer.Ordinal) == true;
     public bool IsUndeliverable(string id) => Undeliverable?.Contains(id, StringComparer.Ordinal) == true;
     public bool IsAccessDenied(string id) => AccessDenied?.Contains(id, StringComparer.Ordinal) == true;
+    /// <summary>Whether a command sent at <paramref name="requested"/> is still out of sight (<see cref="VisibleAfterMs"/>).</summary>
+    public bool IsHidden(DateTimeOffset requested) => VisibleAfterMs is > 0 and var ms && DateTimeOffset.UtcNow - requested < TimeSpan.FromMilliseconds(ms);
     public bool IsOutputUploadDenied(string id) => OutputUploadDenied?.Contains(id, StringComparer.Ordinal) == true;
 }
