@@ -212,6 +212,27 @@ public sealed class SsmTests(SsmFixture fixture, ITestOutputHelper output) : ICl
     }
 
     [Fact]
+    public async Task ANewCommandStaysOutOfSightForVisibleAfterMs()
+    {
+        if (Skipped(fixture.SkipReason, output)) return;
+        fixture.Reset(new SsmSettings { VisibleAfterMs = 60_000 });
+        using var client = fixture.CreateClient();
+        var instance = fixture.Synthetic[0].InstanceId;
+        var request = Shell("echo hidden");
+        request.InstanceIds = [instance];
+        var sent = await client.SendCommandAsync(request);
+        var listed = await client.ListCommandInvocationsAsync(new ListCommandInvocationsRequest { CommandId = sent.Command.CommandId });
+        Assert.Empty(listed.CommandInvocations ?? []);
+        await Assert.ThrowsAsync<InvocationDoesNotExistException>(() =>
+            client.GetCommandInvocationAsync(new GetCommandInvocationRequest { CommandId = sent.Command.CommandId, InstanceId = instance }));
+
+        fixture.Reset(new SsmSettings { VisibleAfterMs = 0 });
+        await WaitForAllAsync(client, sent.Command.CommandId, 1);
+        var result = await client.GetCommandInvocationAsync(new GetCommandInvocationRequest { CommandId = sent.Command.CommandId, InstanceId = instance });
+        Assert.Equal("hidden\n", result.StandardOutputContent);
+    }
+
+    [Fact]
     public async Task AnInstanceThatNeverReportsIsUndeliverableAndShownConnectionLost()
     {
         if (Skipped(fixture.SkipReason, output)) return;
