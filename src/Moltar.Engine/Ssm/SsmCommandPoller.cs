@@ -32,8 +32,11 @@ internal sealed class SsmCommandPoller
     private readonly Action<string> _verbose;
     private readonly ConcurrentBag<string> _sent = new();
 
-    /// <param name="bucket">Where truncated streams are read back from (<see cref="SsmOutputBucket.For"/> of the same request); null: none.</param>
-    /// <param name="verbose">Told what is sent and when Systems Manager throttles (called on the poller's thread).</param>
+    /// <summary>
+    /// A poller on the caller's clients; <paramref name="bucket"/> is where truncated streams are read back from
+    /// (<see cref="SsmOutputBucket.For"/> of the same request; null: none), <paramref name="verbose"/> hears what is sent
+    /// and when Systems Manager throttles (on the poller's thread).
+    /// </summary>
     public SsmCommandPoller(IAmazonSimpleSystemsManagement client, SsmOutputBucket? bucket, Action<string>? verbose = null)
     {
         _client = client;

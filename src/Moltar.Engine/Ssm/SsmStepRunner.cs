@@ -17,7 +17,7 @@ public sealed class SsmStepRunner : IDisposable
     private readonly SsmOutputBucket? _bucket;
     private readonly SsmCommandRequest _step;
 
-    /// <param name="outputS3BucketName">-OutputS3BucketName: the agent writes each step's streams whole there, and a stream Systems Manager truncated is read back from it.</param>
+    /// <summary>A runner on clients of the session; with -OutputS3BucketName the agent writes each step's streams whole there, and a stream Systems Manager truncated is read back from it.</summary>
     public SsmStepRunner(Aws.AwsSession session, int? timeoutSeconds, string? outputS3BucketName = null, string? outputS3KeyPrefix = null)
         : this(session.CreateSsmClient(), timeoutSeconds, outputS3BucketName, outputS3KeyPrefix,
                outputS3BucketName is { Length: > 0 } ? session.CreateS3Client() : null)
