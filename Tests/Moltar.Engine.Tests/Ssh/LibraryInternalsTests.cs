@@ -37,13 +37,18 @@ public sealed class LibraryInternalsTests
 
     /// <summary>
     /// SSH.NET's channel as it is (Renci.SshNet.Channels.Channel): SendEof checks IsOpen before it takes the messaging
-    /// lock; Close sends CLOSE and marks the channel closed under that lock. Records what went to the server, in order.
+    /// lock; Close sends CLOSE and records it under that lock, and the channel reads as open until Close has ended.
+    /// Records what went to the server, in order.
     /// </summary>
     private sealed class LibraryShapedChannel
     {
         private readonly object _messagingLock = new();
+#pragma warning disable CS0414, IDE0052 // read by reflection, as the library's are
+        private bool _closeMessageSent;
+        private bool _closeMessageReceived;
+#pragma warning restore CS0414, IDE0052
 
-        public bool IsOpen { get; private set; } = true;
+        public bool IsOpen { get; } = true;
 
         public List<string> Sent { get; } = new();
 
@@ -58,12 +63,14 @@ public sealed class LibraryInternalsTests
         /// <summary>The library's Close on its reader thread (the server closed the channel): <paramref name="whileSending"/> runs while it holds the lock.</summary>
         public void Close(Action whileSending)
         {
+            _closeMessageReceived = true;
             lock (_messagingLock)
             {
                 Sent.Add("CLOSE");
+                _closeMessageSent = true;
                 whileSending();
-                IsOpen = false;
             }
+            // IsOpen turns false later, when the library has finished closing (worst case: not yet when an EOF is tried).
         }
     }
 

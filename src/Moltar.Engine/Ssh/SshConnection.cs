@@ -536,25 +536,30 @@ internal static class ChannelEof
     /// The library's members this reaches for, looked up once: the command's channel field, the channel's SendEof()
     /// and the lock its Close() sends CLOSE under.
     /// </summary>
-    internal sealed record Members(System.Reflection.FieldInfo? Channel, System.Reflection.MethodInfo? SendEof, System.Reflection.FieldInfo? MessagingLock, string? Missing)
+    internal sealed record Members(System.Reflection.FieldInfo? Channel, System.Reflection.MethodInfo? SendEof, System.Reflection.FieldInfo? MessagingLock,
+        System.Reflection.FieldInfo? CloseSent, System.Reflection.FieldInfo? CloseReceived, string? Missing)
     {
         public static Members Of(Type commandType)
         {
             var field = commandType.GetField("_channel", Instance);
             if (field is null)
-                return new(null, null, null, $"{commandType.FullName}._channel");
+                return new(null, null, null, null, null, $"{commandType.FullName}._channel");
             // The field is typed as an interface (IChannelSession); SendEof is declared on it or an interface it extends.
             var sendEof = new[] { field.FieldType }.Concat(field.FieldType.GetInterfaces())
                 .Select(t => t.GetMethod("SendEof", Instance, Type.EmptyTypes)).FirstOrDefault(m => m is not null);
             if (sendEof is null)
-                return new(null, null, null, $"{field.FieldType.FullName}.SendEof()");
+                return new(null, null, null, null, null, $"{field.FieldType.FullName}.SendEof()");
             // The lock is a private field of the channels' base class (Renci.SshNet.Channels.Channel) when the field is
             // typed as an interface, else of the field's class or one of its bases.
             var channelClass = field.FieldType.IsInterface ? commandType.Assembly.GetType($"{field.FieldType.Namespace}.Channel") : field.FieldType;
-            var messagingLock = BaseTypes(channelClass).Select(t => t.GetField("_messagingLock", Instance)).FirstOrDefault(f => f is not null);
-            return messagingLock is null
-                ? new(null, null, null, $"{field.FieldType.Namespace}.Channel._messagingLock")
-                : new(field, sendEof, messagingLock, null);
+            System.Reflection.FieldInfo? Find(string name) => BaseTypes(channelClass).Select(t => t.GetField(name, Instance)).FirstOrDefault(f => f is not null);
+            var messagingLock = Find("_messagingLock");
+            var closeSent = Find("_closeMessageSent");
+            var closeReceived = Find("_closeMessageReceived");
+            var missing = messagingLock is null ? "_messagingLock" : closeSent?.FieldType != typeof(bool) ? "_closeMessageSent" : closeReceived?.FieldType != typeof(bool) ? "_closeMessageReceived" : null;
+            return missing is not null
+                ? new(null, null, null, null, null, $"{field.FieldType.Namespace}.Channel.{missing}")
+                : new(field, sendEof, messagingLock, closeSent, closeReceived, null);
         }
 
         private static IEnumerable<Type> BaseTypes(Type? type)
@@ -589,6 +594,11 @@ internal static class ChannelEof
     /// </summary>
     public static void EndInput(SshCommand command, Stream input) => UnderChannelLock(command, Command.Value, _ => input.Dispose());
 
+    /// <summary>
+    /// Runs <paramref name="action"/> under the channel's messaging lock unless a CLOSE was sent or received: the
+    /// library's Close() sends CLOSE and records it under that lock, while the channel's IsOpen can still read true
+    /// after it, so the records, not IsOpen, say whether an EOF may still go out.
+    /// </summary>
     private static void UnderChannelLock(object command, Members members, Action<object?> action)
     {
         EnsureAvailable(members);
@@ -601,6 +611,8 @@ internal static class ChannelEof
 
         lock (messagingLock)
         {
+            if ((bool)members.CloseSent!.GetValue(channel)! || (bool)members.CloseReceived!.GetValue(channel)!)
+                return; // the channel is closing: no input is left to end, and an EOF now could follow the CLOSE
             action(channel);
         }
     }
