@@ -543,12 +543,12 @@ internal static class ChannelEof
         {
             var field = commandType.GetField("_channel", Instance);
             if (field is null)
-                return new(null, null, null, null, null, $"{commandType.FullName}._channel");
+                return Lacking($"{commandType.FullName}._channel");
             // The field is typed as an interface (IChannelSession); SendEof is declared on it or an interface it extends.
             var sendEof = new[] { field.FieldType }.Concat(field.FieldType.GetInterfaces())
                 .Select(t => t.GetMethod("SendEof", Instance, Type.EmptyTypes)).FirstOrDefault(m => m is not null);
             if (sendEof is null)
-                return new(null, null, null, null, null, $"{field.FieldType.FullName}.SendEof()");
+                return Lacking($"{field.FieldType.FullName}.SendEof()");
             // The lock is a private field of the channels' base class (Renci.SshNet.Channels.Channel) when the field is
             // typed as an interface, else of the field's class or one of its bases.
             var channelClass = field.FieldType.IsInterface ? commandType.Assembly.GetType($"{field.FieldType.Namespace}.Channel") : field.FieldType;
@@ -558,9 +558,12 @@ internal static class ChannelEof
             var closeReceived = Find("_closeMessageReceived");
             var missing = messagingLock is null ? "_messagingLock" : closeSent?.FieldType != typeof(bool) ? "_closeMessageSent" : closeReceived?.FieldType != typeof(bool) ? "_closeMessageReceived" : null;
             return missing is not null
-                ? new(null, null, null, null, null, $"{field.FieldType.Namespace}.Channel.{missing}")
+                ? Lacking($"{field.FieldType.Namespace}.Channel.{missing}")
                 : new(field, sendEof, messagingLock, closeSent, closeReceived, null);
         }
+
+        /// <summary>A library without <paramref name="missing"/>: nothing is reached for.</summary>
+        private static Members Lacking(string missing) => new(null, null, null, null, null, missing);
 
         private static IEnumerable<Type> BaseTypes(Type? type)
         {
