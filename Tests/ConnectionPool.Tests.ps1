@@ -100,7 +100,8 @@ Import-Module '$ModulePath'
         $second = Invoke-OnHost $on 'echo two'
         $second.Output | Should -Be @("two`n", "two`n")
         for ($i = 0; $i -lt $on.Count; $i++) {
-            (Get-SessionProcess $on[$i]) -join ',' | Should -BeExactly ($sessions[$i] -join ',') -Because 'the second call made no new connection'
+            $now = Get-SessionProcess $on[$i]
+            $now -join ',' | Should -BeExactly ($sessions[$i] -join ',') -Because "the second call made no new connection $(if (($now -join ',') -ne ($sessions[$i] -join ',')) { Get-SessionEvidence $on[$i] })"
         }
 
         $kept = @(Get-MoltarConnection | Where-Object Address -In ($on | ForEach-Object Address))

@@ -526,6 +526,8 @@ public sealed class SshConnection : IDisposable
 /// before it takes that lock, so when the command ends at that moment its Close (which sends CLOSE under the lock)
 /// can come in between and the EOF follow the CLOSE. sshd then ends the whole connection ("ieof packet referred to
 /// nonexistent channel"), and a kept connection is lost. Under the lock the open check and the EOF are one step.
+/// The lock is taken the way the loaded build takes it (<see cref="LockKind"/>): SSH.NET's .NET 9+ builds type it
+/// System.Threading.Lock, which a Monitor on the same object does not exclude.
 /// </para>
 /// </summary>
 internal static class ChannelEof
@@ -537,7 +539,7 @@ internal static class ChannelEof
     /// and the lock its Close() sends CLOSE under.
     /// </summary>
     internal sealed record Members(System.Reflection.FieldInfo? Channel, System.Reflection.MethodInfo? SendEof, System.Reflection.FieldInfo? MessagingLock,
-        System.Reflection.FieldInfo? CloseSent, System.Reflection.FieldInfo? CloseReceived, string? Missing)
+        LockKind? Locking, System.Reflection.FieldInfo? CloseSent, System.Reflection.FieldInfo? CloseReceived, string? Missing)
     {
         public static Members Of(Type commandType)
         {
@@ -556,19 +558,41 @@ internal static class ChannelEof
             var messagingLock = Find("_messagingLock");
             var closeSent = Find("_closeMessageSent");
             var closeReceived = Find("_closeMessageReceived");
-            var missing = messagingLock is null ? "_messagingLock" : closeSent?.FieldType != typeof(bool) ? "_closeMessageSent" : closeReceived?.FieldType != typeof(bool) ? "_closeMessageReceived" : null;
+            var locking = messagingLock is null ? null : LockKind.Of(messagingLock.FieldType);
+            var missing = locking is null ? "_messagingLock" : closeSent?.FieldType != typeof(bool) ? "_closeMessageSent" : closeReceived?.FieldType != typeof(bool) ? "_closeMessageReceived" : null;
             return missing is not null
                 ? Lacking($"{field.FieldType.Namespace}.Channel.{missing}")
-                : new(field, sendEof, messagingLock, closeSent, closeReceived, null);
+                : new(field, sendEof, messagingLock, locking, closeSent, closeReceived, null);
         }
 
         /// <summary>A library without <paramref name="missing"/>: nothing is reached for.</summary>
-        private static Members Lacking(string missing) => new(null, null, null, null, null, missing);
+        private static Members Lacking(string missing) => new(null, null, null, null, null, null, missing);
 
         private static IEnumerable<Type> BaseTypes(Type? type)
         {
             for (; type is not null; type = type.BaseType)
                 yield return type;
+        }
+    }
+
+    /// <summary>
+    /// How the library takes its messaging lock. SSH.NET's .NET 9+ builds (the one loaded on .NET 10) type it
+    /// System.Threading.Lock, whose <c>lock</c> is its own Enter/Exit: a Monitor on that object excludes nothing.
+    /// Older builds lock an object with Monitor. Null for a lock of a shape neither way takes.
+    /// </summary>
+    internal sealed record LockKind(string Name, Action<object> Enter, Action<object> Exit)
+    {
+        public static readonly LockKind Monitor = new("Monitor", System.Threading.Monitor.Enter, System.Threading.Monitor.Exit);
+
+        public static LockKind? Of(Type lockType)
+        {
+            if (lockType.FullName != "System.Threading.Lock")
+                return lockType.IsValueType ? null : Monitor;
+            // Looked up at run time: this assembly is built for .NET 8, which has no System.Threading.Lock.
+            var enter = lockType.GetMethod("Enter", Type.EmptyTypes);
+            var exit = lockType.GetMethod("Exit", Type.EmptyTypes);
+            return enter is null || exit is null ? null
+                : new(lockType.FullName, o => enter.Invoke(o, null), o => exit.Invoke(o, null));
         }
     }
 
@@ -602,7 +626,7 @@ internal static class ChannelEof
     /// library's Close() sends CLOSE and records it under that lock, while the channel's IsOpen can still read true
     /// after it, so the records, not IsOpen, say whether an EOF may still go out.
     /// </summary>
-    private static void UnderChannelLock(object command, Members members, Action<object?> action)
+    internal static void UnderChannelLock(object command, Members members, Action<object?> action)
     {
         EnsureAvailable(members);
         var channel = members.Channel!.GetValue(command);
@@ -612,11 +636,16 @@ internal static class ChannelEof
             return;
         }
 
-        lock (messagingLock)
+        members.Locking!.Enter(messagingLock);
+        try
         {
             if ((bool)members.CloseSent!.GetValue(channel)! || (bool)members.CloseReceived!.GetValue(channel)!)
                 return; // the channel is closing: no input is left to end, and an EOF now could follow the CLOSE
             action(channel);
+        }
+        finally
+        {
+            members.Locking.Exit(messagingLock);
         }
     }
 
