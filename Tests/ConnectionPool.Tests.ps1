@@ -27,6 +27,17 @@ Describe 'Connection pool' -Skip:([bool] $SkipReason) {
             $sshd.Sessions
         }
 
+        # Why a host shows no session where one is expected: what the pool says about it, which sshd was taken for
+        # its listener and what runs under it, and the end of the host's sshd log (its connections and why they ended).
+        function Get-SessionEvidence([object] $TestHost) {
+            $sshd = Get-MoltarSandboxSshd $script:Sandbox $TestHost.Name
+            $pool = @(Get-MoltarConnection | Where-Object Address -EQ $TestHost.Address | ForEach-Object { "connected=$($_.IsConnected) uses=$($_.Uses) age=$($_.Age)" }) -join '; '
+            $under = @(Get-ChildItem "/proc/$($sshd.ListenerPid)/task/*/children" -ErrorAction Ignore | Get-Content -ErrorAction Ignore) -join ' '
+            $log = Join-Path $script:Sandbox.StateDir "hosts/$($TestHost.Name)/sshd.log"
+            $tail = if (Test-Path -LiteralPath $log) { (Get-Content -LiteralPath $log -Tail 8) -join ' | ' } else { "no $log" }
+            "[evidence: host pid $($TestHost.Pid), listener $($sshd.ListenerPid) with children '$under'; pool: '$pool'; sshd.log: $tail]"
+        }
+
         # Waits (hang guard) until the host has no sshd session left; returns what is left (empty when all went).
         function Wait-NoSession([object[]] $TestHost) {
             $deadline = [DateTime]::UtcNow.AddSeconds($HangGuardSeconds)
@@ -84,12 +95,13 @@ Import-Module '$ModulePath'
         $first = Invoke-OnHost $on 'echo one'
         $first.Output | Should -Be @("one`n", "one`n")
         $sessions = @($on | ForEach-Object { ,@(Get-SessionProcess $_) })
-        foreach ($s in $sessions) { $s.Count | Should -BeGreaterThan 0 -Because 'the first call''s connection stays open' }
+        for ($i = 0; $i -lt $on.Count; $i++) { $sessions[$i].Count | Should -BeGreaterThan 0 -Because "the first call's connection stays open $(Get-SessionEvidence $on[$i])" }
 
         $second = Invoke-OnHost $on 'echo two'
         $second.Output | Should -Be @("two`n", "two`n")
         for ($i = 0; $i -lt $on.Count; $i++) {
-            (Get-SessionProcess $on[$i]) -join ',' | Should -BeExactly ($sessions[$i] -join ',') -Because 'the second call made no new connection'
+            $now = Get-SessionProcess $on[$i]
+            $now -join ',' | Should -BeExactly ($sessions[$i] -join ',') -Because "the second call made no new connection $(if (($now -join ',') -ne ($sessions[$i] -join ',')) { Get-SessionEvidence $on[$i] })"
         }
 
         $kept = @(Get-MoltarConnection | Where-Object Address -In ($on | ForEach-Object Address))
@@ -111,7 +123,7 @@ Import-Module '$ModulePath'
         $copied = @($on.Address | Copy-MoltarFile -Path $file -Destination 'pool-copy/' @Ssh -ErrorAction Stop)
         $copied.Verified | Should -BeTrue
         $sessions = Get-SessionProcess $on
-        $sessions.Count | Should -BeGreaterThan 0
+        $sessions.Count | Should -BeGreaterThan 0 -Because "the copy's connection stays open $(Get-SessionEvidence $on)"
 
         Set-Content $file 'pooled copy, again'
         $again = @($on.Address | Copy-MoltarFile -Path $file -Destination 'pool-copy/' @Ssh -Force -ErrorAction Stop)
@@ -141,7 +153,7 @@ Import-Module '$ModulePath'
         $ssh.KnownHostsPath = $knownHosts
         $first = @($on.Address | Invoke-MoltarCommand 'echo ran >> pool-key-runs' @ssh -Quiet -ErrorAction Stop)
         $first.Succeeded | Should -BeTrue
-        (Get-SessionProcess $on).Count | Should -BeGreaterThan 0 -Because 'the connection is kept'
+        (Get-SessionProcess $on).Count | Should -BeGreaterThan 0 -Because "the connection is kept $(Get-SessionEvidence $on)"
 
         # The host's known key is now another one: what the user trusts no longer matches the host.
         $other = Join-Path $Scratch 'other-key'
@@ -161,7 +173,7 @@ Import-Module '$ModulePath'
         # Long enough that even a loaded machine looks at the host before the idle time is up.
         $null = Invoke-OnHost $on 'true' @{ ConnectionIdleSeconds = 15 }
         @(Get-MoltarConnection | Where-Object Address -EQ $on.Address).IdleLimit | Should -Be ([TimeSpan]::FromSeconds(15))
-        (Get-SessionProcess $on).Count | Should -BeGreaterThan 0 -Because 'the connection is kept for now'
+        (Get-SessionProcess $on).Count | Should -BeGreaterThan 0 -Because "the connection is kept for now $(Get-SessionEvidence $on)"
         Wait-NoSession $on | Should -BeNullOrEmpty -Because 'the idle connection was closed'
         @(Get-MoltarConnection | Where-Object Address -EQ $on.Address) | Should -BeNullOrEmpty
     }
@@ -187,7 +199,7 @@ Import-Module '$ModulePath'
     It 'Disconnect-MoltarInstance closes the connections it is given, then all; the hosts see them go' {
         $on = $Hosts[6..7]
         $null = Invoke-OnHost $on 'true'
-        foreach ($h in $on) { (Get-SessionProcess $h).Count | Should -BeGreaterThan 0 }
+        foreach ($h in $on) { (Get-SessionProcess $h).Count | Should -BeGreaterThan 0 -Because "the connection is kept $(Get-SessionEvidence $h)" }
 
         $closed = @(Get-MoltarConnection | Where-Object Address -EQ $on[0].Address | Disconnect-MoltarInstance -PassThru)
         $closed.Count | Should -Be 1
@@ -217,7 +229,7 @@ Remove-Module Moltar
             Disconnect-MoltarInstance   # this process's own connection to the host, so only the child's remain
             Wait-NoSession $on | Should -BeNullOrEmpty
             Read-ChildLine $child 'called'
-            (Get-SessionProcess $on).Count | Should -BeGreaterThan 0 -Because 'the child keeps its connection'
+            (Get-SessionProcess $on).Count | Should -BeGreaterThan 0 -Because "the child keeps its connection $(Get-SessionEvidence $on)"
             $child.Process.StandardInput.WriteLine('go')
             Read-ChildLine $child 'removed'
             Wait-NoSession $on | Should -BeNullOrEmpty -Because 'Remove-Module closed it, long before its idle time'
@@ -240,7 +252,7 @@ Remove-Module Moltar
 "@)
         try {
             Read-ChildLine $child 'called'
-            (Get-SessionProcess $on).Count | Should -BeGreaterThan 0
+            (Get-SessionProcess $on).Count | Should -BeGreaterThan 0 -Because "the child keeps its connection $(Get-SessionEvidence $on)"
             $child.Process.StandardInput.WriteLine('go')
             # The idle time outlasts the hang guard: ending within it means nothing kept the process.
             $child.Process.WaitForExit($HangGuardSeconds * 1000) | Should -BeTrue -Because 'the script ended; a kept connection must not hold pwsh (hang guard)'

@@ -79,7 +79,9 @@ for (int run = 1; run <= runs; run++)
             marks[i].Closed = clock.Elapsed.TotalMilliseconds;
             return outcome;
         }, new FanOutOptions { ThrottleLimit = throttle }, isFailure: o => !o.Succeeded);
-        for (int i = 0; i < hosts.Length; i++) runner.Add(i);
+        var addSlowest = 0.0;
+        for (int i = 0; i < hosts.Length; i++) { var t0 = clock.Elapsed.TotalMilliseconds; runner.Add(i); addSlowest = Math.Max(addSlowest, clock.Elapsed.TotalMilliseconds - t0); }
+        Console.WriteLine($"   adding ended at {clock.Elapsed.TotalMilliseconds:0} ms (slowest Add {addSlowest:0.0} ms)");
         runner.Complete();
         foreach (var e in runner.ReadAll())
         {

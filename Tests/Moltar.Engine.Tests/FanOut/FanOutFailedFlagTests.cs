@@ -47,7 +47,7 @@ public sealed class FanOutFailedFlagTests
     [Fact]
     public void Items_skipped_after_a_failure_are_failures()
     {
-        using var runner = new FanOutRunner<int, int>(ctx => ctx.Item, new FanOutOptions { Series = true, StopOnFailure = true },
+        using var runner = new FanOutRunner<int, int>(ctx => ctx.Item, new FanOutOptions { ThrottleLimit = 1, StopOnFailure = true },
             isFailure: result => result == 1);
         foreach (var item in new[] { 1, 2 })
         {

@@ -86,7 +86,7 @@ public sealed class FanOutRunnerTests
     }
 
     [Fact]
-    public void Series_runs_one_at_a_time_in_order()
+    public void ThrottleLimit_1_runs_one_at_a_time_in_order()
     {
         var order = new ConcurrentQueue<int>();
         var running = 0;
@@ -98,7 +98,7 @@ public sealed class FanOutRunnerTests
             Thread.Sleep(5);
             Interlocked.Decrement(ref running);
             return ctx.Item;
-        }, new FanOutOptions { Series = true, ThrottleLimit = 16 });
+        }, new FanOutOptions { ThrottleLimit = 1 });
         for (var i = 0; i < 10; i++)
         {
             runner.Add(i);
@@ -193,7 +193,7 @@ public sealed class FanOutRunnerTests
     [Fact]
     public void StopOnFailure_skips_the_rest_after_a_failure()
     {
-        using var runner = new FanOutRunner<int, int>(ctx => ctx.Item, new FanOutOptions { Series = true, StopOnFailure = true }, isFailure: r => r == 3);
+        using var runner = new FanOutRunner<int, int>(ctx => ctx.Item, new FanOutOptions { ThrottleLimit = 1, StopOnFailure = true }, isFailure: r => r == 3);
         for (var i = 1; i <= 6; i++)
         {
             runner.Add(i);

@@ -4,10 +4,8 @@ namespace Moltar.Engine.FanOut;
 
 public sealed class FanOutOptions
 {
-    /// <summary>At most this many items run at once (each on a dedicated thread).</summary>
+    /// <summary>At most this many items run at once (each on a dedicated thread); 1 runs them one at a time, in the order added.</summary>
     public int ThrottleLimit { get; init; } = 32;
-    /// <summary>One item at a time, in the order added (ThrottleLimit is then 1).</summary>
-    public bool Series { get; init; }
     /// <summary>After an item fails, items not yet started are skipped (for rolling work such as deploys).</summary>
     public bool StopOnFailure { get; init; }
     /// <summary>Output lines queued but not yet taken by the pipeline thread; more are dropped and counted (never waited for).</summary>
@@ -134,7 +132,7 @@ public sealed class FanOutRunner<TItem, TResult> : IDisposable
     {
         _work = work ?? throw new ArgumentNullException(nameof(work));
         _options = options ?? new FanOutOptions();
-        _throttle = _options.Series ? 1 : Math.Clamp(_options.ThrottleLimit, 1, 1024);
+        _throttle = Math.Clamp(_options.ThrottleLimit, 1, 1024);
         _isFailure = isFailure;
         _events = new PipelineChannel<FanOutEvent<TItem, TResult>>(new PipelineChannelOptions
         {

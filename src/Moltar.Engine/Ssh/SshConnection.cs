@@ -83,8 +83,7 @@ public sealed class SshConnection : IDisposable
         var stdout = new OutputCollector(ExecStream.Stdout, options.MaxOutputBytes, encoding, options.OnLine, options.MaxLineLength, Room(() => outSource));
         var stderr = new OutputCollector(ExecStream.Stderr, options.MaxOutputBytes, encoding, options.OnLine, options.MaxLineLength, Room(() => errSource));
 
-        if (options.Stdin is not { Length: > 0 })
-            ChannelEof.EnsureAvailable(); // before the command starts: never one that could wait for input forever
+        ChannelEof.EnsureAvailable(); // before the command starts: never one that could wait for input forever
 
         SshCommand cmd;
         Task execution;
@@ -123,7 +122,14 @@ public sealed class SshConnection : IDisposable
                         }
                         finally
                         {
-                            SshConnector.SafeDispose(input);
+                            try
+                            {
+                                ChannelEof.EndInput(cmd, input);
+                            }
+                            catch (Exception)
+                            {
+                                // The channel is gone (or the library changed under a running command): nothing left to end.
+                            }
                         }
                     })
                     { IsBackground = true, Name = "Moltar SSH stdin" };
@@ -515,34 +521,88 @@ public sealed class SshConnection : IDisposable
 /// members this fails loudly (SshLibraryIncompatible) rather than leave stdin open, where a command that reads it
 /// (cat, an apt prompt) would wait forever; LibraryInternalsTests and ExecTests.Stdin_is_sent_then_end_of_file fail
 /// first when an upgrade changes them.
+/// <para>
+/// Every EOF goes out under the channel's own messaging lock: SSH.NET's SendEof checks that the channel is open
+/// before it takes that lock, so when the command ends at that moment its Close (which sends CLOSE under the lock)
+/// can come in between and the EOF follow the CLOSE. sshd then ends the whole connection ("ieof packet referred to
+/// nonexistent channel"), and a kept connection is lost. Under the lock the open check and the EOF are one step.
+/// The lock is taken the way the loaded build takes it (<see cref="LockKind"/>): SSH.NET's .NET 9+ builds type it
+/// System.Threading.Lock, which a Monitor on the same object does not exclude.
+/// </para>
 /// </summary>
 internal static class ChannelEof
 {
-    /// <summary>The library's members this reaches for, looked up once: the channel field and its SendEof().</summary>
-    internal sealed record Members(System.Reflection.FieldInfo? Channel, System.Reflection.MethodInfo? SendEof, string? Missing)
+    private const System.Reflection.BindingFlags Instance = System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance;
+
+    /// <summary>
+    /// The library's members this reaches for, looked up once: the command's channel field, the channel's SendEof()
+    /// and the lock its Close() sends CLOSE under.
+    /// </summary>
+    internal sealed record Members(System.Reflection.FieldInfo? Channel, System.Reflection.MethodInfo? SendEof, System.Reflection.FieldInfo? MessagingLock,
+        LockKind? Locking, System.Reflection.FieldInfo? CloseSent, System.Reflection.FieldInfo? CloseReceived, string? Missing)
     {
         public static Members Of(Type commandType)
         {
-            const System.Reflection.BindingFlags Instance = System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance;
             var field = commandType.GetField("_channel", Instance);
             if (field is null)
-                return new(null, null, $"{commandType.FullName}._channel");
+                return Lacking($"{commandType.FullName}._channel");
             // The field is typed as an interface (IChannelSession); SendEof is declared on it or an interface it extends.
             var sendEof = new[] { field.FieldType }.Concat(field.FieldType.GetInterfaces())
                 .Select(t => t.GetMethod("SendEof", Instance, Type.EmptyTypes)).FirstOrDefault(m => m is not null);
-            return sendEof is null ? new(null, null, $"{field.FieldType.FullName}.SendEof()") : new(field, sendEof, null);
+            if (sendEof is null)
+                return Lacking($"{field.FieldType.FullName}.SendEof()");
+            // The lock is a private field of the channels' base class (Renci.SshNet.Channels.Channel) when the field is
+            // typed as an interface, else of the field's class or one of its bases.
+            var channelClass = field.FieldType.IsInterface ? commandType.Assembly.GetType($"{field.FieldType.Namespace}.Channel") : field.FieldType;
+            System.Reflection.FieldInfo? Find(string name) => BaseTypes(channelClass).Select(t => t.GetField(name, Instance)).FirstOrDefault(f => f is not null);
+            var messagingLock = Find("_messagingLock");
+            var closeSent = Find("_closeMessageSent");
+            var closeReceived = Find("_closeMessageReceived");
+            var locking = messagingLock is null ? null : LockKind.Of(messagingLock.FieldType);
+            var missing = locking is null ? "_messagingLock" : closeSent?.FieldType != typeof(bool) ? "_closeMessageSent" : closeReceived?.FieldType != typeof(bool) ? "_closeMessageReceived" : null;
+            return missing is not null
+                ? Lacking($"{field.FieldType.Namespace}.Channel.{missing}")
+                : new(field, sendEof, messagingLock, locking, closeSent, closeReceived, null);
+        }
+
+        /// <summary>A library without <paramref name="missing"/>: nothing is reached for.</summary>
+        private static Members Lacking(string missing) => new(null, null, null, null, null, null, missing);
+
+        private static IEnumerable<Type> BaseTypes(Type? type)
+        {
+            for (; type is not null; type = type.BaseType)
+                yield return type;
+        }
+    }
+
+    /// <summary>
+    /// How the library takes its messaging lock. SSH.NET's .NET 9+ builds (the one loaded on .NET 10) type it
+    /// System.Threading.Lock, whose <c>lock</c> is its own Enter/Exit: a Monitor on that object excludes nothing.
+    /// Older builds lock an object with Monitor. Null for a lock of a shape neither way takes.
+    /// </summary>
+    internal sealed record LockKind(string Name, Action<object> Enter, Action<object> Exit)
+    {
+        public static readonly LockKind Monitor = new("Monitor", System.Threading.Monitor.Enter, System.Threading.Monitor.Exit);
+
+        public static LockKind? Of(Type lockType)
+        {
+            if (lockType.FullName != "System.Threading.Lock")
+                return lockType.IsValueType ? null : Monitor;
+            // Looked up at run time: this assembly is built for .NET 8, which has no System.Threading.Lock.
+            var enter = lockType.GetMethod("Enter", Type.EmptyTypes);
+            var exit = lockType.GetMethod("Exit", Type.EmptyTypes);
+            return enter is null || exit is null ? null
+                : new(lockType.FullName, o => enter.Invoke(o, null), o => exit.Invoke(o, null));
         }
     }
 
     private static readonly Lazy<Members> Command = new(() => Members.Of(typeof(SshCommand)));
 
-    /// <summary>Sends EOF; a channel already gone is no error. Throws SshLibraryIncompatible when the library changed.</summary>
+    /// <summary>Sends EOF unless the channel is closed; a channel already gone is no error. Throws SshLibraryIncompatible when the library changed.</summary>
     public static void Send(SshCommand command) => Send(command, Command.Value);
 
-    internal static void Send(object command, Members members)
+    internal static void Send(object command, Members members) => UnderChannelLock(command, members, channel =>
     {
-        EnsureAvailable(members);
-        var channel = members.Channel!.GetValue(command);
         if (channel is null)
             return; // not opened: nothing to end
         try
@@ -552,6 +612,40 @@ internal static class ChannelEof
         catch (System.Reflection.TargetInvocationException e) when (e.InnerException is SshException or ObjectDisposedException or InvalidOperationException)
         {
             // The channel closed already (the command ended at once): there is no input left to end.
+        }
+    });
+
+    /// <summary>
+    /// Disposes the command's input stream (SSH.NET then sends EOF when input was written and the channel is open)
+    /// under the channel's lock, so that EOF cannot follow the channel's CLOSE either.
+    /// </summary>
+    public static void EndInput(SshCommand command, Stream input) => UnderChannelLock(command, Command.Value, _ => input.Dispose());
+
+    /// <summary>
+    /// Runs <paramref name="action"/> under the channel's messaging lock unless a CLOSE was sent or received: the
+    /// library's Close() sends CLOSE and records it under that lock, while the channel's IsOpen can still read true
+    /// after it, so the records, not IsOpen, say whether an EOF may still go out.
+    /// </summary>
+    internal static void UnderChannelLock(object command, Members members, Action<object?> action)
+    {
+        EnsureAvailable(members);
+        var channel = members.Channel!.GetValue(command);
+        if (channel is null || members.MessagingLock!.GetValue(channel) is not { } messagingLock)
+        {
+            action(channel);
+            return;
+        }
+
+        members.Locking!.Enter(messagingLock);
+        try
+        {
+            if ((bool)members.CloseSent!.GetValue(channel)! || (bool)members.CloseReceived!.GetValue(channel)!)
+                return; // the channel is closing: no input is left to end, and an EOF now could follow the CLOSE
+            action(channel);
+        }
+        finally
+        {
+            members.Locking.Exit(messagingLock);
         }
     }
 

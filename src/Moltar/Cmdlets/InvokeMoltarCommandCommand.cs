@@ -66,7 +66,7 @@ public sealed class InvokeMoltarCommandCommand : MoltarSshCmdlet
         // -ErrorAction Stop stops starting, not running: the first failure keeps new hosts from starting, and the
         // hosts already running finish (bounded by -TimeoutSeconds) before the one terminating error.
         bool stopOnError = ErrorActionIsStop();
-        var fanOut = new FanOutOptions { ThrottleLimit = context.ThrottleLimit, Series = Series, StopOnFailure = stopOnError };
+        var fanOut = new FanOutOptions { ThrottleLimit = context.ThrottleLimit, StopOnFailure = stopOnError };
         using var connector = CreateConnector(sshOptions);
         using var runner = SshFanOut.RunCommand(connector, Command, exec, fanOut, StopToken, liveOutput: !Quiet);
         foreach (var work in approved)
