@@ -389,7 +389,7 @@ Describe 'Invoke-MoltarCommand -Transport Ssm' -Skip:([bool] $SkipReason) {
         $cut.Output.Contains('n' * 20000) | Should -BeTrue
         $cut.Output | Should -Match ([regex]::Escape('[Moltar: this stream is not whole: only the part above came back]'))
         $cut.Truncated | Should -BeTrue
-        $cutWarning = Get-OutputWarning $cutWarnings
+        $cutWarning = @(Get-OutputWarning $cutWarnings)
         $cutWarning.Count | Should -Be 1
         $cutWarning[0] | Should -Match 'Systems Manager returns the first 24000 characters of each stream.*-OutputS3BucketName'
 
@@ -410,7 +410,7 @@ Describe 'Invoke-MoltarCommand -Transport Ssm' -Skip:([bool] $SkipReason) {
         $unread.Succeeded | Should -BeTrue -Because $unread.Error
         $unread.Truncated | Should -BeTrue
         $unread.Output.Contains($line) | Should -BeFalse
-        $unreadWarning = Get-OutputWarning $unreadWarnings
+        $unreadWarning = @(Get-OutputWarning $unreadWarnings)
         $unreadWarning.Count | Should -Be 1
         $unreadWarning[0] | Should -Match "SsmOutputUnreadable: $($target.InstanceId): stdout could not be read from s3://moltar-output/.+/stdout \(NoSuchKey: "
     }

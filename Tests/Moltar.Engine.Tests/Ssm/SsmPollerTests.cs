@@ -179,6 +179,7 @@ public sealed class SsmPollerTests(SsmStandIn standIn) : IClassFixture<SsmStandI
             Assert.Contains("-OutputS3BucketName", Assert.Single(warnings), StringComparison.Ordinal);
         }
 
+        standIn.Reset();
         using var bucketed = standIn.StepRunner(outputBucket: "deploy-output");
         var (whole, none) = Step(bucketed, LongOutput);
         Assert.True(whole.Succeeded, whole.ToString());
