@@ -167,6 +167,24 @@ public sealed class SsmPollerTests(SsmStandIn standIn) : IClassFixture<SsmStandI
     }
 
     [Fact]
+    public void CancellingWhileSendCommandIsAnsweredStillCancelsTheCommandThatStarted()
+    {
+        // Ctrl+C after the service took the command but before its answer (with the id) came back: the command runs
+        // on the instance, so it must still be cancelled, never left running unreported.
+        standIn.Reset(new SsmSettings { SendCommandReplyDelayMs = 1_500 });
+        using var runner = standIn.StepRunner();
+        using var cancel = new CancellationTokenSource();
+        var step = Task.Run(() => runner.Run(standIn.Managed, $"sleep {HangGuard.NeverWaitedSeconds}", null, cancel.Token));
+        HangGuard.Until(() => standIn.Ssm.Commands.Snapshot().SelectMany(c => c.Invocations).Any(), "the command registered, its answer held");
+        cancel.Cancel();
+        Assert.ThrowsAny<OperationCanceledException>(() => HangGuard.Wait(step, "the cancelled step"));
+        var commandId = standIn.Ssm.Commands.Snapshot().Single().CommandId;
+        var cancelled = Assert.Single(standIn.Requests("CancelCommand"));
+        Assert.Equal(commandId, cancelled.Body!["CommandId"]!.GetValue<string>());
+        HangGuard.Until(() => standIn.Ssm.Commands.Snapshot().Single().Invocations.Single().Status == "Cancelled", "the invocation was cancelled");
+    }
+
+    [Fact]
     public void AStepsTruncatedOutputIsReadWholeFromTheOutputBucketOrSaysWhyNot()
     {
         standIn.Reset();

@@ -187,7 +187,9 @@ internal sealed class SsmCommandPoller
     private async Task<Command> SendAsync(SendCommandRequest send, CancellationToken ct)
     {
         _verbose(Describe(send));
-        var response = await Throttled(c => _client.SendCommandAsync(send, c), "SendCommand", ct).ConfigureAwait(false);
+        // The call itself is not cancelled: once the service has the command it runs, and only its id (in the answer)
+        // lets CancelSent stop it. Cancellation takes effect right after (the pauses between throttled tries and the polls).
+        var response = await Throttled(_ => _client.SendCommandAsync(send, CancellationToken.None), "SendCommand", ct).ConfigureAwait(false);
         _sent.Add(response.Command.CommandId);
         _verbose($"Command {response.Command.CommandId} sent ({response.Command.TargetCount} instance(s)).");
         return response.Command;

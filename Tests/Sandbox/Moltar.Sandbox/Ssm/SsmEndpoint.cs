@@ -249,6 +249,11 @@ public sealed class SsmEndpoint
             });
         }
 
+        if (action == "SendCommand" && status == 200 && Settings.SendCommandReplyDelayMs is > 0 and var replyDelay)
+        {
+            await Task.Delay(replyDelay, context.RequestAborted);
+        }
+
         var bytes = Encoding.UTF8.GetBytes(answer?.ToJsonString() ?? "{}");
         var response = context.Response;
         response.StatusCode = status;

@@ -35,6 +35,12 @@ public sealed class SsmSettings
     /// </summary>
     [JsonPropertyName("visibleAfterMs")] public int? VisibleAfterMs { get; set; }
 
+    /// <summary>
+    /// How long the answer to a successful SendCommand is held after the command was registered and its invocations
+    /// began (ms): a client that gives up meanwhile (Ctrl+C) has started a command it has no id for yet.
+    /// </summary>
+    [JsonPropertyName("sendCommandReplyDelayMs")] public int? SendCommandReplyDelayMs { get; set; }
+
     /// <summary>Instances whose role may not write to the output bucket (no s3:PutObject): their agents upload nothing, so the objects are missing.</summary>
     [JsonPropertyName("outputUploadDenied")] public List<string>? OutputUploadDenied { get; set; }
 
@@ -44,6 +50,7 @@ public sealed class SsmSettings
         if (UndeliverableAfterMs is < 0 or > 600_000) return "undeliverableAfterMs must be between 0 and 600000";
         if (StartDelayMs is < 0 or > 600_000) return "startDelayMs must be between 0 and 600000";
         if (VisibleAfterMs is < 0 or > 600_000) return "visibleAfterMs must be between 0 and 600000";
+        if (SendCommandReplyDelayMs is < 0 or > 600_000) return "sendCommandReplyDelayMs must be between 0 and 600000";
         return null;
     }
 
