@@ -450,8 +450,10 @@ function Get-MoltarSandboxCredential {
     report: invocations end Failed/Undeliverable after UndeliverableAfterMs), AccessDenied, ThrottleFirst (the next K
     SSM requests, of ThrottleActions only when given, answer ThrottlingException), StartDelayMs (agents wait before
     running, so a test can act while commands are in flight), VisibleAfterMs (a new command's invocations stay out of
-    sight that long, as the eventually consistent service has them: not listed, InvocationDoesNotExist), OutputUploadDenied (instances whose agents may not write
-    to the output bucket: their S3 objects are missing).
+    sight that long, as the eventually consistent service has them: not listed, InvocationDoesNotExist),
+    SendCommandReplyDelayMs (a successful SendCommand is answered that long after its command began: a client can give
+    up while the command already runs), OutputUploadDenied (instances whose agents may not write to the output bucket:
+    their S3 objects are missing).
 #>
 function Set-MoltarSandboxSsm {
     [CmdletBinding()]
@@ -465,6 +467,7 @@ function Set-MoltarSandboxSsm {
         [string[]]$ThrottleActions,
         [ValidateRange(0, 600000)] [int]$StartDelayMs,
         [ValidateRange(0, 600000)] [int]$VisibleAfterMs,
+        [ValidateRange(0, 600000)] [int]$SendCommandReplyDelayMs,
         [string[]]$OutputUploadDenied
     )
     $body = [ordered]@{}
@@ -476,6 +479,7 @@ function Set-MoltarSandboxSsm {
     if ($ThrottleActions) { $body.throttleActions = @($ThrottleActions) }
     if ($PSBoundParameters.ContainsKey('StartDelayMs')) { $body.startDelayMs = $StartDelayMs }
     if ($PSBoundParameters.ContainsKey('VisibleAfterMs')) { $body.visibleAfterMs = $VisibleAfterMs }
+    if ($PSBoundParameters.ContainsKey('SendCommandReplyDelayMs')) { $body.sendCommandReplyDelayMs = $SendCommandReplyDelayMs }
     if ($OutputUploadDenied) { $body.outputUploadDenied = @($OutputUploadDenied) }
     $null = Invoke-SandboxControl -Sandbox $Sandbox -Method Post -Path 'ssm/settings' -Body ([pscustomobject]$body)
 }
