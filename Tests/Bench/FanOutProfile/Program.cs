@@ -1,5 +1,7 @@
 // Where a fan-out's time goes. Usage:
-//   dotnet FanOutProfile.dll --hosts FILE --key KEY --known-hosts FILE [--command true] [--runs 3] [--throttle N]
+//   dotnet FanOutProfile.dll --hosts FILE --key KEY --known-hosts FILE [--command true] [--runs 3] [--throttle N] [--pooled]
+// --pooled: connections are taken from and returned to the pool (ConnectionPool.Shared, 60 s idle), as
+// Invoke-MoltarCommand does; the first run opens them, later runs reuse them ("connect" is then the pool's Acquire).
 // Each run connects to every host (as SshFanOut does: a dedicated worker per host up to the throttle), runs the
 // command and closes, recording per host when connect, run and close ended. Prints per-run wall and process CPU,
 // phase medians and maxima, how many hosts were in each phase over time, and the thread pool's size.
@@ -10,7 +12,7 @@ using Moltar.Engine.Ssh;
 string hostsFile = "", key = "", knownHosts = "", command = "true";
 string? kex = null, ciphers = null;
 int runs = 3, throttle = 0;
-bool timeline = false;
+bool timeline = false, pooled = false;
 for (int i = 0; i < args.Length; i++)
 {
     switch (args[i])
@@ -22,6 +24,7 @@ for (int i = 0; i < args.Length; i++)
         case "--runs": runs = int.Parse(args[++i]); break;
         case "--throttle": throttle = int.Parse(args[++i]); break;
         case "--timeline": timeline = true; break;
+        case "--pooled": pooled = true; break;
         case "--kex": kex = args[++i]; break;
         case "--ciphers": ciphers = args[++i]; break;
         default: Console.Error.WriteLine($"unknown option {args[i]}"); return 2;
@@ -42,6 +45,7 @@ var options = new SshOptions
     StrictHostKeyChecking = Moltar.StrictHostKeyChecking.Yes,
     KexAlgorithms = kex,
     Ciphers = ciphers,
+    ConnectionIdle = pooled ? TimeSpan.FromSeconds(60) : TimeSpan.Zero,
 };
 
 var process = Process.GetCurrentProcess();
@@ -71,9 +75,20 @@ for (int run = 1; run <= runs; run++)
         {
             var i = ctx.Item;
             marks[i].Start = clock.Elapsed.TotalMilliseconds;
+            var exec = new ExecOptions { OnLine = (s, l) => ctx.Output(l, s == ExecStream.Stderr) };
+            if (pooled)
+            {
+                using var lease = ConnectionPool.Shared.Acquire(connector, new SshTarget(hosts[i]), ctx.CancellationToken);
+                marks[i].Connected = clock.Elapsed.TotalMilliseconds;
+                var ran = lease.Connection.Run(command, exec, ctx.CancellationToken);
+                marks[i].Ran = clock.Elapsed.TotalMilliseconds;
+                lease.Return();
+                marks[i].Closed = clock.Elapsed.TotalMilliseconds;
+                return ran;
+            }
             var connection = connector.Connect(new SshTarget(hosts[i]), ctx.CancellationToken);
             marks[i].Connected = clock.Elapsed.TotalMilliseconds;
-            var outcome = connection.Run(command, new ExecOptions { OnLine = (s, l) => ctx.Output(l, s == ExecStream.Stderr) }, ctx.CancellationToken);
+            var outcome = connection.Run(command, exec, ctx.CancellationToken);
             marks[i].Ran = clock.Elapsed.TotalMilliseconds;
             connection.Dispose();
             marks[i].Closed = clock.Elapsed.TotalMilliseconds;
