@@ -75,22 +75,16 @@ for (int run = 1; run <= runs; run++)
         {
             var i = ctx.Item;
             marks[i].Start = clock.Elapsed.TotalMilliseconds;
-            var exec = new ExecOptions { OnLine = (s, l) => ctx.Output(l, s == ExecStream.Stderr) };
-            if (pooled)
-            {
-                using var lease = ConnectionPool.Shared.Acquire(connector, new SshTarget(hosts[i]), ctx.CancellationToken);
-                marks[i].Connected = clock.Elapsed.TotalMilliseconds;
-                var ran = lease.Connection.Run(command, exec, ctx.CancellationToken);
-                marks[i].Ran = clock.Elapsed.TotalMilliseconds;
-                lease.Return();
-                marks[i].Closed = clock.Elapsed.TotalMilliseconds;
-                return ran;
-            }
-            var connection = connector.Connect(new SshTarget(hosts[i]), ctx.CancellationToken);
+            var target = new SshTarget(hosts[i]);
+            using var lease = pooled ? ConnectionPool.Shared.Acquire(connector, target, ctx.CancellationToken) : null;
+            var connection = lease?.Connection ?? connector.Connect(target, ctx.CancellationToken);
             marks[i].Connected = clock.Elapsed.TotalMilliseconds;
-            var outcome = connection.Run(command, exec, ctx.CancellationToken);
+            var outcome = connection.Run(command, new ExecOptions { OnLine = (s, l) => ctx.Output(l, s == ExecStream.Stderr) }, ctx.CancellationToken);
             marks[i].Ran = clock.Elapsed.TotalMilliseconds;
-            connection.Dispose();
+            if (lease is null)
+                connection.Dispose();
+            else
+                lease.Return();
             marks[i].Closed = clock.Elapsed.TotalMilliseconds;
             return outcome;
         }, new FanOutOptions { ThrottleLimit = throttle }, isFailure: o => !o.Succeeded);
