@@ -48,6 +48,31 @@ Import-Module '$ModulePath'
         $contexts | Should -Contain 'Moltar.Model=Default'
     }
 
+    It 'loads neither the engine nor the model at import: the first cmdlet that needs them does' {
+        # PowerShell reads the signature of every public constructor in Moltar.Cmdlets.dll at import; one that names
+        # an engine or model type would load that assembly (and the engine's own start-up) into every import.
+        $script = @"
+Import-Module '$ModulePath'
+'import=' + ((([AppDomain]::CurrentDomain.GetAssemblies().GetName().Name | Where-Object { `$_ -like 'Moltar.*' }) | Sort-Object) -join ',')
+`$null = Get-MoltarContext
+'use=' + ((([AppDomain]::CurrentDomain.GetAssemblies().GetName().Name | Where-Object { `$_ -like 'Moltar.*' }) | Sort-Object) -join ',')
+"@
+        $loaded = Invoke-CleanPwsh $script
+        $LASTEXITCODE | Should -Be 0
+        $loaded | Should -Contain 'import=Moltar.Cmdlets'
+        $loaded | Should -Contain 'use=Moltar.Cmdlets,Moltar.Engine,Moltar.Model'
+    }
+
+    It 'names no .NET type in brackets in Moltar.psm1 but PowerShell''s own accelerators' {
+        # Each other type literal costs every import a case-insensitive search of all loaded assemblies at parse time.
+        $ast = [System.Management.Automation.Language.Parser]::ParseFile((Join-Path $ModuleDir 'Moltar.psm1'), [ref] $null, [ref] $null)
+        $accelerators = [psobject].Assembly.GetType('System.Management.Automation.TypeAccelerators')::Get.Keys
+        $named = $ast.FindAll({ param($node) $node -is [System.Management.Automation.Language.TypeExpressionAst] -or $node -is [System.Management.Automation.Language.TypeConstraintAst] }, $true) |
+            ForEach-Object TypeName | ForEach-Object FullName
+        @($named).Count | Should -BeGreaterThan 0 -Because 'the script does name accelerators ([string], [type])'
+        $named | Where-Object { $_ -notin $accelerators } | Should -BeNullOrEmpty
+    }
+
     It 'runs SSH.NET, BouncyCastle and the engine precompiled on Linux x64 under .NET 10, and from the IL elsewhere' {
         $precompiled = [OperatingSystem]::IsLinux() -and [Runtime.InteropServices.RuntimeInformation]::ProcessArchitecture -eq 'X64' -and [Environment]::Version.Major -eq 10
         # A connect to a closed port runs SSH.NET's client set-up and the engine's connect path, then ConnectFailed.

@@ -428,9 +428,10 @@ function Invoke-LargeFleetRows([int] $N) {
 
 #region statistics and output
 function Measure-StartUp([string] $Program, [string[]] $Prefix, [string] $What) {
-    <# Bare start and start + Import-Module Moltar of one pwsh, alternating, $Runs * 2 times each: medians and minima. #>
+    <# Bare start and start + Import-Module Moltar of one pwsh, alternating, $Runs * 4 times each (at least 12: a
+       start varies by tens of ms on a 2-core machine, the quantity measured is about 0.1 s): medians and minima. #>
     $bare = [Collections.Generic.List[double]]::new(); $imported = [Collections.Generic.List[double]]::new()
-    foreach ($i in 1..($Runs * 2)) {
+    foreach ($i in 1..([math]::Max(12, $Runs * 4))) {
         $bare.Add((Invoke-Measured -FilePath $Program -ArgumentList (@($Prefix) + @('-NoProfile', '-NonInteractive', '-Command', 'exit'))).Wall)
         $m = Invoke-Measured -FilePath $Program -ArgumentList (@($Prefix) + @('-NoProfile', '-NonInteractive', '-Command', "Import-Module '$ModulePath' -ErrorAction Stop; exit"))
         if ($m.ExitCode -ne 0) { throw "Import-Module on $What failed: $(Get-Tail $m.Stderr)" }
@@ -628,9 +629,20 @@ function Get-Target {
         $targets.Add([pscustomobject]@{ Target = 'Client CPU per host ≤ ⅓ of one OpenSSH `ssh` process'; Measured = $measured; Met = $cold.CpuPerHost -le $limit })
     }
     if ($report.Import) {
-        $measured = '{0} s (median; min {1} s)' -f (Format-Seconds $report.Import.OverMedian), (Format-Seconds $report.Import.OverMin)
-        # 0.1 s: the import is the root script module (Moltar.psm1) and the binary cmdlets it nests.
-        $targets.Add([pscustomobject]@{ Target = 'Import ≤ 0.1 s over bare `pwsh` start'; Measured = $measured; Met = $report.Import.OverMedian -le 0.1 })
+        # 0.1 s: the import is the root script module (Moltar.psm1) and the binary cmdlets it nests. Judged on pwsh as
+        # installed (the official packages are ReadyToRun-compiled) when the precompiled copy ran; the dotnet tool
+        # pwsh, IL only, also JIT-compiles PowerShell's own module-import code on every import (printed beside it).
+        $i = $report.Import
+        $precompiledBare = if ($i -is [Collections.IDictionary]) { $i['PrecompiledBareMedian'] } else { $i.PSObject.Properties['PrecompiledBareMedian']?.Value }
+        if ($null -ne $precompiledBare) {
+            $over = $i.PrecompiledImportMedian - $i.PrecompiledBareMedian
+            $measured = '{0} s (median; min {1} s) on the precompiled pwsh; {2} s on the IL-only dotnet tool pwsh' -f (Format-Seconds $over), (Format-Seconds ($i.PrecompiledImportMin - $i.PrecompiledBareMin)), (Format-Seconds $i.OverMedian)
+        }
+        else {
+            $over = $i.OverMedian
+            $measured = '{0} s (median; min {1} s) on the IL-only dotnet tool pwsh (no precompiled pwsh in this run)' -f (Format-Seconds $i.OverMedian), (Format-Seconds $i.OverMin)
+        }
+        $targets.Add([pscustomobject]@{ Target = 'Import ≤ 0.1 s over bare `pwsh` start'; Measured = $measured; Met = $over -le 0.1 })
     }
     if ($report.Discovery) {
         $d = $report.Discovery

@@ -10,7 +10,7 @@ namespace Moltar.Infrastructure;
 /// -ErrorAction Stop the one terminating error that names the failed hosts (written after the hosts
 /// already running have finished and their results are out).
 /// </summary>
-public sealed class FanOutTally
+internal sealed class FanOutTally
 {
     /// <summary>Failed hosts named in the terminating error; the rest are counted.</summary>
     private const int NamedFailures = 20;

@@ -5,7 +5,7 @@ using Moltar.Engine.Ssm;
 namespace Moltar.Infrastructure;
 
 /// <summary>The instances an SSM call names: by id (pipeline, -InstanceId) with what the user gave for each, or tag targets.</summary>
-public sealed record SsmSelection(IReadOnlyList<MoltarInstance> Instances, IReadOnlyList<object> Origins, IReadOnlyList<SsmTarget> Targets);
+internal sealed record SsmSelection(IReadOnlyList<MoltarInstance> Instances, IReadOnlyList<object> Origins, IReadOnlyList<SsmTarget> Targets);
 
 /// <summary>-Transport Ssm: targeting, refusing what cannot apply, and draining a run on the pipeline thread.</summary>
 public abstract partial class MoltarSshCmdlet
@@ -61,7 +61,7 @@ public abstract partial class MoltarSshCmdlet
     /// What an SSM call targets: piped instances and -InstanceId by id (no DescribeInstances), the selection
     /// parameters as tag targets the service resolves (no listing at all).
     /// </summary>
-    protected SsmSelection ResolveSsmSelection(MoltarContext context)
+    private protected SsmSelection ResolveSsmSelection(MoltarContext context)
     {
         if (ParameterSetName == SelectionSet)
         {
@@ -117,7 +117,7 @@ public abstract partial class MoltarSshCmdlet
     /// warning, progress as over SSH. Ctrl+C sends CancelCommand for every command sent, then stops the pipeline.
     /// Under -ErrorAction Stop the failed instances are named by one terminating error at the end.
     /// </summary>
-    protected void DrainSsm(SsmCommandRun run, string activity, bool stopOnError, FanOutTally tally,
+    private protected void DrainSsm(SsmCommandRun run, string activity, bool stopOnError, FanOutTally tally,
                             Func<SsmOutcome, (IReadOnlyList<ErrorRecord> Errors, object Origin)> completed)
     {
         int failed = 0;

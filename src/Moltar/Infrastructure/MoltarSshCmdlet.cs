@@ -90,7 +90,7 @@ public abstract partial class MoltarSshCmdlet : MoltarAwsCmdlet
     }
 
     /// <summary>What to work on: the piped objects, or the instances the selection parameters find.</summary>
-    protected IReadOnlyList<HostWork> ResolveTargets(MoltarContext context)
+    private protected IReadOnlyList<HostWork> ResolveTargets(MoltarContext context)
     {
         if (ParameterSetName == PipelineSet)
             return TargetsFromInput(_input, context);
@@ -103,7 +103,7 @@ public abstract partial class MoltarSshCmdlet : MoltarAwsCmdlet
     /// Piped objects as targets, in order: instances and anything with an address as they are, a Reservation
     /// (Get-EC2Instance) as its instances, instance-id strings looked up (all in one DescribeInstances), other strings as host names.
     /// </summary>
-    protected List<HostWork> TargetsFromInput(IEnumerable<PSObject> inputs, MoltarContext context)
+    private protected List<HostWork> TargetsFromInput(IEnumerable<PSObject> inputs, MoltarContext context)
     {
         var slots = new List<(HostWork? Work, string? InstanceId)>();
         foreach (var input in inputs)
@@ -315,7 +315,7 @@ public abstract partial class MoltarSshCmdlet : MoltarAwsCmdlet
     /// there the first failure stops new hosts from starting (the runner was made with StopOnFailure), hosts already
     /// running finish and their results are written, then the summary, then one terminating error naming the failed hosts.
     /// </summary>
-    protected void DrainAndSummarize<TResult>(FanOutRunner<SshTarget, TResult> runner, IReadOnlyList<HostWork> work, string activity, bool quiet,
+    private protected void DrainAndSummarize<TResult>(FanOutRunner<SshTarget, TResult> runner, IReadOnlyList<HostWork> work, string activity, bool quiet,
                                               bool stopOnError, FanOutTally tally,
                                               Func<FanOutEvent<SshTarget, TResult>, IReadOnlyList<ErrorRecord>> completed,
                                               Func<int, int, int, (string Status, int Percent)>? describeProgress = null)
