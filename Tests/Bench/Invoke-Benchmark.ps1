@@ -351,9 +351,16 @@ function Invoke-PooledRows([int] $N) {
     $request = @{ HostsFile = $hostFiles[$N]; Command = 'true'; ThrottleLimit = $N; ConnectionIdleSeconds = 600 } | ConvertTo-Json -Compress
     $first = Invoke-WarmWorker $request
     Write-Host ('    untimed call that opens the connections: {0} s, {1} kept' -f (Format-Seconds $first.Wall), $first.Kept)
+    # The sshd side's CPU during each call (its floor: that ÷ cores), read before and after, outside the timed call.
+    function Measure-ServerCpu([scriptblock] $Call) {
+        $before = Get-ServerCpu $sandbox
+        $result = & $Call
+        Start-Sleep -Milliseconds 500 # the commands' shells are reaped
+        $result | Add-Member -NotePropertyName Server -NotePropertyValue ((Get-ServerCpu $sandbox) - $before) -PassThru -Force
+    }
     $moltar = foreach ($run in 1..$Runs) {
-        $a = Invoke-WarmWorker $request
-        Write-Host ('    run {0} moltar-pooled   {1,7:0.000} s wall, {2} kept, {3} failed' -f $run, $a.Wall, $a.Kept, $a.Failed)
+        $a = Measure-ServerCpu { Invoke-WarmWorker $request }
+        Write-Host ('    run {0} moltar-pooled   {1,7:0.000} s wall, {2} kept, {3} failed, sshd {4:0.00} s CPU' -f $run, $a.Wall, $a.Kept, $a.Failed, $a.Server)
         $records.Add([pscustomobject]@{ Tool = 'moltar-pooled'; Command = 'true'; Hosts = $N; Run = $run; Wall = $a.Wall; Cpu = $a.Cpu; Ok = $a.Failed -eq 0; Detail = "$($a.Failed) failed" })
         $a
     }
@@ -371,8 +378,8 @@ function Invoke-PooledRows([int] $N) {
         Write-Host "    $live of $N ControlMaster masters running"
         if ($live -ne $N) { $notes.Add("The ControlMaster row: only $live of $N masters were running; the others' ssh connected directly."); }
         $openssh = foreach ($run in 1..$Runs) {
-            $m = Invoke-Measured -FilePath '/bin/bash' -ArgumentList (@($loopScript, $hostFiles[$N], $sandbox.User, 'true') + (Get-SshOption) + $control + @('-o', 'ControlMaster=no'))
-            Write-Host ('    run {0} ssh-controlmaster {1,7:0.000} s wall{2}' -f $run, $m.Wall, $(if ($m.ExitCode) { "  FAILED $(Get-Tail $m.Stderr 2)" }))
+            $m = Measure-ServerCpu { Invoke-Measured -FilePath '/bin/bash' -ArgumentList (@($loopScript, $hostFiles[$N], $sandbox.User, 'true') + (Get-SshOption) + $control + @('-o', 'ControlMaster=no')) }
+            Write-Host ('    run {0} ssh-controlmaster {1,7:0.000} s wall, sshd {2:0.00} s CPU{3}' -f $run, $m.Wall, $m.Server, $(if ($m.ExitCode) { "  FAILED $(Get-Tail $m.Stderr 2)" }))
             $records.Add([pscustomobject]@{ Tool = 'ssh-controlmaster'; Command = 'true'; Hosts = $N; Run = $run; Wall = $m.Wall; Cpu = $m.Cpu; Ok = $m.ExitCode -eq 0; Detail = '' })
             $m
         }
@@ -381,10 +388,15 @@ function Invoke-PooledRows([int] $N) {
         # Invoke-Measured ended the masters with its cgroup when it has one; without, ask each to exit.
         foreach ($address in Get-Content $hostFiles[$N]) { & ssh @(Get-SshOption) @control -O exit -l $sandbox.User $address 2>$null | Out-Null }
     }
+    function Get-PooledSummary($runs, [int] $failed) {
+        $server = Get-Median @($runs | ForEach-Object Server)
+        [ordered]@{ Median = Get-Median @($runs | ForEach-Object Wall); Min = ($runs | ForEach-Object Wall | Measure-Object -Minimum).Minimum; Failed = $failed
+            ServerCpu = $server; Floor = $server / $cores }
+    }
     $report.Pooled = [ordered]@{
         Hosts         = $N
-        Moltar        = [ordered]@{ Median = Get-Median @($moltar | ForEach-Object Wall); Min = ($moltar | ForEach-Object Wall | Measure-Object -Minimum).Minimum; Failed = @($moltar | Where-Object Failed).Count }
-        ControlMaster = [ordered]@{ Median = Get-Median @($openssh | ForEach-Object Wall); Min = ($openssh | ForEach-Object Wall | Measure-Object -Minimum).Minimum; Failed = @($openssh | Where-Object ExitCode -NE 0).Count }
+        Moltar        = Get-PooledSummary $moltar @($moltar | Where-Object Failed).Count
+        ControlMaster = Get-PooledSummary $openssh @($openssh | Where-Object ExitCode -NE 0).Count
     }
 }
 
@@ -567,10 +579,19 @@ function New-Markdown {
         $lines.Add('')
         $lines.Add("**A repeat call over the same $($pooled.Hosts) hosts, ``true``, seconds: median (min)**")
         $lines.Add('')
-        $lines.Add('| | wall |')
-        $lines.Add('|---|---:|')
-        $lines.Add("| Moltar, warm, connections kept from the call before (``-ConnectionIdleSeconds``) | $(Format-Seconds $pooled.Moltar.Median) ($(Format-Seconds $pooled.Moltar.Min)) |")
-        $lines.Add("| OpenSSH, a warm ControlMaster per host: ``ssh -o ControlMaster=no … &`` per host, then ``wait`` | $(Format-Seconds $pooled.ControlMaster.Median) ($(Format-Seconds $pooled.ControlMaster.Min)) |")
+        $lines.Add('| | wall | sshd CPU in the call | its floor: sshd CPU ÷ cores |')
+        $lines.Add('|---|---:|---:|---:|')
+        $rows = [ordered]@{
+            'Moltar, warm, connections kept from the call before (`-ConnectionIdleSeconds`)'                     = $pooled.Moltar
+            'OpenSSH, a warm ControlMaster per host: `ssh -o ControlMaster=no … </dev/null &` per host, then `wait`' = $pooled.ControlMaster
+        }
+        foreach ($row in $rows.GetEnumerator()) {
+            $figures = $row.Value
+            # (results.json of runs before 2026-12-05 carry no sshd figures)
+            $server = if ($figures -is [Collections.IDictionary]) { $figures['ServerCpu'] } else { $figures.PSObject.Properties['ServerCpu']?.Value }
+            $cells = if ($null -ne $server) { '{0} | {1}' -f (Format-Seconds $server), (Format-Seconds ($server / $cores)) } else { '– | –' }
+            $lines.Add("| $($row.Key) | $(Format-Seconds $figures.Median) ($(Format-Seconds $figures.Min)) | $cells |")
+        }
     }
     $large = $report['LargeFleet']
     if ($large) {
@@ -655,6 +676,8 @@ function Get-Target {
     if ($report['Pooled'] -and $null -ne $report['Pooled'].Moltar.Median) {
         $p = $report['Pooled']
         $measured = '{0} s (min {1} s); a warm ControlMaster per host: {2} s' -f (Format-Seconds $p.Moltar.Median), (Format-Seconds $p.Moltar.Min), (Format-Seconds $p.ControlMaster.Median)
+        $server = if ($p.Moltar -is [Collections.IDictionary]) { $p.Moltar['ServerCpu'] } else { $p.Moltar.PSObject.Properties['ServerCpu']?.Value }
+        if ($null -ne $server) { $measured += "; the sshd side's floor in Moltar's call: {0} s" -f (Format-Seconds ($server / $cores)) }
         $targets.Add([pscustomobject]@{ Target = "A repeat call over the same $($p.Hosts) hosts ≤ 0.15 s (kept connections)"; Measured = $measured; Met = $p.Moltar.Median -le 0.15 })
     }
     if ($report['LargeFleet'] -and $report['LargeFleet'].Moltar) {
@@ -862,11 +885,15 @@ else {
             Set-Content $loopScript @'
 #!/bin/bash
 # ssh-loop.sh HOSTS_FILE USER COMMAND SSH_OPTION...: one ssh per host in the background, then wait for each.
+# Each ssh reads /dev/null: one that read the loop's input (the hosts file) would take the next hosts' lines, so
+# that no ssh is started for them (a ControlMaster client reads it at once: 10 of 100 hosts ran the command).
 hosts=$1 user=$2 command=$3; shift 3
 pids=()
-while read -r host; do ssh "$@" -l "$user" "$host" "$command" & pids+=($!); done < "$hosts"
+while read -r host; do ssh "$@" -l "$user" "$host" "$command" < /dev/null & pids+=($!); done < "$hosts"
 failed=0
 for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
+expected=$(grep -c . "$hosts")
+if [ "${#pids[@]}" -ne "$expected" ]; then echo "ssh-loop.sh: started ${#pids[@]} ssh for $expected hosts" >&2; exit 2; fi
 exit $failed
 '@
 

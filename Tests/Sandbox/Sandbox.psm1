@@ -511,8 +511,9 @@ function Get-MoltarSandboxSsmRequest {
 .SYNOPSIS
     The sshd side of each sandbox host, read from /proc: its listener (the shallowest sshd under the host's PID), the
     sshd processes of its open connections (the listener's sshd descendants: one connection is one or two of them, a
-    command's shell is not one), and the CPU seconds the listener spent with the sessions it has reaped (what ended
-    connections cost the host). Linux only; -Name picks hosts.
+    command's shell is not one), and the CPU seconds the host's sshd has spent: the listener with the sessions it
+    has reaped (ended connections) and the open sessions with the commands they have reaped (kept connections).
+    Linux only; -Name picks hosts.
 #>
 function Get-MoltarSandboxSshd {
     [CmdletBinding()]
@@ -554,7 +555,10 @@ function Get-MoltarSandboxSshd {
             Name        = $h.Name
             ListenerPid = $listener
             Sessions    = @($sessions | Sort-Object)
-            CpuSeconds  = if ($null -ne $listener) { $ticks[$listener] / 100.0 } else { 0.0 } # USER_HZ
+            # The listener's own CPU and that of the sessions it has reaped, plus the live sessions' (a kept connection's
+            # commands are reaped by its session, not the listener): each tick counted once, whether a session is
+            # still open or already ended. USER_HZ = 100.
+            CpuSeconds  = if ($null -ne $listener) { ($ticks[$listener] + ($sessions | ForEach-Object { $ticks[$_] } | Measure-Object -Sum).Sum) / 100.0 } else { 0.0 }
         }
     }
 }
