@@ -127,6 +127,34 @@ public sealed class SsmPollerTests(SsmStandIn standIn) : IClassFixture<SsmStandI
     }
 
     [Fact]
+    public void ADeployAsksWhetherAnInstanceIsManagedOnceForAllItsSteps()
+    {
+        standIn.Reset();
+        using var runner = standIn.StepRunner();
+        foreach (var command in new[] { "echo one", "echo two", "echo three" })
+            Assert.True(Step(runner, command).Outcome.Succeeded, command);
+        Assert.Equal(3, standIn.Requests("SendCommand").Count);
+        Assert.Single(standIn.Requests("DescribeInstanceInformation"));
+    }
+
+    [Fact]
+    public void AnInstanceThatStopsBeingManagedBetweenStepsEndsAsNotManaged()
+    {
+        standIn.Reset();
+        using var runner = standIn.StepRunner();
+        Assert.True(Step(runner, "echo before").Outcome.Succeeded);
+        // Its agent deregistered after the first step: the next step's SendCommand is refused, and the step says why.
+        standIn.Ssm.Settings = new SsmSettings { Unmanaged = [standIn.Unmanaged, standIn.Managed] };
+        var (outcome, _) = Step(runner, "echo after");
+        Assert.False(outcome.Started);
+        Assert.Equal(SsmErrorIds.NotManaged, outcome.ErrorId);
+        Assert.Equal(standIn.Managed, outcome.Failure!.Host);
+        // Sent twice: the first step, and the second one the service refused (nothing sent again after the check).
+        Assert.Collection(standIn.Requests("SendCommand"), first => Assert.Null(first.ErrorCode), refused => Assert.Equal("InvalidInstanceId", refused.ErrorCode));
+        Assert.Equal(2, standIn.Requests("DescribeInstanceInformation").Count); // the first step's, and the check again after the refusal
+    }
+
+    [Fact]
     public void AFailingStepKeepsItsExitCodeAndStandardError()
     {
         standIn.Reset();

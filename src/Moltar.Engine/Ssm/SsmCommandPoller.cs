@@ -30,18 +30,21 @@ internal sealed class SsmCommandPoller
     private readonly IAmazonSimpleSystemsManagement _client;
     private readonly SsmOutputBucket? _bucket;
     private readonly Action<string> _verbose;
+    private readonly ManagedNodes? _known;
     private readonly ConcurrentBag<string> _sent = new();
 
     /// <summary>
     /// A poller on the caller's clients; <paramref name="bucket"/> is where truncated streams are read back from
     /// (<see cref="SsmOutputBucket.For"/> of the same request; null: none), <paramref name="verbose"/> hears what is sent
-    /// and when Systems Manager throttles (on the poller's thread).
+    /// and when Systems Manager throttles (on the poller's thread). <paramref name="known"/>: managed nodes already
+    /// checked by earlier runs (a deploy's steps), which are not asked about again.
     /// </summary>
-    public SsmCommandPoller(IAmazonSimpleSystemsManagement client, SsmOutputBucket? bucket, Action<string>? verbose = null)
+    public SsmCommandPoller(IAmazonSimpleSystemsManagement client, SsmOutputBucket? bucket, Action<string>? verbose = null, ManagedNodes? known = null)
     {
         _client = client;
         _bucket = bucket;
         _verbose = verbose ?? (_ => { });
+        _known = known;
     }
 
     /// <summary>The commands sent, by id (what CancelCommand cancels).</summary>
@@ -103,8 +106,8 @@ internal sealed class SsmCommandPoller
             var ids = request.InstanceIds.Where(managed.Contains).ToList();
             foreach (var send in Plan(request, ids).Where(_ => ids.Count > 0))
             {
-                var sent = await SendAsync(send, ct).ConfigureAwait(false);
-                commands.Add((sent.CommandId, send.InstanceIds.Count));
+                if (await SendCheckedAsync(send, completed, ct).ConfigureAwait(false) is { } sent)
+                    commands.Add((sent.CommandId, send.InstanceIds.Count));
             }
         }
         else
@@ -160,11 +163,33 @@ internal sealed class SsmCommandPoller
         };
     }
 
-    /// <summary>The ids among these that are managed nodes (DescribeInstanceInformation, 50 ids per call, every page).</summary>
+    /// <summary>
+    /// SendCommand for ids taken as managed. When the service refuses one (InvalidInstanceId) that an earlier run
+    /// had checked, it has stopped being a managed node since: the ids are checked again, as on a first run, those no
+    /// longer managed end as NotManaged, and the command goes to the rest. Null when none is left.
+    /// </summary>
+    private async Task<Command?> SendCheckedAsync(SendCommandRequest send, Action<SsmOutcome> completed, CancellationToken ct)
+    {
+        try
+        {
+            return await SendAsync(send, ct).ConfigureAwait(false);
+        }
+        catch (AmazonSimpleSystemsManagementException e) when (e.ErrorCode == "InvalidInstanceId" && _known is not null && send.InstanceIds.Any(_known.Contains))
+        {
+            _known.Forget(send.InstanceIds);
+            var managed = await ManagedAsync(send.InstanceIds, ct).ConfigureAwait(false);
+            foreach (var id in send.InstanceIds.Where(id => !managed.Contains(id)))
+                completed(NotManaged(id));
+            send.InstanceIds = send.InstanceIds.Where(managed.Contains).ToList();
+            return send.InstanceIds.Count == 0 ? null : await SendAsync(send, ct).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>The ids among these that are managed nodes (DescribeInstanceInformation, 50 ids per call, every page; ids known managed are not asked about).</summary>
     private async Task<HashSet<string>> ManagedAsync(IReadOnlyList<string> ids, CancellationToken ct)
     {
-        var managed = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var chunk in SsmTargets.Chunks(ids.Distinct(StringComparer.Ordinal).ToList()))
+        var managed = new HashSet<string>(ids.Where(id => _known?.Contains(id) == true), StringComparer.Ordinal);
+        foreach (var chunk in SsmTargets.Chunks(ids.Where(id => !managed.Contains(id)).Distinct(StringComparer.Ordinal).ToList()))
         {
             string? token = null;
             do
@@ -177,7 +202,10 @@ internal sealed class SsmCommandPoller
                 };
                 var page = await Throttled(c => _client.DescribeInstanceInformationAsync(request, c), "DescribeInstanceInformation", ct).ConfigureAwait(false);
                 foreach (var info in page.InstanceInformationList ?? new List<InstanceInformation>())
+                {
                     managed.Add(info.InstanceId);
+                    _known?.Add(info.InstanceId);
+                }
                 token = page.NextToken;
             } while (!string.IsNullOrEmpty(token));
         }

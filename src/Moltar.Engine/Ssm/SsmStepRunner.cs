@@ -9,13 +9,15 @@ namespace Moltar.Engine.Ssm;
 /// Runs one shell command on one instance through Systems Manager Run Command and waits for it: the per-host runner
 /// a deploy's steps use over SSM (the same steps, verification and results as over SSH; the agent runs them as root).
 /// Each step is a run of the <see cref="SsmCommandPoller"/> Invoke-MoltarCommand uses (managed-node check, SendCommand,
-/// polling, output bucket, cancel), for one instance; its outcome in the shape the deploy judges SSH steps by.
+/// polling, output bucket, cancel), for one instance; its outcome in the shape the deploy judges SSH steps by. The
+/// managed-node check is made once per instance for the whole deploy (<see cref="ManagedNodes"/>).
 /// </summary>
 public sealed class SsmStepRunner : IDisposable
 {
     private readonly IAmazonSimpleSystemsManagement _client;
     private readonly SsmOutputBucket? _bucket;
     private readonly SsmCommandRequest _step;
+    private readonly ManagedNodes _managed = new();
 
     /// <summary>A runner on clients of the session; with -OutputS3BucketName the agent writes each step's streams whole there, and a stream Systems Manager truncated is read back from it.</summary>
     public SsmStepRunner(Aws.AwsSession session, int? timeoutSeconds, string? outputS3BucketName = null, string? outputS3KeyPrefix = null)
@@ -52,7 +54,7 @@ public sealed class SsmStepRunner : IDisposable
     {
         var start = DateTimeOffset.Now;
         var clock = Stopwatch.StartNew();
-        var poller = new SsmCommandPoller(_client, _bucket);
+        var poller = new SsmCommandPoller(_client, _bucket, known: _managed);
         SsmOutcome? outcome = null;
         try
         {
