@@ -1116,6 +1116,8 @@ if ($OnlySsm) {
     return
 }
 
+# The work folder goes whether or not the rendering below fails (a run once left it behind that way).
+try {
 $markdown = New-Markdown
 New-Item -ItemType Directory -Force $OutputDirectory | Out-Null
 $report | ConvertTo-Json -Depth 8 | Set-Content (Join-Path $OutputDirectory 'results.json')
@@ -1130,7 +1132,10 @@ else {
     Write-Warning 'rsvg-convert is missing (apt-get install librsvg2-bin): chart.svg only, no chart.png.'
 }
 if ($ReadmePath) { Update-Readme $ReadmePath $markdown }
-if (-not $ResultsPath) { Remove-Item -Recurse -Force $work -ErrorAction Ignore }
+}
+finally {
+    if (-not $ResultsPath) { Remove-Item -Recurse -Force $work -ErrorAction Ignore }
+}
 Write-Host ''
 Write-Host $markdown
 Write-Step "Wrote $(Join-Path $OutputDirectory 'results.md'), results.json, chart.svg$(if (Test-Path (Join-Path $OutputDirectory 'chart.png')) { ', chart.png' })"
