@@ -10,7 +10,7 @@
 #
 # What keeps the import cheap (measured on the precompiled pwsh 7.6, see README "Performance"):
 # - no .NET type is named in [brackets]: PowerShell resolves every type literal of the file while it parses it, by a
-#   case-insensitive search of each loaded assembly in turn (~10 ms for five names); the completer looks its types
+#   case-insensitive search of each loaded assembly in turn (~15 ms for five names); the completer looks its types
 #   up by name when it runs instead;
 # - strict mode is set inside the function and the completer, which pay for it when they run, not at import.
 
