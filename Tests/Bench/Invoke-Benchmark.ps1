@@ -346,20 +346,23 @@ function Invoke-WarmWorker([string] $request) {
 # CPU the sandbox hosts' sshd spent so far, seconds (each listener with the sessions it reaped: measure after a call).
 function Get-ServerCpu($Fleet) { (Get-MoltarSandboxSshd $Fleet | Measure-Object CpuSeconds -Sum).Sum }
 
+function Measure-ServerCpu([scriptblock] $Call, [int] $SettleMilliseconds) {
+    <# Runs the call (timed by itself) and adds Server: the sandbox sshd's CPU seconds in it, read before and after,
+       outside the call, once the settle time has let the sessions' last processes be reaped. #>
+    $before = Get-ServerCpu $sandbox
+    $result = & $Call
+    Start-Sleep -Milliseconds $SettleMilliseconds
+    $result | Add-Member -NotePropertyName Server -NotePropertyValue ((Get-ServerCpu $sandbox) - $before) -PassThru -Force
+}
+
 function Invoke-PooledRows([int] $N) {
     # Moltar: the warm worker keeps its connections (idle 600 s); one untimed call opens them, the timed ones reuse them.
     $request = @{ HostsFile = $hostFiles[$N]; Command = 'true'; ThrottleLimit = $N; ConnectionIdleSeconds = 600 } | ConvertTo-Json -Compress
     $first = Invoke-WarmWorker $request
     Write-Host ('    untimed call that opens the connections: {0} s, {1} kept' -f (Format-Seconds $first.Wall), $first.Kept)
-    # The sshd side's CPU during each call (its floor: that ÷ cores), read before and after, outside the timed call.
-    function Measure-ServerCpu([scriptblock] $Call) {
-        $before = Get-ServerCpu $sandbox
-        $result = & $Call
-        Start-Sleep -Milliseconds 500 # the commands' shells are reaped
-        $result | Add-Member -NotePropertyName Server -NotePropertyValue ((Get-ServerCpu $sandbox) - $before) -PassThru -Force
-    }
+    # The sshd side's CPU during each call (its floor: that ÷ cores); 0.5 s lets the commands' shells be reaped.
     $moltar = foreach ($run in 1..$Runs) {
-        $a = Measure-ServerCpu { Invoke-WarmWorker $request }
+        $a = Measure-ServerCpu { Invoke-WarmWorker $request } -SettleMilliseconds 500
         Write-Host ('    run {0} moltar-pooled   {1,7:0.000} s wall, {2} kept, {3} failed, sshd {4:0.00} s CPU' -f $run, $a.Wall, $a.Kept, $a.Failed, $a.Server)
         $records.Add([pscustomobject]@{ Tool = 'moltar-pooled'; Command = 'true'; Hosts = $N; Run = $run; Wall = $a.Wall; Cpu = $a.Cpu; Ok = $a.Failed -eq 0; Detail = "$($a.Failed) failed" })
         $a
@@ -378,7 +381,7 @@ function Invoke-PooledRows([int] $N) {
         Write-Host "    $live of $N ControlMaster masters running"
         if ($live -ne $N) { $notes.Add("The ControlMaster row: only $live of $N masters were running; the others' ssh connected directly."); }
         $openssh = foreach ($run in 1..$Runs) {
-            $m = Measure-ServerCpu { Invoke-Measured -FilePath '/bin/bash' -ArgumentList (@($loopScript, $hostFiles[$N], $sandbox.User, 'true') + (Get-SshOption) + $control + @('-o', 'ControlMaster=no')) }
+            $m = Measure-ServerCpu { Invoke-Measured -FilePath '/bin/bash' -ArgumentList (@($loopScript, $hostFiles[$N], $sandbox.User, 'true') + (Get-SshOption) + $control + @('-o', 'ControlMaster=no')) } -SettleMilliseconds 500
             Write-Host ('    run {0} ssh-controlmaster {1,7:0.000} s wall, sshd {2:0.00} s CPU{3}' -f $run, $m.Wall, $m.Server, $(if ($m.ExitCode) { "  FAILED $(Get-Tail $m.Stderr 2)" }))
             $records.Add([pscustomobject]@{ Tool = 'ssh-controlmaster'; Command = 'true'; Hosts = $N; Run = $run; Wall = $m.Wall; Cpu = $m.Cpu; Ok = $m.ExitCode -eq 0; Detail = '' })
             $m
@@ -408,18 +411,15 @@ function Invoke-LargeFleetRows([int] $N) {
     $null = Invoke-WarmWorker (@{ HostsFile = $hostsFile; Command = 'true'; ThrottleLimit = $N } | ConvertTo-Json -Compress) # untimed: JIT, known_hosts read
     $moltar = [Collections.Generic.List[object]]::new(); $pssh = [Collections.Generic.List[object]]::new()
     foreach ($run in 1..$runs) {
-        $before = Get-ServerCpu $sandbox
-        $a = Invoke-WarmWorker (@{ HostsFile = $hostsFile; Command = 'true'; ThrottleLimit = $N } | ConvertTo-Json -Compress)
-        Start-Sleep -Seconds 1 # the sessions' last processes are reaped
-        $server = (Get-ServerCpu $sandbox) - $before
+        # 1 s: the last of 1,000 sessions' processes are reaped
+        $a = Measure-ServerCpu { Invoke-WarmWorker (@{ HostsFile = $hostsFile; Command = 'true'; ThrottleLimit = $N } | ConvertTo-Json -Compress) } -SettleMilliseconds 1000
+        $server = $a.Server
         $moltar.Add([pscustomobject]@{ Wall = $a.Wall; Cpu = $a.Cpu; Server = $server; PeakRssMB = $a.PeakRssMB; Failed = $a.Failed })
         Write-Host ('    run {0} moltar -ThrottleLimit {1}: {2:0.00} s wall, client {3:0.0} s CPU, sshd {4:0.0} s CPU, peak {5} MB, {6} failed' -f $run, $N, $a.Wall, $a.Cpu, $server, $a.PeakRssMB, $a.Failed)
         $records.Add([pscustomobject]@{ Tool = 'moltar-large'; Command = 'true'; Hosts = $N; Run = $run; Wall = $a.Wall; Cpu = $a.Cpu; Ok = $a.Failed -eq 0; Detail = "$($a.Failed) failed" })
         if (Get-Command parallel-ssh -ErrorAction Ignore) {
-            $before = Get-ServerCpu $sandbox
-            $m = Invoke-Measured -FilePath (Get-Command parallel-ssh).Source -ArgumentList @('-h', $hostsFile, '-p', 200, '-l', $sandbox.User, '-t', '0', '-x', ((Get-SshOption) -join ' '), 'true')
-            Start-Sleep -Seconds 1
-            $server = (Get-ServerCpu $sandbox) - $before
+            $m = Measure-ServerCpu { Invoke-Measured -FilePath (Get-Command parallel-ssh).Source -ArgumentList @('-h', $hostsFile, '-p', 200, '-l', $sandbox.User, '-t', '0', '-x', ((Get-SshOption) -join ' '), 'true') } -SettleMilliseconds 1000
+            $server = $m.Server
             $pssh.Add([pscustomobject]@{ Wall = $m.Wall; Cpu = $m.Cpu; Server = $server; Failed = [int]($m.ExitCode -ne 0) })
             Write-Host ('    run {0} parallel-ssh -p 200: {1:0.00} s wall, client {2} s CPU, sshd {3:0.0} s CPU{4}' -f $run, $m.Wall, $(if ($null -ne $m.Cpu) { '{0:0.0}' -f $m.Cpu } else { '–' }), $server, $(if ($m.ExitCode) { "  FAILED $(Get-Tail $m.Stdout 2)" }))
             $records.Add([pscustomobject]@{ Tool = 'pssh-200-large'; Command = 'true'; Hosts = $N; Run = $run; Wall = $m.Wall; Cpu = $m.Cpu; Ok = $m.ExitCode -eq 0; Detail = '' })
