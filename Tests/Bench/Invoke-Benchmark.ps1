@@ -455,6 +455,12 @@ function Measure-StartUp([string] $Program, [string[]] $Prefix, [string] $What) 
     }
 }
 
+function Get-Field($Record, [string] $Name) {
+    <# A field results.json of an older run may lack: the report holds ordered dictionaries while measuring and
+       objects when re-read with -ResultsPath; $null when absent. #>
+    if ($Record -is [Collections.IDictionary]) { $Record[$Name] } else { $Record.PSObject.Properties[$Name]?.Value }
+}
+
 function Get-Median([double[]] $values) {
     if (-not $values -or $values.Count -eq 0) { return $null }
     $sorted = [double[]]($values | Sort-Object)
@@ -549,8 +555,7 @@ function New-Markdown {
         $lines.Add('|---|---:|---:|')
         $lines.Add("| ``pwsh -NoProfile -c exit`` | $(Format-Seconds $i.BareMedian) ($(Format-Seconds $i.BareMin)) | |")
         $lines.Add("| ``pwsh -NoProfile -c 'Import-Module Moltar; exit'`` | $(Format-Seconds $i.ImportMedian) ($(Format-Seconds $i.ImportMin)) | $(Format-Seconds $i.OverMedian) ($(Format-Seconds $i.OverMin)) |")
-        $precompiledBare = if ($i -is [Collections.IDictionary]) { $i['PrecompiledBareMedian'] } else { $i.PSObject.Properties['PrecompiledBareMedian']?.Value }
-        if ($null -ne $precompiledBare) {
+        if ($null -ne (Get-Field $i 'PrecompiledBareMedian')) {
             $lines.Add("| the same on the precompiled pwsh: ``-c exit`` | $(Format-Seconds $i.PrecompiledBareMedian) ($(Format-Seconds $i.PrecompiledBareMin)) | |")
             $lines.Add("| the same on the precompiled pwsh: ``Import-Module Moltar`` | $(Format-Seconds $i.PrecompiledImportMedian) ($(Format-Seconds $i.PrecompiledImportMin)) | $(Format-Seconds ($i.PrecompiledImportMedian - $i.PrecompiledBareMedian)) ($(Format-Seconds ($i.PrecompiledImportMin - $i.PrecompiledBareMin))) |")
         }
@@ -563,7 +568,7 @@ function New-Markdown {
         $lines.Add('| | first call in a fresh process | calls 4 and on in one process | peak memory over the process before the first call |')
         $lines.Add('|---|---:|---:|---:|')
         $rows = @(@('Get-MoltarInstance', $d.Moltar), @('Raw AWSSDK.EC2 paginator, console program (same request)', $d.Raw))
-        if ($d.PSObject.Properties['RawPwsh'] -or ($d -is [Collections.IDictionary] -and $d.Contains('RawPwsh'))) {
+        if ($null -ne (Get-Field $d 'RawPwsh')) {
             $rows += , @('Raw AWSSDK.EC2 NextToken loop in a plain `pwsh` (same request, same process type)', $d.RawPwsh)
         }
         foreach ($row in $rows) {
@@ -588,7 +593,7 @@ function New-Markdown {
         foreach ($row in $rows.GetEnumerator()) {
             $figures = $row.Value
             # (results.json of runs before 2026-12-05 carry no sshd figures)
-            $server = if ($figures -is [Collections.IDictionary]) { $figures['ServerCpu'] } else { $figures.PSObject.Properties['ServerCpu']?.Value }
+            $server = Get-Field $figures 'ServerCpu'
             $cells = if ($null -ne $server) { '{0} | {1}' -f (Format-Seconds $server), (Format-Seconds ($server / $cores)) } else { '– | –' }
             $lines.Add("| $($row.Key) | $(Format-Seconds $figures.Median) ($(Format-Seconds $figures.Min)) | $cells |")
         }
@@ -654,8 +659,7 @@ function Get-Target {
         # installed (the official packages are ReadyToRun-compiled) when the precompiled copy ran; the dotnet tool
         # pwsh, IL only, also JIT-compiles PowerShell's own module-import code on every import (printed beside it).
         $i = $report.Import
-        $precompiledBare = if ($i -is [Collections.IDictionary]) { $i['PrecompiledBareMedian'] } else { $i.PSObject.Properties['PrecompiledBareMedian']?.Value }
-        if ($null -ne $precompiledBare) {
+        if ($null -ne (Get-Field $i 'PrecompiledBareMedian')) {
             $over = $i.PrecompiledImportMedian - $i.PrecompiledBareMedian
             $measured = '{0} s (median; min {1} s) on the precompiled pwsh; {2} s on the IL-only dotnet tool pwsh' -f (Format-Seconds $over), (Format-Seconds ($i.PrecompiledImportMin - $i.PrecompiledBareMin)), (Format-Seconds $i.OverMedian)
         }
@@ -670,13 +674,13 @@ function Get-Target {
         $later = $d.Moltar.LaterMedian / $d.Raw.LaterMedian
         $first = $d.Moltar.FirstMedian / $d.Raw.FirstMedian
         $measured = 'calls 4 and on {0:0.00}×, first call {1:0.00}× the paginator' -f $later, $first
-        if ($d.RawPwsh) { $measured += '; {0:0.00}× and {1:0.00}× the SDK loop in pwsh' -f ($d.Moltar.LaterMedian / $d.RawPwsh.LaterMedian), ($d.Moltar.FirstMedian / $d.RawPwsh.FirstMedian) }
+        if ($null -ne (Get-Field $d 'RawPwsh')) { $measured += '; {0:0.00}× and {1:0.00}× the SDK loop in pwsh' -f ($d.Moltar.LaterMedian / $d.RawPwsh.LaterMedian), ($d.Moltar.FirstMedian / $d.RawPwsh.FirstMedian) }
         $targets.Add([pscustomobject]@{ Target = "Discovery of $($d.Instances) instances within 1.2 × the raw SDK paginator"; Measured = $measured; Met = ($later -le 1.2 -and $first -le 1.2) })
     }
     if ($report['Pooled'] -and $null -ne $report['Pooled'].Moltar.Median) {
         $p = $report['Pooled']
         $measured = '{0} s (min {1} s); a warm ControlMaster per host: {2} s' -f (Format-Seconds $p.Moltar.Median), (Format-Seconds $p.Moltar.Min), (Format-Seconds $p.ControlMaster.Median)
-        $server = if ($p.Moltar -is [Collections.IDictionary]) { $p.Moltar['ServerCpu'] } else { $p.Moltar.PSObject.Properties['ServerCpu']?.Value }
+        $server = Get-Field $p.Moltar 'ServerCpu'
         if ($null -ne $server) { $measured += "; the sshd side's floor in Moltar's call: {0} s" -f (Format-Seconds ($server / $cores)) }
         $targets.Add([pscustomobject]@{ Target = "A repeat call over the same $($p.Hosts) hosts ≤ 0.15 s (kept connections)"; Measured = $measured; Met = $p.Moltar.Median -le 0.15 })
     }
