@@ -164,9 +164,10 @@ internal sealed class SsmCommandPoller
     }
 
     /// <summary>
-    /// SendCommand for ids taken as managed. When the service refuses one (InvalidInstanceId) that an earlier run
-    /// had checked, it has stopped being a managed node since: the ids are checked again, as on a first run, those no
-    /// longer managed end as NotManaged, and the command goes to the rest. Null when none is left.
+    /// SendCommand for ids taken as managed. With known managed nodes (every id sent is one of them), a refusal
+    /// (InvalidInstanceId) means one stopped being a managed node since it was checked: the ids are checked again, as
+    /// on a first run, those no longer managed end as NotManaged, and the command goes to the rest (once: a second
+    /// refusal is the run's failure). Null when none is left.
     /// </summary>
     private async Task<Command?> SendCheckedAsync(SendCommandRequest send, Action<SsmOutcome> completed, CancellationToken ct)
     {
@@ -174,7 +175,7 @@ internal sealed class SsmCommandPoller
         {
             return await SendAsync(send, ct).ConfigureAwait(false);
         }
-        catch (AmazonSimpleSystemsManagementException e) when (e.ErrorCode == "InvalidInstanceId" && _known is not null && send.InstanceIds.Any(_known.Contains))
+        catch (AmazonSimpleSystemsManagementException e) when (e.ErrorCode == "InvalidInstanceId" && _known is not null)
         {
             _known.Forget(send.InstanceIds);
             var managed = await ManagedAsync(send.InstanceIds, ct).ConfigureAwait(false);
